@@ -1,0 +1,261 @@
+"""Thin wrappers around SDK methods: start a call, call through, hand the result on.
+
+A provider adapter describes *what* to read (an :class:`Endpoint`); this module does the
+*how* once for every provider: spans, the "one span per call" guard for SDK methods that
+call each other, fault isolation, and the raw-response and stream cases.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from aimon_otel import semconv
+from aimon_otel.faults import report_fault
+from aimon_otel.streams import AsyncStreamProxy, StreamAccumulator, SyncStreamProxy
+from aimon_otel.telemetry import LLMCall, Request, Telemetry
+
+_inside_call: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "aimon_inside_call", default=False
+)
+
+
+class Plan(Protocol):
+    """How a request will be sent: what we read from it and the kwargs to send."""
+
+    request: Request
+    kwargs: dict[str, Any]
+    fallback_kwargs: dict[str, Any] | None
+    """Kwargs to retry with once if the endpoint rejects what we added (e.g. stream usage)."""
+
+
+class Endpoint(Protocol):
+    """One SDK method, as a provider adapter describes it."""
+
+    def plan(self, instance: Any, kwargs: dict[str, Any]) -> Plan:
+        """Read the request; may add options (which the caller never sees the effect of)."""
+
+    def should_fall_back(self, plan: Plan, exc: BaseException) -> bool:
+        """True when ``exc`` means the endpoint rejected what ``plan`` added."""
+
+    def is_stream(self, result: Any) -> bool: ...
+
+    def is_raw_response(self, result: Any) -> bool: ...
+
+    def record_response(self, call: LLMCall, response: Any) -> None:
+        """Report a parsed (non-stream) response to the call."""
+
+    def stream_accumulator(self, call: LLMCall, plan: Plan) -> StreamAccumulator: ...
+
+    def fell_back(self, plan: Plan) -> None:
+        """The call succeeded without what ``plan`` added: do not add it there again."""
+
+
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _start(telemetry: Telemetry, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[Plan, LLMCall] | None:
+    try:
+        plan = endpoint.plan(instance, kwargs)
+        return plan, LLMCall(telemetry, plan.request)
+    except Exception as fault:
+        report_fault("request", fault)
+        return None
+
+
+def sync_wrapper(telemetry: Telemetry, endpoint: Endpoint) -> Wrapper:
+    """A wrapt wrapper for a sync SDK method."""
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _inside_call.get():
+            return wrapped(*args, **kwargs)
+        started = _start(telemetry, endpoint, instance, kwargs)
+        if started is None:
+            return wrapped(*args, **kwargs)
+        plan, call = started
+        guard = _inside_call.set(True)
+        scope = otel_context.attach(trace.set_span_in_context(call.span))
+        try:
+            try:
+                result = wrapped(*args, **plan.kwargs)
+            except Exception as exc:
+                if plan.fallback_kwargs is None or not endpoint.should_fall_back(plan, exc):
+                    raise
+                fallback = _without_additions(plan)
+                result = wrapped(*args, **fallback.kwargs)
+                endpoint.fell_back(plan)
+                plan = fallback
+        except BaseException as exc:
+            _fail(call, exc)
+            raise
+        finally:
+            otel_context.detach(scope)
+            _inside_call.reset(guard)
+        return _take_result(endpoint, call, plan, result)
+
+    return wrapper
+
+
+def async_wrapper(telemetry: Telemetry, endpoint: Endpoint) -> Wrapper:
+    """A wrapt wrapper for an async SDK method."""
+
+    async def call_through(wrapped: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any], plan: Plan, call: LLMCall) -> Any:
+        guard = _inside_call.set(True)
+        scope = otel_context.attach(trace.set_span_in_context(call.span))
+        try:
+            try:
+                result = await wrapped(*args, **plan.kwargs)
+            except Exception as exc:
+                if plan.fallback_kwargs is None or not endpoint.should_fall_back(plan, exc):
+                    raise
+                fallback = _without_additions(plan)
+                result = await wrapped(*args, **fallback.kwargs)
+                endpoint.fell_back(plan)
+                plan = fallback
+        except BaseException as exc:
+            _fail(call, exc)
+            raise
+        finally:
+            otel_context.detach(scope)
+            _inside_call.reset(guard)
+        return _take_result(endpoint, call, plan, result)
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _inside_call.get():
+            return wrapped(*args, **kwargs)
+        started = _start(telemetry, endpoint, instance, kwargs)
+        if started is None:
+            return wrapped(*args, **kwargs)
+        plan, call = started
+        return call_through(wrapped, args, kwargs, plan, call)
+
+    return wrapper
+
+
+class _FallbackPlan:
+    __slots__ = ("request", "kwargs", "fallback_kwargs")
+
+    def __init__(self, plan: Plan, kwargs: dict[str, Any]) -> None:
+        self.request = plan.request
+        self.kwargs = kwargs
+        self.fallback_kwargs: dict[str, Any] | None = None
+
+
+def _without_additions(plan: Plan) -> Plan:
+    assert plan.fallback_kwargs is not None
+    return _FallbackPlan(plan, plan.fallback_kwargs)
+
+
+def _fail(call: LLMCall, exc: BaseException) -> None:
+    try:
+        call.fail(exc)
+        call.end()
+    except Exception as fault:
+        report_fault("error", fault)
+
+
+def _take_result(endpoint: Endpoint, call: LLMCall, plan: Plan, result: Any) -> Any:
+    """Hand back the SDK's own result, streams proxied; end the call when it is complete."""
+    try:
+        if endpoint.is_stream(result):
+            return _proxy_stream(endpoint, call, plan, result)
+        if endpoint.is_raw_response(result):
+            _follow_raw_response(endpoint, call, plan, result)
+            return result
+        endpoint.record_response(call, result)
+        call.end()
+    except Exception as fault:
+        report_fault("response", fault)
+        call.end()
+    return result
+
+
+def _proxy_stream(endpoint: Endpoint, call: LLMCall, plan: Plan, stream: Any) -> Any:
+    accumulator = endpoint.stream_accumulator(call, plan)
+    if hasattr(stream, "__anext__"):
+        return AsyncStreamProxy(stream, call, accumulator)
+    return SyncStreamProxy(stream, call, accumulator)
+
+
+def _follow_raw_response(endpoint: Endpoint, call: LLMCall, plan: Plan, raw: Any) -> None:
+    """``with_raw_response`` / ``with_streaming_response``: end the call when the body is parsed.
+
+    A raw response whose body is already in memory is parsed now (the SDK caches the
+    parse, so the caller's own ``parse()`` returns the same object). Otherwise ``parse``
+    and ``close`` are shadowed on this one instance, and a collected response that was
+    never parsed ends its call as abandoned.
+    """
+    body_in_memory = not inspect.iscoroutinefunction(raw.parse) and not getattr(raw, "_stream", True)
+    if body_in_memory and getattr(raw.http_response, "is_stream_consumed", True):
+        endpoint.record_response(call, raw.parse())
+        call.end()
+        return
+
+    original_parse = raw.parse
+    original_close = getattr(raw, "close", None)
+    parsed_results: dict[Any, Any] = {}
+
+    def take(key: Any, parsed: Any) -> Any:
+        if key in parsed_results:
+            return parsed_results[key]
+        try:
+            if endpoint.is_stream(parsed):
+                parsed = _proxy_stream(endpoint, call, plan, parsed)
+            else:
+                endpoint.record_response(call, parsed)
+                call.end()
+        except Exception as fault:
+            report_fault("raw response", fault)
+            call.end()
+        parsed_results[key] = parsed
+        return parsed
+
+    if inspect.iscoroutinefunction(original_parse):
+
+        async def parse_async(*args: Any, **kwargs: Any) -> Any:
+            return take(kwargs.get("to"), await original_parse(*args, **kwargs))
+
+        raw.parse = parse_async
+    else:
+
+        def parse(*args: Any, **kwargs: Any) -> Any:
+            return take(kwargs.get("to"), original_parse(*args, **kwargs))
+
+        raw.parse = parse
+
+    def end_if_unparsed() -> None:
+        if not parsed_results:
+            call.end({semconv.STREAM_OUTCOME: semconv.STREAM_CLOSED} if plan.request.stream else None)
+
+    if inspect.iscoroutinefunction(original_close):
+
+        async def close_async() -> None:
+            try:
+                await original_close()
+            finally:
+                end_if_unparsed()
+
+        raw.close = close_async
+    elif original_close is not None:
+
+        def close() -> None:
+            try:
+                original_close()
+            finally:
+                end_if_unparsed()
+
+        raw.close = close
+    weakref.finalize(raw, _end_abandoned, call)
+
+
+def _end_abandoned(call: LLMCall) -> None:
+    try:
+        call.end({semconv.STREAM_OUTCOME: semconv.STREAM_ABANDONED})
+    except Exception as fault:
+        report_fault("raw response", fault)

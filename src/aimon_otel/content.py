@@ -1,0 +1,33 @@
+"""Message content in the GenAI conventions' shape, recorded only when the user opts in.
+
+Each text part is cut to ``content_max_chars`` so one huge prompt cannot bloat a span.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+TRUNCATION_MARK = "…[truncated {} chars]"
+
+
+def field(obj: Any, name: str) -> Any:
+    """``obj[name]`` for a dict, ``obj.name`` for an SDK model; None when absent."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def cut(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    return text[:max_chars] + TRUNCATION_MARK.format(len(text) - max_chars)
+
+
+def text_part(text: str, max_chars: int) -> dict[str, Any]:
+    return {"type": "text", "content": cut(text, max_chars)}
+
+
+def to_json(messages: list[dict[str, Any]]) -> str:
+    return json.dumps(messages, ensure_ascii=False, default=str)

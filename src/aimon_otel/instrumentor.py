@@ -1,0 +1,95 @@
+"""``AimonInstrumentor``: finds the installed LLM SDKs, wraps their methods, unwraps them.
+
+Picked up with no code change by ``opentelemetry-instrument`` through the
+``opentelemetry_instrumentor`` entry point, or called in code::
+
+    AimonInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Collection
+from typing import Any
+
+import wrapt
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+
+from aimon_otel import semconv
+from aimon_otel.calls import async_wrapper, sync_wrapper
+from aimon_otel.config import Settings
+from aimon_otel.faults import logger
+from aimon_otel.package import _instruments_any
+from aimon_otel.providers import openai as openai_adapter
+from aimon_otel.telemetry import Telemetry
+from aimon_otel.version import __version__
+
+
+class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments the ``openai`` SDK (and, as they are added, other LLM SDKs).
+
+    Keyword arguments of :meth:`instrument` besides ``tracer_provider`` and
+    ``meter_provider`` override settings from the environment (see :class:`Settings`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wrapped: list[tuple[type, str]] = []
+        self.settings: Settings | None = None
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments_any
+
+    def _check_dependency_conflicts(self) -> DependencyConflict | None:
+        # Any one supported SDK is enough; BaseInstrumentor would require all of them.
+        return get_dependency_conflicts([], _instruments_any)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer_provider = kwargs.pop("tracer_provider", None)
+        meter_provider = kwargs.pop("meter_provider", None)
+        settings = Settings.load(**kwargs)
+        self.settings = settings
+        telemetry = Telemetry(
+            trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, tracer_provider),
+            metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, meter_provider),
+            settings,
+        )
+        self._wrap_openai(telemetry)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for owner, name in self._wrapped:
+            unwrap(owner, name)
+        self._wrapped.clear()
+
+    def _wrap_openai(self, telemetry: Telemetry) -> None:
+        try:
+            import openai
+        except ImportError:
+            return
+        stream_types = tuple(t for t in (getattr(openai, "Stream", None), getattr(openai, "AsyncStream", None)) if isinstance(t, type))
+        endpoints = {
+            api: openai_adapter.OpenAIEndpoint(api, telemetry.settings, stream_types)
+            for api in {target.api for target in openai_adapter.TARGETS}
+        }
+        for target in openai_adapter.TARGETS:
+            endpoint = endpoints[target.api]
+            make = async_wrapper if target.is_async else sync_wrapper
+            self._wrap(target.module, target.method, make(telemetry, endpoint))
+
+    def _wrap(self, module_name: str, method: str, wrapper: Any) -> None:
+        """Wrap ``module.Class.method`` if this SDK version has it, once per class."""
+        class_name, method_name = method.split(".")
+        try:
+            module = importlib.import_module(module_name)
+            owner = getattr(module, class_name)
+            getattr(owner, method_name)
+        except (ImportError, AttributeError):
+            logger.debug("aimon-otel: %s.%s not in this SDK version; not wrapped", module_name, method)
+            return
+        if (owner, method_name) in self._wrapped:
+            return
+        wrapt.wrap_function_wrapper(owner, method_name, wrapper)
+        self._wrapped.append((owner, method_name))

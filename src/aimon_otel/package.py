@@ -1,0 +1,6 @@
+"""The SDKs aimon-otel instruments; any one of them installed is enough."""
+
+from __future__ import annotations
+
+_instruments_any: tuple[str, ...] = ("openai >= 1.40", "anthropic >= 0.40")
+_instruments: tuple[str, ...] = ()

@@ -1,0 +1,1 @@
+"""Provider adapters: what to wrap in each SDK and how to read it."""

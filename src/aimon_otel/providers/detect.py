@@ -1,0 +1,63 @@
+"""Which GenAI provider an OpenAI-compatible client talks to, from its base URL.
+
+Many providers speak the OpenAI API; users point the ``openai`` SDK at them with
+``base_url``. Prices and dashboards need the real provider, so we read it off the host.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+# (host suffix, gen_ai.provider.name); first match wins.
+_HOST_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("api.openai.com", "openai"),
+    (".openai.azure.com", "azure.ai.openai"),
+    (".cognitiveservices.azure.com", "azure.ai.openai"),
+    (".services.ai.azure.com", "azure.ai.openai"),
+    ("openrouter.ai", "openrouter"),
+    ("api.perplexity.ai", "perplexity"),
+    ("api.groq.com", "groq"),
+    ("api.deepseek.com", "deepseek"),
+    ("api.x.ai", "x_ai"),
+    ("api.mistral.ai", "mistral_ai"),
+    ("api.together.xyz", "together"),
+    ("api.together.ai", "together"),
+    ("api.fireworks.ai", "fireworks"),
+    ("generativelanguage.googleapis.com", "gcp.gemini"),
+    ("api.anthropic.com", "anthropic"),
+)
+OLLAMA_PORT = 11434
+
+
+class Server(NamedTuple):
+    provider: str
+    address: str | None
+    port: int | None
+
+
+@lru_cache(maxsize=256)
+def detect_server(base_url: str, default_provider: str = "openai") -> Server:
+    """The provider, host and port of a client's base URL.
+
+    Unknown hosts keep ``default_provider`` (the SDK's own) and are told apart by
+    ``server.address``.
+    """
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None
+    provider = default_provider
+    for suffix, name in _HOST_SUFFIXES:
+        if host == suffix.lstrip(".") or host.endswith(suffix):
+            provider = name
+            break
+    else:
+        if port == OLLAMA_PORT or host == "ollama" or host.startswith("ollama."):
+            provider = "ollama"
+    return Server(provider, host or None, port)

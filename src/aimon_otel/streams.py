@@ -1,0 +1,167 @@
+"""Transparent stream proxies that end a call's span exactly once.
+
+Every way a stream can end goes through ``_finish``: exhausted, ``close()``, the
+(async) context manager, an exception mid-stream, or the proxy being collected
+unfinished (``abandoned``; this is also how a ``break`` without ``close()`` ends).
+The proxies are ``wrapt.ObjectProxy`` objects, so ``isinstance(stream, openai.Stream)``
+and every attribute of the SDK's stream keep working.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Protocol
+
+import wrapt
+
+from aimon_otel import semconv
+from aimon_otel.faults import report_fault
+from aimon_otel.telemetry import LLMCall
+
+
+class StreamAccumulator(Protocol):
+    """Reads a provider's stream items; knows which of them the caller must not see."""
+
+    def on_item(self, item: Any) -> bool:
+        """Take note of one item; return True to hide it from the caller."""
+
+    def finish(self, call: LLMCall) -> None:
+        """Report what the stream told us to the call."""
+
+
+def _finish(
+    call: LLMCall, accumulator: StreamAccumulator, outcome: str, exc: BaseException | None
+) -> None:
+    try:
+        accumulator.finish(call)
+        if exc is not None:
+            call.fail(exc)
+        call.end({semconv.STREAM_OUTCOME: outcome})
+    except Exception as fault:  # never let telemetry break the stream
+        report_fault("stream end", fault)
+
+
+def _observe(call: LLMCall, accumulator: StreamAccumulator, item: Any) -> bool:
+    if call.first_chunk_at is None:
+        call.mark_first_chunk()
+    try:
+        return accumulator.on_item(item)
+    except Exception as fault:
+        report_fault("stream item", fault)
+        return False
+
+
+class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Wraps a sync SDK stream (``openai.Stream``)."""
+
+    def __init__(self, wrapped: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+        self._self_accumulator = accumulator
+        self._self_done = False
+
+    def _self_end(self, outcome: str, exc: BaseException | None = None) -> None:
+        if not self._self_done:
+            self._self_done = True
+            _finish(self._self_call, self._self_accumulator, outcome, exc)
+
+    def __iter__(self) -> SyncStreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            try:
+                item = self.__wrapped__.__next__()
+            except StopIteration:
+                self._self_end(semconv.STREAM_COMPLETED)
+                raise
+            except BaseException as exc:
+                self._self_end(semconv.STREAM_ERROR, exc)
+                raise
+            if not _observe(self._self_call, self._self_accumulator, item):
+                return item
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_end(semconv.STREAM_CLOSED)
+
+    def __enter__(self) -> SyncStreamProxy:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_end(semconv.STREAM_CLOSED)
+
+    def __del__(self) -> None:
+        self._self_end(semconv.STREAM_ABANDONED)
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Wraps an async SDK stream (``openai.AsyncStream``)."""
+
+    def __init__(self, wrapped: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+        self._self_accumulator = accumulator
+        self._self_done = False
+
+    def _self_end(self, outcome: str, exc: BaseException | None = None) -> None:
+        if not self._self_done:
+            self._self_done = True
+            _finish(self._self_call, self._self_accumulator, outcome, exc)
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            try:
+                item = await self.__wrapped__.__anext__()
+            except StopAsyncIteration:
+                self._self_end(semconv.STREAM_COMPLETED)
+                raise
+            except BaseException as exc:
+                self._self_end(semconv.STREAM_ERROR, exc)
+                raise
+            if not _observe(self._self_call, self._self_accumulator, item):
+                return item
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_end(semconv.STREAM_CLOSED)
+
+    async def aclose(self) -> None:
+        try:
+            await self.__wrapped__.aclose()
+        finally:
+            self._self_end(semconv.STREAM_CLOSED)
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_end(semconv.STREAM_CLOSED)
+
+    def __del__(self) -> None:
+        self._self_end(semconv.STREAM_ABANDONED)

@@ -1,0 +1,118 @@
+"""A fake LLM provider on a loopback port: the real SDKs talk to it over real HTTP.
+
+    with FakeProvider() as fake:
+        client = openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-test")
+
+It speaks each API's JSON and SSE formats (see ``openai_wire``), answers error statuses on
+request (header ``x-fake-scenario``), and keeps every request it got for assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from aimon_otel.testing.openai_wire import OpenAIWire, WireResponse, error_response
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class FakeProvider:
+    """A threaded HTTP server answering like OpenAI (and, later, other providers)."""
+
+    def __init__(self, *, reject_stream_options: bool = False, host: str = "127.0.0.1") -> None:
+        self.openai = OpenAIWire(reject_stream_options=reject_stream_options)
+        self.requests: list[ReceivedRequest] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def start(self) -> FakeProvider:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-provider", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def answer(self, method: str, path: str, headers: dict[str, str], body: dict[str, Any]) -> WireResponse:
+        with self._lock:
+            self.requests.append(ReceivedRequest(method, path, headers, body))
+        response = self.openai.handle(path, headers, body)
+        if response is None:
+            return error_response(404, f"no fake route for {method} {path}", "not_found")
+        return response
+
+
+def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            length = int(self.headers.get("content-length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                body = {}
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            self._send(provider.answer("POST", self.path, headers, body))
+
+        def _send(self, response: WireResponse) -> None:
+            self.send_response(response.status)
+            self.send_header("content-type", response.content_type)
+            self.send_header("x-request-id", "req_fake")
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            if response.events is None:
+                body = response.body or b""
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            try:
+                for frame in response.events:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+    return Handler
