@@ -22,8 +22,15 @@ from aimon_otel.telemetry import LLMCall
 class StreamAccumulator(Protocol):
     """Reads a provider's stream items; knows which of them the caller must not see."""
 
-    def on_item(self, item: Any) -> bool:
-        """Take note of one item; return True to hide it from the caller."""
+    def on_item(self, item: Any) -> None:
+        """Take note of one item."""
+
+    def hides(self, item: Any) -> bool:
+        """True for an item only we asked for, which the caller must not see.
+
+        Kept apart from ``on_item`` so a fault while reading an item never changes
+        what the caller sees.
+        """
 
     def finish(self, call: LLMCall) -> None:
         """Report what the stream told us to the call."""
@@ -45,10 +52,10 @@ def _observe(call: LLMCall, accumulator: StreamAccumulator, item: Any) -> bool:
     if call.first_chunk_at is None:
         call.mark_first_chunk()
     try:
-        return accumulator.on_item(item)
+        accumulator.on_item(item)
     except Exception as fault:
         report_fault("stream item", fault)
-        return False
+    return accumulator.hides(item)
 
 
 class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]

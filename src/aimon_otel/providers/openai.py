@@ -357,7 +357,10 @@ class ChunkStreamAccumulator:
         self.texts: dict[int, list[str]] = {}
         self.service_tier: Any = None
 
-    def on_item(self, chunk: Any) -> bool:
+    def hides(self, chunk: Any) -> bool:
+        return self.hide_usage_chunk and not chunk.choices and chunk.usage is not None
+
+    def on_item(self, chunk: Any) -> None:
         if self.response_id is None:
             self.response_id = getattr(chunk, "id", None)
             self.model = getattr(chunk, "model", None)
@@ -376,8 +379,6 @@ class ChunkStreamAccumulator:
                     text = getattr(delta, "content", None) if delta is not None else getattr(choice, "text", None)
                     if isinstance(text, str):
                         self.texts.setdefault(choice.index, []).append(text)
-            return False
-        return self.hide_usage_chunk and usage is not None
 
     def finish(self, call: LLMCall) -> None:
         extra: dict[str, AttributeValue] = {}
@@ -411,13 +412,15 @@ class ResponsesStreamAccumulator:
         self.first: Any = None
         self.final: Any = None
 
-    def on_item(self, event: Any) -> bool:
+    def hides(self, event: Any) -> bool:
+        return False
+
+    def on_item(self, event: Any) -> None:
         kind = getattr(event, "type", None)
         if kind in _FINAL_RESPONSE_EVENTS:
             self.final = event.response
         elif self.first is None and kind == "response.created":
             self.first = event.response
-        return False
 
     def finish(self, call: LLMCall) -> None:
         if self.final is not None:

@@ -10,6 +10,7 @@ request (header ``x-fake-scenario``), and keeps every request it got for asserti
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +18,15 @@ from types import TracebackType
 from typing import Any
 
 from aimon_otel.testing.openai_wire import OpenAIWire, WireResponse, error_response
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client dropping its keep-alive connection is normal, not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 @dataclass(frozen=True)
@@ -34,8 +44,7 @@ class FakeProvider:
         self.openai = OpenAIWire(reject_stream_options=reject_stream_options)
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, 0), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _QuietServer((host, 0), _handler_for(self))
         self._thread: threading.Thread | None = None
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ SNAPSHOTS = {
 
 SCENARIO_HEADER = "x-fake-scenario"
 CHUNKS_HEADER = "x-fake-chunks"
+CALL_ID_HEADER = "x-fake-call-id"
 
 
 @dataclass
@@ -123,9 +125,22 @@ class OpenAIWire:
 
     def __init__(self, reject_stream_options: bool = False) -> None:
         self.reject_stream_options = reject_stream_options
+        self._failed_once: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _first_attempt(self, headers: Mapping[str, str], body: Mapping[str, Any]) -> bool:
+        """True the first time a call is seen: by ``x-fake-call-id``, else by its body."""
+        key = headers.get(CALL_ID_HEADER) or json.dumps(body, sort_keys=True)
+        with self._lock:
+            if key in self._failed_once:
+                return False
+            self._failed_once.add(key)
+            return True
 
     def handle(self, path: str, headers: Mapping[str, str], body: Mapping[str, Any]) -> WireResponse | None:
         route = path.split("?")[0].rstrip("/")
+        if route.startswith("/openai/deployments/"):  # Azure: /openai/deployments/{name}/chat/completions
+            route = "/v1/" + route.split("/", 4)[4]
         handlers = {
             "/v1/chat/completions": self.chat,
             "/v1/responses": self.responses,
@@ -149,7 +164,9 @@ class OpenAIWire:
             return error_response(400, "Invalid value for 'temperature'.", "invalid_request_error")
         if scenario == "error-429":
             return error_response(429, "Rate limit reached for requests", "requests", {"retry-after": "1", "retry-after-ms": "5"})
-        if scenario == "error-500" or (scenario == "fail-once-500" and headers.get("x-stainless-retry-count", "0") == "0"):
+        if scenario == "error-500" or (
+            scenario == "fail-once-500" and self._first_attempt(headers, body)
+        ):
             return error_response(500, "The server had an error while processing your request.", "server_error")
         if scenario == "error-401-echo-key":
             key = headers.get("authorization", "").removeprefix("Bearer ")
