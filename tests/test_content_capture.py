@@ -35,7 +35,9 @@ def test_chat_content_when_enabled_by_env(monkeypatch: pytest.MonkeyPatch, clien
         {"role": "system", "parts": [{"type": "text", "content": "Be brief"}]},
         {"role": "user", "parts": [{"type": "text", "content": "Say hello"}]},
     ]
-    expected_output = [{"role": "assistant", "parts": [{"type": "text", "content": wire.REPLY_TEXT}], "finish_reason": "stop"}]
+    expected_output = [
+        {"role": "assistant", "parts": [{"type": "text", "content": wire.REPLY_TEXT}], "finish_reason": "stop"}
+    ]
     assert json.loads(plain.attributes["gen_ai.output.messages"]) == expected_output
     assert json.loads(streamed.attributes["gen_ai.output.messages"]) == expected_output
 
@@ -65,8 +67,10 @@ def test_size_cap(client: openai.OpenAI) -> None:
 
 @pytest.mark.parametrize(
     ("env", "value", "fragment"),
-    [("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "maybe", "'true' or 'false'"),
-     ("AIMON_CAPTURE_CONTENT_MAX_CHARS", "-3", "positive whole number")],
+    [
+        ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "maybe", "'true' or 'false'"),
+        ("AIMON_CAPTURE_CONTENT_MAX_CHARS", "-3", "positive whole number"),
+    ],
 )
 def test_bad_setting_names_the_variable_and_fix(env: str, value: str, fragment: str) -> None:
     with pytest.raises(AimonConfigError) as info:

@@ -37,7 +37,9 @@ def sync_calls() -> dict[str, Any]:
         "chat_parse": lambda c: chat_parser(c).parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Answer),
         "embeddings": lambda c: c.embeddings.create(model="text-embedding-3-small", input="hello"),
         "completions": lambda c: c.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hello"),
-        "completions_stream": lambda c: list(c.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hello", stream=True)),
+        "completions_stream": lambda c: list(
+            c.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hello", stream=True)
+        ),
     }
     if OPENAI_HAS_RESPONSES:
         calls["responses"] = lambda c: c.responses.create(model="gpt-4.1", input="Say hello")
@@ -63,18 +65,72 @@ def sync_calls() -> dict[str, Any]:
 
 
 EXPECTED: dict[str, dict[str, Any]] = {
-    "chat": {"name": "chat gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini-2024-07-18", "stream": False, "usage": FULL_USAGE},
-    "chat_stream": {"name": "chat gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini-2024-07-18", "stream": True, "usage": FULL_USAGE},
-    "chat_stream_helper": {"name": "chat gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini-2024-07-18", "stream": True, "usage": FULL_USAGE},
-    "chat_parse": {"name": "chat gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini-2024-07-18", "stream": False, "usage": FULL_USAGE},
-    "embeddings": {"name": "embeddings text-embedding-3-small", "gen_ai.response.model": "text-embedding-3-small", "stream": None,
-                   "usage": {"gen_ai.usage.input_tokens": wire.EMBEDDING_TOKENS}},
-    "completions": {"name": "text_completion gpt-3.5-turbo-instruct", "gen_ai.response.model": "gpt-3.5-turbo-instruct", "stream": False, "usage": FULL_USAGE},
-    "completions_stream": {"name": "text_completion gpt-3.5-turbo-instruct", "gen_ai.response.model": "gpt-3.5-turbo-instruct", "stream": True, "usage": FULL_USAGE},
-    "responses": {"name": "chat gpt-4.1", "gen_ai.response.model": "gpt-4.1-2025-04-14", "stream": False, "usage": FULL_USAGE},
-    "responses_stream": {"name": "chat gpt-4.1", "gen_ai.response.model": "gpt-4.1-2025-04-14", "stream": True, "usage": FULL_USAGE},
-    "responses_stream_helper": {"name": "chat gpt-4.1", "gen_ai.response.model": "gpt-4.1-2025-04-14", "stream": True, "usage": FULL_USAGE},
-    "responses_parse": {"name": "chat gpt-4.1", "gen_ai.response.model": "gpt-4.1-2025-04-14", "stream": False, "usage": FULL_USAGE},
+    "chat": {
+        "name": "chat gpt-4o-mini",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "stream": False,
+        "usage": FULL_USAGE,
+    },
+    "chat_stream": {
+        "name": "chat gpt-4o-mini",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "stream": True,
+        "usage": FULL_USAGE,
+    },
+    "chat_stream_helper": {
+        "name": "chat gpt-4o-mini",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "stream": True,
+        "usage": FULL_USAGE,
+    },
+    "chat_parse": {
+        "name": "chat gpt-4o-mini",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "stream": False,
+        "usage": FULL_USAGE,
+    },
+    "embeddings": {
+        "name": "embeddings text-embedding-3-small",
+        "gen_ai.response.model": "text-embedding-3-small",
+        "stream": None,
+        "usage": {"gen_ai.usage.input_tokens": wire.EMBEDDING_TOKENS},
+    },
+    "completions": {
+        "name": "text_completion gpt-3.5-turbo-instruct",
+        "gen_ai.response.model": "gpt-3.5-turbo-instruct",
+        "stream": False,
+        "usage": FULL_USAGE,
+    },
+    "completions_stream": {
+        "name": "text_completion gpt-3.5-turbo-instruct",
+        "gen_ai.response.model": "gpt-3.5-turbo-instruct",
+        "stream": True,
+        "usage": FULL_USAGE,
+    },
+    "responses": {
+        "name": "chat gpt-4.1",
+        "gen_ai.response.model": "gpt-4.1-2025-04-14",
+        "stream": False,
+        "usage": FULL_USAGE,
+    },
+    "responses_stream": {
+        "name": "chat gpt-4.1",
+        "gen_ai.response.model": "gpt-4.1-2025-04-14",
+        "stream": True,
+        "usage": FULL_USAGE,
+    },
+    "responses_stream_helper": {
+        "name": "chat gpt-4.1",
+        "gen_ai.response.model": "gpt-4.1-2025-04-14",
+        "stream": True,
+        "usage": FULL_USAGE,
+    },
+    "responses_parse": {
+        "name": "chat gpt-4.1",
+        "gen_ai.response.model": "gpt-4.1-2025-04-14",
+        "stream": False,
+        "usage": FULL_USAGE,
+    },
 }
 
 
@@ -108,10 +164,16 @@ def async_calls() -> dict[str, Any]:
         return await _drain(await c.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hello", stream=True))
 
     calls: dict[str, Any] = {
-        "chat": chat, "chat_stream": chat_stream, "chat_parse": chat_parse, "chat_stream_helper": chat_stream_helper,
-        "embeddings": embeddings, "completions": completions, "completions_stream": completions_stream,
+        "chat": chat,
+        "chat_stream": chat_stream,
+        "chat_parse": chat_parse,
+        "chat_stream_helper": chat_stream_helper,
+        "embeddings": embeddings,
+        "completions": completions,
+        "completions_stream": completions_stream,
     }
     if OPENAI_HAS_RESPONSES:
+
         async def responses(c: Any) -> Any:
             return await c.responses.create(model="gpt-4.1", input="Say hello")
 
@@ -127,8 +189,12 @@ def async_calls() -> dict[str, Any]:
                     pass
                 return await stream.get_final_response()
 
-        calls.update(responses=responses, responses_stream=responses_stream, responses_parse=responses_parse,
-                     responses_stream_helper=responses_stream_helper)
+        calls.update(
+            responses=responses,
+            responses_stream=responses_stream,
+            responses_parse=responses_parse,
+            responses_stream_helper=responses_stream_helper,
+        )
     return calls
 
 
@@ -166,7 +232,9 @@ def test_sync_method_gives_one_span(kind: str, telemetry: Telemetry, client: ope
 
 
 @pytest.mark.parametrize("kind", sorted(async_calls()))
-async def test_async_method_gives_one_span(kind: str, telemetry: Telemetry, async_client: openai.AsyncOpenAI, fake: Any) -> None:
+async def test_async_method_gives_one_span(
+    kind: str, telemetry: Telemetry, async_client: openai.AsyncOpenAI, fake: Any
+) -> None:
     result = await async_calls()[kind](async_client)
     assert result is not None
     check_span(telemetry, kind, fake.port)
@@ -191,8 +259,22 @@ def test_metrics_token_usage_and_duration(telemetry: Telemetry, client: openai.O
     assert set(tokens) == {"input", "output"}
     assert tokens["input"].sum == 2 * wire.PROMPT_TOKENS and tokens["input"].count == 2
     assert tokens["output"].sum == 2 * wire.COMPLETION_TOKENS
-    assert list(tokens["input"].explicit_bounds) == [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576,
-                                                      4194304, 16777216, 67108864]
+    assert list(tokens["input"].explicit_bounds) == [
+        1,
+        4,
+        16,
+        64,
+        256,
+        1024,
+        4096,
+        16384,
+        65536,
+        262144,
+        1048576,
+        4194304,
+        16777216,
+        67108864,
+    ]
     attributes = dict(tokens["input"].attributes)
     assert attributes["gen_ai.request.model"] == "gpt-4o-mini"
     assert attributes["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
@@ -200,8 +282,22 @@ def test_metrics_token_usage_and_duration(telemetry: Telemetry, client: openai.O
     assert attributes["gen_ai.operation.name"] == "chat"
     (duration,) = telemetry.points("gen_ai.client.operation.duration")
     assert duration.count == 2 and duration.sum > 0
-    assert list(duration.explicit_bounds) == [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24,
-                                              20.48, 40.96, 81.92]
+    assert list(duration.explicit_bounds) == [
+        0.01,
+        0.02,
+        0.04,
+        0.08,
+        0.16,
+        0.32,
+        0.64,
+        1.28,
+        2.56,
+        5.12,
+        10.24,
+        20.48,
+        40.96,
+        81.92,
+    ]
     assert telemetry.metric("gen_ai.client.token.usage").unit == "{token}"
     assert telemetry.metric("gen_ai.client.operation.duration").unit == "s"
     assert telemetry.points("gen_ai.client.operation.time_to_first_chunk") == []
@@ -225,7 +321,9 @@ def test_metrics_survive_a_sampler_that_drops_every_trace(client: openai.OpenAI)
 
     reader = InMemoryMetricReader()
     instrumentor = AimonInstrumentor()
-    instrumentor.instrument(tracer_provider=TracerProvider(sampler=ALWAYS_OFF), meter_provider=MeterProvider(metric_readers=[reader]))
+    instrumentor.instrument(
+        tracer_provider=TracerProvider(sampler=ALWAYS_OFF), meter_provider=MeterProvider(metric_readers=[reader])
+    )
     try:
         for _ in range(3):
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -234,7 +332,10 @@ def test_metrics_survive_a_sampler_that_drops_every_trace(client: openai.OpenAI)
     data = reader.get_metrics_data()
     sums = {
         point.attributes["gen_ai.token.type"]: point.sum
-        for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-        if m.name == "gen_ai.client.token.usage" for point in m.data.data_points
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "gen_ai.client.token.usage"
+        for point in m.data.data_points
     }
     assert sums == {"input": 3 * wire.PROMPT_TOKENS, "output": 3 * wire.COMPLETION_TOKENS}

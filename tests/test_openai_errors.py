@@ -29,8 +29,11 @@ def raised(client: openai.OpenAI, scenario: str) -> BaseException:
 
 @pytest.mark.parametrize(
     ("scenario", "error_class", "status"),
-    [("error-400", openai.BadRequestError, 400), ("error-429", openai.RateLimitError, 429),
-     ("error-500", openai.InternalServerError, 500)],
+    [
+        ("error-400", openai.BadRequestError, 400),
+        ("error-429", openai.RateLimitError, 429),
+        ("error-500", openai.InternalServerError, 500),
+    ],
 )
 def test_error_status_gives_error_span_and_same_exception(
     scenario: str, error_class: type[Exception], status: int, client: openai.OpenAI
@@ -56,7 +59,8 @@ def test_retries_are_inside_one_span(telemetry: Telemetry, fake: FakeProvider) -
     client = openai.OpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=2)
     before = len(fake.requests)
     completion = client.chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES,
+        model="gpt-4o-mini",
+        messages=MESSAGES,
         extra_headers={wire.SCENARIO_HEADER: "fail-once-500", wire.CALL_ID_HEADER: "retry-test"},
     )
     assert completion.choices[0].message.content == wire.REPLY_TEXT
@@ -93,8 +97,9 @@ def everything_exported(telemetry: Telemetry) -> str:
 def test_api_key_never_reaches_telemetry(capture: bool, fake: FakeProvider, caplog: pytest.LogCaptureFixture) -> None:
     telemetry = make_telemetry(capture_content=capture)
     caplog.set_level(logging.DEBUG)
-    client = openai.OpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0,
-                           default_headers={"x-api-key": API_KEY})
+    client = openai.OpenAI(
+        base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0, default_headers={"x-api-key": API_KEY}
+    )
     try:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))

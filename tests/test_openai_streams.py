@@ -118,7 +118,9 @@ def chunk_dumps(chunks: Any) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("ask_usage", [False, True])
-def test_usage_chunk_request_is_invisible_to_the_caller(ask_usage: bool, fake: FakeProvider, client: openai.OpenAI) -> None:
+def test_usage_chunk_request_is_invisible_to_the_caller(
+    ask_usage: bool, fake: FakeProvider, client: openai.OpenAI
+) -> None:
     extra = {"stream_options": {"include_usage": True}} if ask_usage else {}
     bare = chunk_dumps(stream(client, **extra))
     telemetry = make_telemetry()
@@ -156,3 +158,5 @@ def test_endpoint_rejecting_stream_options_is_retried_once_then_remembered(telem
     spans = telemetry.spans()
     assert len(spans) == 3
     assert [s.status.status_code for s in spans] == [StatusCode.UNSET, StatusCode.UNSET, StatusCode.ERROR]
+    assert [s.attributes.get("aimon.stream.outcome") for s in spans[:2]] == ["completed", "completed"]
+    assert spans[0].attributes["gen_ai.response.finish_reasons"] == ("stop",)

@@ -15,7 +15,12 @@ from tests.conftest import API_KEY, MESSAGES, Telemetry
     [
         ("https://api.openai.com/v1", "openai", "api.openai.com", 443),
         ("https://my-res.openai.azure.com/openai/deployments/gpt4o", "azure.ai.openai", "my-res.openai.azure.com", 443),
-        ("https://my-res.cognitiveservices.azure.com/openai/v1", "azure.ai.openai", "my-res.cognitiveservices.azure.com", 443),
+        (
+            "https://my-res.cognitiveservices.azure.com/openai/v1",
+            "azure.ai.openai",
+            "my-res.cognitiveservices.azure.com",
+            443,
+        ),
         ("https://openrouter.ai/api/v1", "openrouter", "openrouter.ai", 443),
         ("https://api.perplexity.ai", "perplexity", "api.perplexity.ai", 443),
         ("https://api.groq.com/openai/v1", "groq", "api.groq.com", 443),
@@ -24,7 +29,12 @@ from tests.conftest import API_KEY, MESSAGES, Telemetry
         ("https://api.mistral.ai/v1", "mistral_ai", "api.mistral.ai", 443),
         ("https://api.together.xyz/v1", "together", "api.together.xyz", 443),
         ("https://api.fireworks.ai/inference/v1", "fireworks", "api.fireworks.ai", 443),
-        ("https://generativelanguage.googleapis.com/v1beta/openai/", "gcp.gemini", "generativelanguage.googleapis.com", 443),
+        (
+            "https://generativelanguage.googleapis.com/v1beta/openai/",
+            "gcp.gemini",
+            "generativelanguage.googleapis.com",
+            443,
+        ),
         ("http://localhost:11434/v1", "ollama", "localhost", 11434),
         ("http://gpu-box.internal:8000/v1", "openai", "gpu-box.internal", 8000),
     ],
@@ -41,7 +51,10 @@ def test_lookalike_host_is_not_trusted() -> None:
 
 def test_azure_client_is_azure_whatever_the_host(telemetry: Telemetry, fake: FakeProvider) -> None:
     client = openai.AzureOpenAI(
-        azure_endpoint=fake.base_url, azure_deployment="prod-gpt4o", api_key=API_KEY, api_version="2024-10-21",
+        azure_endpoint=fake.base_url,
+        azure_deployment="prod-gpt4o",
+        api_key=API_KEY,
+        api_version="2024-10-21",
         max_retries=0,
     )
     client.chat.completions.create(model="prod-gpt4o", messages=MESSAGES)

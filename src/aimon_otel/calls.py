@@ -11,7 +11,7 @@ import contextvars
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -21,27 +21,32 @@ from aimon_otel.faults import report_fault
 from aimon_otel.streams import AsyncStreamProxy, StreamAccumulator, SyncStreamProxy
 from aimon_otel.telemetry import LLMCall, Request, Telemetry
 
-_inside_call: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "aimon_inside_call", default=False
-)
+_inside_call: contextvars.ContextVar[bool] = contextvars.ContextVar("aimon_inside_call", default=False)
 
 
 class Plan(Protocol):
     """How a request will be sent: what we read from it and the kwargs to send."""
 
-    request: Request
-    kwargs: dict[str, Any]
-    fallback_kwargs: dict[str, Any] | None
-    """Kwargs to retry with once if the endpoint rejects what we added (e.g. stream usage)."""
+    @property
+    def request(self) -> Request: ...
+
+    @property
+    def kwargs(self) -> dict[str, Any]: ...
+
+    def without_additions(self) -> Plan | None:
+        """The plan to retry with once if the endpoint rejects what we added; None if nothing was."""
 
 
-class Endpoint(Protocol):
+PlanT = TypeVar("PlanT", bound=Plan)
+
+
+class Endpoint(Protocol[PlanT]):
     """One SDK method, as a provider adapter describes it."""
 
-    def plan(self, instance: Any, kwargs: dict[str, Any]) -> Plan:
+    def plan(self, instance: Any, kwargs: dict[str, Any]) -> PlanT:
         """Read the request; may add options (which the caller never sees the effect of)."""
 
-    def should_fall_back(self, plan: Plan, exc: BaseException) -> bool:
+    def should_fall_back(self, plan: PlanT, exc: BaseException) -> bool:
         """True when ``exc`` means the endpoint rejected what ``plan`` added."""
 
     def is_stream(self, result: Any) -> bool: ...
@@ -51,16 +56,18 @@ class Endpoint(Protocol):
     def record_response(self, call: LLMCall, response: Any) -> None:
         """Report a parsed (non-stream) response to the call."""
 
-    def stream_accumulator(self, call: LLMCall, plan: Plan) -> StreamAccumulator: ...
+    def stream_accumulator(self, call: LLMCall, plan: PlanT) -> StreamAccumulator: ...
 
-    def fell_back(self, plan: Plan) -> None:
+    def fell_back(self, plan: PlanT) -> None:
         """The call succeeded without what ``plan`` added: do not add it there again."""
 
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
-def _start(telemetry: Telemetry, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[Plan, LLMCall] | None:
+def _start(
+    telemetry: Telemetry, endpoint: Endpoint[Any], instance: Any, kwargs: dict[str, Any]
+) -> tuple[Plan, LLMCall] | None:
     try:
         plan = endpoint.plan(instance, kwargs)
         return plan, LLMCall(telemetry, plan.request)
@@ -69,7 +76,7 @@ def _start(telemetry: Telemetry, endpoint: Endpoint, instance: Any, kwargs: dict
         return None
 
 
-def sync_wrapper(telemetry: Telemetry, endpoint: Endpoint) -> Wrapper:
+def sync_wrapper(telemetry: Telemetry, endpoint: Endpoint[Any]) -> Wrapper:
     """A wrapt wrapper for a sync SDK method."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -85,9 +92,9 @@ def sync_wrapper(telemetry: Telemetry, endpoint: Endpoint) -> Wrapper:
             try:
                 result = wrapped(*args, **plan.kwargs)
             except Exception as exc:
-                if plan.fallback_kwargs is None or not endpoint.should_fall_back(plan, exc):
+                fallback = plan.without_additions()
+                if fallback is None or not endpoint.should_fall_back(plan, exc):
                     raise
-                fallback = _without_additions(plan)
                 result = wrapped(*args, **fallback.kwargs)
                 endpoint.fell_back(plan)
                 plan = fallback
@@ -102,19 +109,21 @@ def sync_wrapper(telemetry: Telemetry, endpoint: Endpoint) -> Wrapper:
     return wrapper
 
 
-def async_wrapper(telemetry: Telemetry, endpoint: Endpoint) -> Wrapper:
+def async_wrapper(telemetry: Telemetry, endpoint: Endpoint[Any]) -> Wrapper:
     """A wrapt wrapper for an async SDK method."""
 
-    async def call_through(wrapped: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any], plan: Plan, call: LLMCall) -> Any:
+    async def call_through(
+        wrapped: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any], plan: Plan, call: LLMCall
+    ) -> Any:
         guard = _inside_call.set(True)
         scope = otel_context.attach(trace.set_span_in_context(call.span))
         try:
             try:
                 result = await wrapped(*args, **plan.kwargs)
             except Exception as exc:
-                if plan.fallback_kwargs is None or not endpoint.should_fall_back(plan, exc):
+                fallback = plan.without_additions()
+                if fallback is None or not endpoint.should_fall_back(plan, exc):
                     raise
-                fallback = _without_additions(plan)
                 result = await wrapped(*args, **fallback.kwargs)
                 endpoint.fell_back(plan)
                 plan = fallback
@@ -138,20 +147,6 @@ def async_wrapper(telemetry: Telemetry, endpoint: Endpoint) -> Wrapper:
     return wrapper
 
 
-class _FallbackPlan:
-    __slots__ = ("request", "kwargs", "fallback_kwargs")
-
-    def __init__(self, plan: Plan, kwargs: dict[str, Any]) -> None:
-        self.request = plan.request
-        self.kwargs = kwargs
-        self.fallback_kwargs: dict[str, Any] | None = None
-
-
-def _without_additions(plan: Plan) -> Plan:
-    assert plan.fallback_kwargs is not None
-    return _FallbackPlan(plan, plan.fallback_kwargs)
-
-
 def _fail(call: LLMCall, exc: BaseException) -> None:
     try:
         call.fail(exc)
@@ -160,7 +155,7 @@ def _fail(call: LLMCall, exc: BaseException) -> None:
         report_fault("error", fault)
 
 
-def _take_result(endpoint: Endpoint, call: LLMCall, plan: Plan, result: Any) -> Any:
+def _take_result(endpoint: Endpoint[Any], call: LLMCall, plan: Plan, result: Any) -> Any:
     """Hand back the SDK's own result, streams proxied; end the call when it is complete."""
     try:
         if endpoint.is_stream(result):
@@ -176,14 +171,14 @@ def _take_result(endpoint: Endpoint, call: LLMCall, plan: Plan, result: Any) -> 
     return result
 
 
-def _proxy_stream(endpoint: Endpoint, call: LLMCall, plan: Plan, stream: Any) -> Any:
+def _proxy_stream(endpoint: Endpoint[Any], call: LLMCall, plan: Plan, stream: Any) -> Any:
     accumulator = endpoint.stream_accumulator(call, plan)
     if hasattr(stream, "__anext__"):
         return AsyncStreamProxy(stream, call, accumulator)
     return SyncStreamProxy(stream, call, accumulator)
 
 
-def _follow_raw_response(endpoint: Endpoint, call: LLMCall, plan: Plan, raw: Any) -> None:
+def _follow_raw_response(endpoint: Endpoint[Any], call: LLMCall, plan: Plan, raw: Any) -> None:
     """``with_raw_response`` / ``with_streaming_response``: end the call when the body is parsed.
 
     A raw response whose body is already in memory is parsed now (the SDK caches the

@@ -45,8 +45,7 @@ class Settings:
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise AimonConfigError(
-                f"AimonInstrumentor.instrument() got unknown setting(s) {unknown}; "
-                f"known settings are {sorted(known)}"
+                f"AimonInstrumentor.instrument() got unknown setting(s) {unknown}; known settings are {sorted(known)}"
             )
         return replace(settings, **overrides)
 
@@ -60,9 +59,7 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise AimonConfigError(
-        f"environment variable {name}={raw!r} is not a boolean; set it to 'true' or 'false'"
-    )
+    raise AimonConfigError(f"environment variable {name}={raw!r} is not a boolean; set it to 'true' or 'false'")
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -75,7 +72,6 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = 0
     if value <= 0:
         raise AimonConfigError(
-            f"environment variable {name}={raw!r} must be a positive whole number of characters, "
-            f"e.g. {name}={default}"
+            f"environment variable {name}={raw!r} must be a positive whole number of characters, e.g. {name}={default}"
         )
     return value

@@ -69,7 +69,9 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             import openai
         except ImportError:
             return
-        stream_types = tuple(t for t in (getattr(openai, "Stream", None), getattr(openai, "AsyncStream", None)) if isinstance(t, type))
+        stream_types = tuple(
+            t for t in (getattr(openai, "Stream", None), getattr(openai, "AsyncStream", None)) if isinstance(t, type)
+        )
         endpoints = {
             api: openai_adapter.OpenAIEndpoint(api, telemetry.settings, stream_types)
             for api in {target.api for target in openai_adapter.TARGETS}

@@ -36,9 +36,7 @@ class StreamAccumulator(Protocol):
         """Report what the stream told us to the call."""
 
 
-def _finish(
-    call: LLMCall, accumulator: StreamAccumulator, outcome: str, exc: BaseException | None
-) -> None:
+def _finish(call: LLMCall, accumulator: StreamAccumulator, outcome: str, exc: BaseException | None) -> None:
     try:
         accumulator.finish(call)
         if exc is not None:
@@ -58,7 +56,7 @@ def _observe(call: LLMCall, accumulator: StreamAccumulator, item: Any) -> bool:
     return accumulator.hides(item)
 
 
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Wraps a sync SDK stream (``openai.Stream``)."""
 
     def __init__(self, wrapped: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
@@ -113,7 +111,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_end(semconv.STREAM_ABANDONED)
 
 
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Wraps an async SDK stream (``openai.AsyncStream``)."""
 
     def __init__(self, wrapped: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:

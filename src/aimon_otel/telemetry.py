@@ -90,8 +90,15 @@ class LLMCall:
     """One API call: its span, what we learn of its response, and its metrics."""
 
     __slots__ = (
-        "telemetry", "request", "span", "started", "first_chunk_at", "response_model",
-        "usage", "error_type", "ended",
+        "ended",
+        "error_type",
+        "first_chunk_at",
+        "request",
+        "response_model",
+        "span",
+        "started",
+        "telemetry",
+        "usage",
     )
 
     def __init__(self, telemetry: Telemetry, request: Request) -> None:
@@ -104,9 +111,7 @@ class LLMCall:
         self.error_type: str | None = None
         self.ended = False
         name = f"{request.operation} {request.model}" if request.model else request.operation
-        self.span: Span = telemetry.tracer.start_span(
-            name, kind=SpanKind.CLIENT, attributes=request.attributes
-        )
+        self.span: Span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=request.attributes)
 
     # --- what the adapters report ---------------------------------------------------
     def set_response(
@@ -147,9 +152,7 @@ class LLMCall:
         message = redact(description, self.request.secrets)
         self.span.set_attribute(semconv.ERROR_TYPE, error_type)
         self.span.set_status(Status(StatusCode.ERROR, message))
-        self.span.add_event(
-            "exception", {"exception.type": error_type, "exception.message": message}
-        )
+        self.span.add_event("exception", {"exception.type": error_type, "exception.message": message})
 
     # --- the one door out -----------------------------------------------------------
     def end(self, extra: dict[str, AttributeValue] | None = None) -> None:
@@ -162,9 +165,7 @@ class LLMCall:
         if extra:
             span.set_attributes(extra)
         if self.first_chunk_at is not None:
-            span.set_attribute(
-                semconv.RESPONSE_TIME_TO_FIRST_CHUNK, self.first_chunk_at - self.started
-            )
+            span.set_attribute(semconv.RESPONSE_TIME_TO_FIRST_CHUNK, self.first_chunk_at - self.started)
         self._record_metrics(now)
         span.end()
 
@@ -189,16 +190,12 @@ class LLMCall:
             duration_attributes = {**attributes, semconv.ERROR_TYPE: self.error_type}
         telemetry.duration.record(now - self.started, duration_attributes, context=context)
         if self.first_chunk_at is not None:
-            telemetry.time_to_first_chunk.record(
-                self.first_chunk_at - self.started, attributes, context=context
-            )
+            telemetry.time_to_first_chunk.record(self.first_chunk_at - self.started, attributes, context=context)
         usage = self.usage
         if usage is None:
             return
         for token_type, count in _token_counts(usage):
-            telemetry.token_usage.record(
-                count, {**attributes, semconv.TOKEN_TYPE: token_type}, context=context
-            )
+            telemetry.token_usage.record(count, {**attributes, semconv.TOKEN_TYPE: token_type}, context=context)
 
 
 def _token_counts(usage: Usage) -> Iterable[tuple[str, int]]:

@@ -6,7 +6,7 @@ Groq, ...); :mod:`aimon_otel.providers.detect` tells them apart by base URL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from opentelemetry.util.types import AttributeValue
@@ -69,13 +69,22 @@ _REQUEST_NUMBERS = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class OpenAIPlan:
     request: Request
     kwargs: dict[str, Any]
-    fallback_kwargs: dict[str, Any] | None
     base_url: str
-    hide_usage_chunk: bool
+    original_kwargs: dict[str, Any] | None
+    """The caller's kwargs when we added ``stream_options``; None when we added nothing."""
+
+    @property
+    def hide_usage_chunk(self) -> bool:
+        return self.original_kwargs is not None
+
+    def without_additions(self) -> OpenAIPlan | None:
+        if self.original_kwargs is None:
+            return None
+        return replace(self, kwargs=self.original_kwargs, original_kwargs=None)
 
 
 class OpenAIEndpoint:
@@ -121,13 +130,13 @@ class OpenAIEndpoint:
         if self.settings.capture_content:
             attributes.update(self._input_content(kwargs))
 
-        send, fallback, hide = kwargs, None, False
+        send, original = kwargs, None
         if stream and self.asks_stream_usage and base_url not in self.rejects_stream_usage:
             options = kwargs.get("stream_options")
             options = options if isinstance(options, dict) else {}
             if not options.get("include_usage"):
                 send = {**kwargs, "stream_options": {**options, "include_usage": True}}
-                fallback, hide = kwargs, True
+                original = kwargs
         request = Request(
             operation=self.operation,
             provider=provider,
@@ -138,7 +147,7 @@ class OpenAIEndpoint:
             attributes=attributes,
             secrets=(getattr(client, "api_key", None) or "",),
         )
-        return OpenAIPlan(request, send, fallback, base_url, hide)
+        return OpenAIPlan(request, send, base_url, original)
 
     def should_fall_back(self, plan: OpenAIPlan, exc: BaseException) -> bool:
         return getattr(exc, "status_code", None) == 400
@@ -226,7 +235,15 @@ def _record_choices(call: LLMCall, response: Any, settings: Settings) -> None:
     extra = _service_tier(response)
     if settings.capture_content:
         extra[semconv.OUTPUT_MESSAGES] = to_json(
-            [_output_message(_choice_text(c), field(c, "finish_reason"), settings.content_max_chars, field(field(c, "message"), "tool_calls")) for c in choices]
+            [
+                _output_message(
+                    _choice_text(c),
+                    field(c, "finish_reason"),
+                    settings.content_max_chars,
+                    field(field(c, "message"), "tool_calls"),
+                )
+                for c in choices
+            ]
         )
     call.set_response(
         model=field(response, "model"),
@@ -307,14 +324,25 @@ def _chat_message(message: Any, limit: int) -> dict[str, Any]:
                 parts.append({"type": str(field(part, "type") or "unknown")})
     for tool_call in field(message, "tool_calls") or []:
         function = field(tool_call, "function")
-        parts.append({
-            "type": "tool_call",
-            "id": field(tool_call, "id"),
-            "name": field(function, "name"),
-            "arguments": cut(str(field(function, "arguments") or ""), limit),
-        })
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": field(tool_call, "id"),
+                "name": field(function, "name"),
+                "arguments": cut(str(field(function, "arguments") or ""), limit),
+            }
+        )
     if role == "tool":
-        return {"role": "tool", "parts": [{"type": "tool_call_response", "id": field(message, "tool_call_id"), "response": cut(str(content or ""), limit)}]}
+        return {
+            "role": "tool",
+            "parts": [
+                {
+                    "type": "tool_call_response",
+                    "id": field(message, "tool_call_id"),
+                    "response": cut(str(content or ""), limit),
+                }
+            ],
+        }
     return {"role": role, "parts": parts}
 
 
@@ -328,13 +356,19 @@ def _output_message(text: str | None, finish_reason: Any, limit: int, tool_calls
     parts: list[dict[str, Any]] = [text_part(text, limit)] if text else []
     for tool_call in tool_calls or []:
         function = field(tool_call, "function")
-        parts.append({
-            "type": "tool_call",
-            "id": field(tool_call, "id"),
-            "name": field(function, "name"),
-            "arguments": cut(str(field(function, "arguments") or ""), limit),
-        })
-    return {"role": "assistant", "parts": parts, "finish_reason": finish_reason if isinstance(finish_reason, str) else None}
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": field(tool_call, "id"),
+                "name": field(function, "name"),
+                "arguments": cut(str(field(function, "arguments") or ""), limit),
+            }
+        )
+    return {
+        "role": "assistant",
+        "parts": parts,
+        "finish_reason": finish_reason if isinstance(finish_reason, str) else None,
+    }
 
 
 # --- streams ----------------------------------------------------------------------------
@@ -345,7 +379,16 @@ class ChunkStreamAccumulator:
     who did not ask for it.
     """
 
-    __slots__ = ("hide_usage_chunk", "settings", "response_id", "model", "finish_reasons", "usage", "texts", "service_tier")
+    __slots__ = (
+        "finish_reasons",
+        "hide_usage_chunk",
+        "model",
+        "response_id",
+        "service_tier",
+        "settings",
+        "texts",
+        "usage",
+    )
 
     def __init__(self, hide_usage_chunk: bool, settings: Settings) -> None:
         self.hide_usage_chunk = hide_usage_chunk
@@ -388,7 +431,10 @@ class ChunkStreamAccumulator:
             limit = self.settings.content_max_chars
             indexes = sorted(set(self.texts) | set(self.finish_reasons))
             extra[semconv.OUTPUT_MESSAGES] = to_json(
-                [_output_message("".join(self.texts.get(i, [])), self.finish_reasons.get(i), limit, None) for i in indexes]
+                [
+                    _output_message("".join(self.texts.get(i, [])), self.finish_reasons.get(i), limit, None)
+                    for i in indexes
+                ]
             )
         call.set_response(
             model=self.model,
@@ -405,7 +451,7 @@ _FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete",
 class ResponsesStreamAccumulator:
     """Responses API events: the final ``response.*`` event carries the whole response."""
 
-    __slots__ = ("settings", "first", "final")
+    __slots__ = ("final", "first", "settings")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

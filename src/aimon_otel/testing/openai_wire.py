@@ -159,14 +159,16 @@ class OpenAIWire:
     def scenario_failure(self, headers: Mapping[str, str], body: Mapping[str, Any]) -> WireResponse | None:
         scenario = headers.get(SCENARIO_HEADER, "")
         if self.reject_stream_options and "stream_options" in body:
-            return error_response(400, "Unrecognized request argument supplied: stream_options", "invalid_request_error")
+            return error_response(
+                400, "Unrecognized request argument supplied: stream_options", "invalid_request_error"
+            )
         if scenario == "error-400":
             return error_response(400, "Invalid value for 'temperature'.", "invalid_request_error")
         if scenario == "error-429":
-            return error_response(429, "Rate limit reached for requests", "requests", {"retry-after": "1", "retry-after-ms": "5"})
-        if scenario == "error-500" or (
-            scenario == "fail-once-500" and self._first_attempt(headers, body)
-        ):
+            return error_response(
+                429, "Rate limit reached for requests", "requests", {"retry-after": "1", "retry-after-ms": "5"}
+            )
+        if scenario == "error-500" or (scenario == "fail-once-500" and self._first_attempt(headers, body)):
             return error_response(500, "The server had an error while processing your request.", "server_error")
         if scenario == "error-401-echo-key":
             key = headers.get("authorization", "").removeprefix("Bearer ")
@@ -179,30 +181,46 @@ class OpenAIWire:
         text = reply_text(body)
         if body.get("stream"):
             return WireResponse(200, events=self._chat_events(body, model, text, chunks, scenario))
-        return json_response(200, {
+        return json_response(
+            200,
+            {
+                "id": "chatcmpl-fake-1",
+                "object": "chat.completion",
+                "created": CREATED,
+                "model": model,
+                "choices": [
+                    {
+                        "index": i,
+                        "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                    for i in range(int(body.get("n") or 1))
+                ],
+                "usage": chat_usage(),
+                "service_tier": "default",
+                "system_fingerprint": "fp_fake",
+            },
+        )
+
+    def _chat_events(
+        self, body: Mapping[str, Any], model: str, text: str, chunks: int | None, scenario: str
+    ) -> Iterator[bytes]:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = {
             "id": "chatcmpl-fake-1",
-            "object": "chat.completion",
+            "object": "chat.completion.chunk",
             "created": CREATED,
             "model": model,
-            "choices": [{
-                "index": i,
-                "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
-                "logprobs": None,
-                "finish_reason": "stop",
-            } for i in range(int(body.get("n") or 1))],
-            "usage": chat_usage(),
             "service_tier": "default",
             "system_fingerprint": "fp_fake",
-        })
-
-    def _chat_events(self, body: Mapping[str, Any], model: str, text: str, chunks: int | None, scenario: str) -> Iterator[bytes]:
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        base = {"id": "chatcmpl-fake-1", "object": "chat.completion.chunk", "created": CREATED, "model": model,
-                "service_tier": "default", "system_fingerprint": "fp_fake"}
+        }
         extra = {"usage": None} if include_usage else {}
 
         def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
-            return sse({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra})
+            return sse(
+                {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra}
+            )
 
         yield chunk({"role": "assistant", "content": "", "refusal": None}, None)
         for n, piece in enumerate(pieces(text, chunks)):
@@ -218,17 +236,34 @@ class OpenAIWire:
     # --- legacy completions -----------------------------------------------------------
     def completions(self, body: Mapping[str, Any], chunks: int | None, scenario: str) -> WireResponse:
         model = str(body.get("model"))
-        base = {"id": "cmpl-fake-1", "object": "text_completion", "created": CREATED, "model": model, "system_fingerprint": "fp_fake"}
+        base = {
+            "id": "cmpl-fake-1",
+            "object": "text_completion",
+            "created": CREATED,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+        }
         if not body.get("stream"):
-            return json_response(200, {**base, "choices": [{"text": REPLY_TEXT, "index": 0, "logprobs": None, "finish_reason": "stop"}], "usage": chat_usage()})
+            return json_response(
+                200,
+                {
+                    **base,
+                    "choices": [{"text": REPLY_TEXT, "index": 0, "logprobs": None, "finish_reason": "stop"}],
+                    "usage": chat_usage(),
+                },
+            )
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def events() -> Iterator[bytes]:
             extra = {"usage": None} if include_usage else {}
             for piece in pieces(REPLY_TEXT, chunks):
-                yield sse({**base, "choices": [{"text": piece, "index": 0, "logprobs": None, "finish_reason": None}], **extra})
-            yield sse({**base, "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}], **extra})
+                yield sse(
+                    {**base, "choices": [{"text": piece, "index": 0, "logprobs": None, "finish_reason": None}], **extra}
+                )
+            yield sse(
+                {**base, "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}], **extra}
+            )
             if include_usage:
                 yield sse({**base, "choices": [], "usage": chat_usage()})
             yield sse("[DONE]")
@@ -243,12 +278,15 @@ class OpenAIWire:
         encoded: Any = vector
         if body.get("encoding_format") == "base64":
             encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-        return json_response(200, {
-            "object": "list",
-            "data": [{"object": "embedding", "index": i, "embedding": encoded} for i in range(count)],
-            "model": str(body.get("model")),
-            "usage": {"prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS},
-        })
+        return json_response(
+            200,
+            {
+                "object": "list",
+                "data": [{"object": "embedding", "index": i, "embedding": encoded} for i in range(count)],
+                "model": str(body.get("model")),
+                "usage": {"prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS},
+            },
+        )
 
     # --- responses --------------------------------------------------------------------
     def responses(self, body: Mapping[str, Any], chunks: int | None, scenario: str) -> WireResponse:
@@ -287,7 +325,9 @@ class OpenAIWire:
         content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if text else []
         return {"type": "message", "id": "msg_fake_1", "status": status, "role": "assistant", "content": content}
 
-    def _responses_events(self, body: Mapping[str, Any], model: str, text: str, chunks: int | None, scenario: str) -> Iterator[bytes]:
+    def _responses_events(
+        self, body: Mapping[str, Any], model: str, text: str, chunks: int | None, scenario: str
+    ) -> Iterator[bytes]:
         seq = iter(range(10_000))
 
         def event(kind: str, **fields: Any) -> bytes:

@@ -1,0 +1,52 @@
+"""An ordinary app calling the OpenAI API. Nothing here knows about aimon-otel:
+run it under ``opentelemetry-instrument`` and every call becomes a span and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import openai
+from openai import AsyncOpenAI, OpenAI
+
+MESSAGES = [{"role": "user", "content": "Write a haiku about observability."}]
+
+
+def main() -> None:
+    client = OpenAI()  # OPENAI_API_KEY and OPENAI_BASE_URL from the environment
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    print("chat:", reply.choices[0].message.content)
+
+    streamed = "".join(
+        chunk.choices[0].delta.content or ""
+        for chunk in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        if chunk.choices
+    )
+    print("stream:", streamed)
+
+    if hasattr(client, "responses"):
+        print("responses:", client.responses.create(model="gpt-4.1-mini", input="Name one metric.").output_text)
+
+    vector = client.embeddings.create(model="text-embedding-3-small", input="observability").data[0].embedding
+    print("embedding dimensions:", len(vector))
+
+    async def in_parallel() -> list[str]:
+        async_client = AsyncOpenAI()
+        replies = await asyncio.gather(
+            *[async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES) for _ in range(2)]
+        )
+        return [r.id for r in replies]
+
+    print("async:", asyncio.run(in_parallel()))
+
+    if os.environ.get("AIMON_DEMO_FAKE_PROVIDER"):  # show a failed call against the fake provider
+        try:
+            client.with_options(max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-fake-scenario": "error-429"}
+            )
+        except openai.RateLimitError as exc:
+            print("rate limited:", exc.status_code)
+
+
+if __name__ == "__main__":
+    main()

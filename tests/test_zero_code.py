@@ -1,0 +1,50 @@
+"""The zero-code path as a user runs it: ``opentelemetry-instrument python app.py`` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from aimon_otel.testing import FakeProvider
+from aimon_otel.testing import openai_wire as wire
+from aimon_otel.testing.console import read_console_spans
+from tests.conftest import API_KEY, OPENAI_HAS_RESPONSES
+
+APP = Path(__file__).parents[1] / "examples" / "app.py"
+
+
+def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> None:
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": fake.openai_base_url,
+        "OPENAI_API_KEY": API_KEY,
+        "AIMON_DEMO_FAKE_PROVIDER": "1",
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_SERVICE_NAME": "zero-code-test",
+    }
+    command = [str(Path(sys.executable).with_name("opentelemetry-instrument")), sys.executable, str(APP)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "rate limited: 429" in result.stdout  # the app's own error handling still sees the SDK's error
+
+    spans = [s for s in read_console_spans(result.stdout) if "gen_ai.operation.name" in s["attributes"]]
+    names = [s["name"] for s in spans]
+    expected = (
+        ["chat gpt-4o-mini", "chat gpt-4o"]
+        + (["chat gpt-4.1-mini"] if OPENAI_HAS_RESPONSES else [])
+        + ["embeddings text-embedding-3-small", "chat gpt-4o-mini", "chat gpt-4o-mini", "chat gpt-4o-mini"]
+    )
+    assert names == expected
+    assert all(s["kind"] == "SpanKind.CLIENT" for s in spans)
+    assert all(s["resource"]["attributes"]["service.name"] == "zero-code-test" for s in spans)
+    stream = spans[1]["attributes"]
+    assert stream["gen_ai.request.stream"] is True
+    assert stream["gen_ai.usage.input_tokens"] == wire.PROMPT_TOKENS  # usage requested for the app, and hidden
+    failed = spans[-1]
+    assert failed["status"]["status_code"] == "ERROR"
+    assert failed["attributes"]["error.type"] == "RateLimitError"
+    assert API_KEY not in result.stdout + result.stderr
