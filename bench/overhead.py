@@ -42,7 +42,7 @@ def in_process_client() -> openai.OpenAI:
 
     def handle(request: Any) -> Any:
         headers = {k.lower(): v for k, v in request.headers.items()}
-        answer = wire.handle("/v1" + request.url.path.removeprefix("/v1"), headers, json.loads(request.content or b"{}"))
+        answer = wire.handle(request.url.path, headers, json.loads(request.content or b"{}"))
         assert answer is not None
         if answer.events is not None:
             return httpx_module.Response(
