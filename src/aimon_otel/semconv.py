@@ -43,8 +43,6 @@ ERROR_TYPE: Final = "error.type"
 # --- span attributes: aimon-otel's own ------------------------------------------------
 STREAM_OUTCOME: Final = "aimon.stream.outcome"
 """How a streamed call ended: ``completed``, ``closed``, ``abandoned`` or ``error``."""
-HTTP_ATTEMPTS: Final = "aimon.http.attempts"
-"""Requests the SDK sent for this call; above 1 when it retried."""
 
 # --- values -----------------------------------------------------------------------------
 OP_CHAT: Final = "chat"
@@ -58,8 +56,6 @@ STREAM_COMPLETED: Final = "completed"
 STREAM_CLOSED: Final = "closed"
 STREAM_ABANDONED: Final = "abandoned"
 STREAM_ERROR: Final = "error"
-
-ERROR_ABANDONED: Final = "aimon.stream_abandoned"
 
 # --- metrics ----------------------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
