@@ -14,6 +14,10 @@ from typing import Any
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 CONTENT_MAX_CHARS_ENV = "AIMON_CAPTURE_CONTENT_MAX_CHARS"
 STREAM_USAGE_ENV = "AIMON_OPENAI_STREAM_USAGE"
+PRICING_FILE_ENV = "AIMON_PRICING_FILE"
+METRICS_INCLUDE_USER_ENV = "AIMON_METRICS_INCLUDE_USER"
+TENANT_RESOLVER_ENV = "AIMON_TENANT_RESOLVER"
+ENRICH_SPANS_ENV = "AIMON_ENRICH_SPANS"
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
@@ -31,6 +35,14 @@ class Settings:
     """Each recorded text part is cut to this many characters."""
     openai_stream_usage: bool = True
     """Ask OpenAI-compatible streams for a usage chunk (and hide it from the caller)."""
+    pricing_file: str | None = None
+    """A YAML or TOML file of price overrides (custom models, aliases, multipliers)."""
+    metrics_include_user: bool = False
+    """Put ``user.id`` on metrics too (unbounded cardinality: opt in deliberately)."""
+    tenant_resolver: str | None = None
+    """``module:function`` returning the current tenant (or a mapping) when none is set."""
+    enrich_spans: bool = True
+    """Wrap the tracer provider's span processors so other instrumentations' GenAI spans get priced."""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -40,6 +52,10 @@ class Settings:
             capture_content=_flag(env, CAPTURE_CONTENT_ENV, cls.capture_content),
             content_max_chars=_positive_int(env, CONTENT_MAX_CHARS_ENV, cls.content_max_chars),
             openai_stream_usage=_flag(env, STREAM_USAGE_ENV, cls.openai_stream_usage),
+            pricing_file=env.get(PRICING_FILE_ENV) or None,
+            metrics_include_user=_flag(env, METRICS_INCLUDE_USER_ENV, cls.metrics_include_user),
+            tenant_resolver=env.get(TENANT_RESOLVER_ENV) or None,
+            enrich_spans=_flag(env, ENRICH_SPANS_ENV, cls.enrich_spans),
         )
         known = {name for name in cls.__dataclass_fields__}
         unknown = sorted(set(overrides) - known)

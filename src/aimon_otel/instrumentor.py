@@ -9,7 +9,7 @@ Picked up with no code change by ``opentelemetry-instrument`` through the
 from __future__ import annotations
 
 import importlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import wrapt
@@ -21,8 +21,13 @@ from opentelemetry.instrumentation.utils import unwrap
 from aimon_otel import semconv
 from aimon_otel.calls import async_wrapper, sync_wrapper
 from aimon_otel.config import Settings
+from aimon_otel.context import set_resolver
 from aimon_otel.faults import logger
+from aimon_otel.manual import set_active_telemetry
 from aimon_otel.package import _instruments_any
+from aimon_otel.pricing import PricingEngine, load_overrides
+from aimon_otel.pricing.engine import set_default_engine
+from aimon_otel.processor import wrap_provider_processors
 from aimon_otel.providers import openai as openai_adapter
 from aimon_otel.telemetry import Telemetry
 from aimon_otel.version import __version__
@@ -38,7 +43,9 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self._wrapped: list[tuple[type, str]] = []
+        self._unwrap_processors: Callable[[], None] | None = None
         self.settings: Settings | None = None
+        self.telemetry: Telemetry | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments_any
@@ -50,19 +57,37 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         tracer_provider = kwargs.pop("tracer_provider", None)
         meter_provider = kwargs.pop("meter_provider", None)
+        engine_override = kwargs.pop("pricing_engine", None)
         settings = Settings.load(**kwargs)
+        overrides = load_overrides(settings.pricing_file) if settings.pricing_file else None
+        set_resolver(settings.tenant_resolver)
+        engine = engine_override or PricingEngine(overrides)
+        engine.catalog.warm_up()
         self.settings = settings
         telemetry = Telemetry(
             trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, tracer_provider),
             metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, meter_provider),
             settings,
+            engine,
         )
+        self.telemetry = telemetry
+        set_default_engine(engine)
+        set_active_telemetry(telemetry)
+        if settings.enrich_spans:
+            self._unwrap_processors = wrap_provider_processors(tracer_provider or trace.get_tracer_provider(), engine)
         self._wrap_openai(telemetry)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for owner, name in self._wrapped:
             unwrap(owner, name)
         self._wrapped.clear()
+        if self._unwrap_processors is not None:
+            self._unwrap_processors()
+            self._unwrap_processors = None
+        set_resolver(None)
+        set_default_engine(None)
+        set_active_telemetry(None)
+        self.telemetry = None
 
     def _wrap_openai(self, telemetry: Telemetry) -> None:
         try:

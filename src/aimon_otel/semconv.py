@@ -40,6 +40,22 @@ SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
 
+# --- attribution (span and metric attributes) --------------------------------------------
+TENANT_ID: Final = "tenant.id"
+USER_ID: Final = "user.id"
+FEATURE: Final = "aimon.feature"
+
+# --- cost ---------------------------------------------------------------------------------
+USAGE_COST: Final = "gen_ai.usage.cost"
+"""The call's total cost in USD (float). Absent when the call cannot be priced."""
+COST_INPUT: Final = "aimon.cost.input"
+COST_OUTPUT: Final = "aimon.cost.output"
+COST_CACHE_READ: Final = "aimon.cost.cache_read"
+COST_CACHE_WRITE: Final = "aimon.cost.cache_write"
+COST_SOURCE: Final = "aimon.cost.source"
+PRICING_STATUS: Final = "aimon.pricing.status"
+PRICING_MODEL: Final = "aimon.pricing.model"
+
 # --- span attributes: aimon-otel's own ------------------------------------------------
 STREAM_OUTCOME: Final = "aimon.stream.outcome"
 """How a streamed call ended: ``completed``, ``closed``, ``abandoned`` or ``error``."""
@@ -61,6 +77,8 @@ STREAM_ERROR: Final = "error"
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
 METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+METRIC_COST: Final = "gen_ai.usage.cost"
+METRIC_UNPRICED_CALLS: Final = "aimon.pricing.unpriced_calls"
 
 # Bucket boundaries advised by the GenAI metric conventions.
 TOKEN_BUCKETS: Final = (
@@ -94,6 +112,12 @@ DURATION_BUCKETS: Final = (
     20.48,
     40.96,
     81.92,
+)
+
+# USD, from a millionth of a dollar to $100 per call, 1-2.5-5 per decade.
+COST_BUCKETS: Final = (
+    *(float(f"{mantissa}e{exponent}") for exponent in range(-6, 2) for mantissa in (1, 2.5, 5)),
+    100.0,
 )
 
 INSTRUMENTATION_SCOPE: Final = "aimon_otel"

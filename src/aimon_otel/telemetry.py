@@ -10,48 +10,30 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.metrics import Counter, Histogram, Meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
 from aimon_otel.config import Settings
+from aimon_otel.context import current_attributes
+from aimon_otel.faults import report_fault
+from aimon_otel.pricing import CostResult, PricingEngine, PricingStatus
 from aimon_otel.redaction import redact
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts of one call, in the conventions' terms.
-
-    ``input_tokens`` includes cached input; ``output_tokens`` includes reasoning.
-    """
-
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_input_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
-    reasoning_output_tokens: int | None = None
-
-    def span_attributes(self) -> dict[str, AttributeValue]:
-        pairs = (
-            (semconv.USAGE_INPUT_TOKENS, self.input_tokens),
-            (semconv.USAGE_OUTPUT_TOKENS, self.output_tokens),
-            (semconv.USAGE_CACHE_READ_INPUT_TOKENS, self.cache_read_input_tokens),
-            (semconv.USAGE_CACHE_CREATION_INPUT_TOKENS, self.cache_creation_input_tokens),
-            (semconv.USAGE_REASONING_OUTPUT_TOKENS, self.reasoning_output_tokens),
-        )
-        return {name: value for name, value in pairs if value is not None}
+from aimon_otel.usage import Usage
 
 
 class Telemetry:
-    """The tracer, the instruments and the settings of one ``instrument()``."""
+    """The tracer, the instruments, the pricing engine and the settings of one ``instrument()``."""
 
-    def __init__(self, tracer: Tracer, meter: Meter, settings: Settings) -> None:
+    def __init__(self, tracer: Tracer, meter: Meter, settings: Settings, engine: PricingEngine | None = None) -> None:
         self.tracer = tracer
         self.settings = settings
+        self.engine = engine or PricingEngine()
         self.token_usage: Histogram = meter.create_histogram(
             semconv.METRIC_TOKEN_USAGE,
             unit="{token}",
@@ -69,6 +51,17 @@ class Telemetry:
             unit="s",
             description="Time from the request to the first streamed chunk",
             explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS),
+        )
+        self.cost: Histogram = meter.create_histogram(
+            semconv.METRIC_COST,
+            unit="USD",
+            description="Cost of GenAI calls in US dollars",
+            explicit_bucket_boundaries_advisory=list(semconv.COST_BUCKETS),
+        )
+        self.unpriced_calls: Counter = meter.create_counter(
+            semconv.METRIC_UNPRICED_CALLS,
+            unit="{call}",
+            description="GenAI calls that could not be priced (unknown model, no usage reported...)",
         )
 
 
@@ -90,13 +83,16 @@ class LLMCall:
     """One API call: its span, what we learn of its response, and its metrics."""
 
     __slots__ = (
+        "attribution",
         "ended",
         "error_type",
         "first_chunk_at",
         "request",
         "response_model",
+        "service_tier",
         "span",
         "started",
+        "started_wall",
         "telemetry",
         "usage",
     )
@@ -105,13 +101,17 @@ class LLMCall:
         self.telemetry = telemetry
         self.request = request
         self.started = time.perf_counter()
+        self.started_wall = time.time()
         self.first_chunk_at: float | None = None
+        self.service_tier: str | None = None
         self.response_model: str | None = None
         self.usage: Usage | None = None
         self.error_type: str | None = None
         self.ended = False
+        self.attribution = current_attributes()
+        attributes = {**request.attributes, **self.attribution} if self.attribution else request.attributes
         name = f"{request.operation} {request.model}" if request.model else request.operation
-        self.span: Span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=request.attributes)
+        self.span: Span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
     # --- what the adapters report ---------------------------------------------------
     def set_response(
@@ -121,6 +121,7 @@ class LLMCall:
         response_id: str | None = None,
         finish_reasons: Sequence[str] | None = None,
         usage: Usage | None = None,
+        service_tier: str | None = None,
         extra: dict[str, AttributeValue] | None = None,
     ) -> None:
         attributes: dict[str, AttributeValue] = {}
@@ -134,6 +135,9 @@ class LLMCall:
         if usage is not None:
             self.usage = usage
             attributes.update(usage.span_attributes())
+        if service_tier:
+            self.service_tier = service_tier
+            attributes[semconv.RESPONSE_SERVICE_TIER] = service_tier
         if extra:
             attributes.update(extra)
         if attributes:
@@ -155,10 +159,10 @@ class LLMCall:
         self.span.add_event("exception", {"exception.type": error_type, "exception.message": message})
 
     # --- the one door out -----------------------------------------------------------
-    def end(self, extra: dict[str, AttributeValue] | None = None) -> None:
-        """End the span and record the metrics; later calls do nothing."""
+    def end(self, extra: dict[str, AttributeValue] | None = None) -> CostResult:
+        """End the span and record the metrics, once; returns the call's cost."""
         if self.ended:
-            return
+            return _ALREADY_ENDED
         self.ended = True
         now = time.perf_counter()
         span = self.span
@@ -166,10 +170,28 @@ class LLMCall:
             span.set_attributes(extra)
         if self.first_chunk_at is not None:
             span.set_attribute(semconv.RESPONSE_TIME_TO_FIRST_CHUNK, self.first_chunk_at - self.started)
-        self._record_metrics(now)
+        cost = self._price()
+        span.set_attributes(cost_attributes(cost))
+        self._record_metrics(now, cost)
         span.end()
+        return cost
 
-    def _record_metrics(self, now: float) -> None:
+    def _price(self) -> CostResult:
+        request = self.request
+        try:
+            return self.telemetry.engine.price(
+                request.provider,
+                self.response_model or request.model,
+                self.usage,
+                at=datetime.fromtimestamp(self.started_wall, UTC),
+                service_tier=self.service_tier,
+                provider_cost=self.usage.provider_cost if self.usage is not None else None,
+            )
+        except Exception as fault:
+            report_fault("pricing", fault)
+            return CostResult(PricingStatus.INVALID_USAGE)
+
+    def _record_metrics(self, now: float, cost: CostResult) -> None:
         telemetry = self.telemetry
         request = self.request
         attributes: dict[str, AttributeValue] = {
@@ -182,9 +204,27 @@ class LLMCall:
             attributes[semconv.RESPONSE_MODEL] = self.response_model
         if request.server_address:
             attributes[semconv.SERVER_ADDRESS] = request.server_address
-        if request.server_port is not None:
-            attributes[semconv.SERVER_PORT] = request.server_port
+        attribution = self.attribution
+        if attribution:
+            for key in _METRIC_ATTRIBUTION:
+                if key in attribution:
+                    attributes[key] = attribution[key]
+            if telemetry.settings.metrics_include_user and semconv.USER_ID in attribution:
+                attributes[semconv.USER_ID] = attribution[semconv.USER_ID]
         context = trace.set_span_in_context(self.span)
+        if cost.total is not None:
+            cost_attributes = {key: value for key, value in attributes.items() if key not in _NOT_ON_COST}
+            cost_attributes[semconv.COST_SOURCE] = cost.source
+            telemetry.cost.record(float(cost.total), cost_attributes, context=context)
+        elif cost.status is not PricingStatus.NO_USAGE or self.error_type is None:
+            telemetry.unpriced_calls.add(
+                1,
+                {
+                    **{k: v for k, v in attributes.items() if k not in _NOT_ON_COST},
+                    semconv.PRICING_STATUS: cost.status.value,
+                },
+                context=context,
+            )
         duration_attributes = attributes
         if self.error_type:
             duration_attributes = {**attributes, semconv.ERROR_TYPE: self.error_type}
@@ -196,6 +236,28 @@ class LLMCall:
             return
         for token_type, count in _token_counts(usage):
             telemetry.token_usage.record(count, {**attributes, semconv.TOKEN_TYPE: token_type}, context=context)
+
+
+_ALREADY_ENDED = CostResult(PricingStatus.NO_USAGE)
+_METRIC_ATTRIBUTION = (semconv.TENANT_ID, semconv.FEATURE)
+_NOT_ON_COST = (semconv.SERVER_ADDRESS, semconv.SERVER_PORT)
+
+
+def cost_attributes(cost: CostResult) -> dict[str, AttributeValue]:
+    """The span attributes that say what a call cost, or why it has no cost."""
+    attributes: dict[str, AttributeValue] = {semconv.PRICING_STATUS: cost.status.value}
+    if cost.model:
+        attributes[semconv.PRICING_MODEL] = cost.model
+    if cost.total is None:
+        return attributes
+    attributes[semconv.USAGE_COST] = float(cost.total)
+    attributes[semconv.COST_SOURCE] = cost.source
+    if cost.source == "pricing":
+        attributes[semconv.COST_INPUT] = float(cost.input)
+        attributes[semconv.COST_OUTPUT] = float(cost.output)
+        attributes[semconv.COST_CACHE_READ] = float(cost.cache_read)
+        attributes[semconv.COST_CACHE_WRITE] = float(cost.cache_write)
+    return attributes
 
 
 def _token_counts(usage: Usage) -> Iterable[tuple[str, int]]:

@@ -15,7 +15,8 @@ from aimon_otel import semconv
 from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.providers.detect import detect_server
-from aimon_otel.telemetry import LLMCall, Request, Usage, int_or_none
+from aimon_otel.telemetry import LLMCall, Request, int_or_none
+from aimon_otel.usage import Usage
 
 CHAT = "chat"
 RESPONSES = "responses"
@@ -211,7 +212,15 @@ def chat_usage(usage: Any) -> Usage | None:
         output_tokens=int_or_none(field(usage, "completion_tokens")),
         cache_read_input_tokens=int_or_none(field(prompt_details, "cached_tokens")),
         reasoning_output_tokens=int_or_none(field(completion_details, "reasoning_tokens")),
+        provider_cost=_number(field(usage, "cost")),
     )
+
+
+def _number(value: Any) -> float | None:
+    """A cost the provider put in its usage (OpenRouter: ``usage.cost``, USD)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
 
 
 def responses_usage(usage: Any) -> Usage | None:
@@ -225,14 +234,14 @@ def responses_usage(usage: Any) -> Usage | None:
     )
 
 
-def _service_tier(response: Any) -> dict[str, AttributeValue]:
+def _service_tier(response: Any) -> str | None:
     tier = field(response, "service_tier")
-    return {semconv.RESPONSE_SERVICE_TIER: tier} if isinstance(tier, str) else {}
+    return tier if isinstance(tier, str) else None
 
 
 def _record_choices(call: LLMCall, response: Any, settings: Settings) -> None:
     choices = field(response, "choices") or []
-    extra = _service_tier(response)
+    extra: dict[str, AttributeValue] = {}
     if settings.capture_content:
         extra[semconv.OUTPUT_MESSAGES] = to_json(
             [
@@ -250,6 +259,7 @@ def _record_choices(call: LLMCall, response: Any, settings: Settings) -> None:
         response_id=field(response, "id"),
         finish_reasons=[r for r in (field(c, "finish_reason") for c in choices) if isinstance(r, str)],
         usage=chat_usage(field(response, "usage")),
+        service_tier=_service_tier(response),
         extra=extra,
     )
 
@@ -278,7 +288,7 @@ def _record_responses_api(call: LLMCall, response: Any, settings: Settings) -> N
     if isinstance(status, str):
         reason = field(field(response, "incomplete_details"), "reason")
         finish = [reason if isinstance(reason, str) else _RESPONSE_STATUS_TO_FINISH.get(status, status)]
-    extra = _service_tier(response)
+    extra: dict[str, AttributeValue] = {}
     if settings.capture_content:
         text = field(response, "output_text")
         if not isinstance(text, str):
@@ -294,6 +304,7 @@ def _record_responses_api(call: LLMCall, response: Any, settings: Settings) -> N
         response_id=field(response, "id"),
         finish_reasons=finish,
         usage=responses_usage(field(response, "usage")),
+        service_tier=_service_tier(response),
         extra=extra,
     )
 
@@ -425,8 +436,6 @@ class ChunkStreamAccumulator:
 
     def finish(self, call: LLMCall) -> None:
         extra: dict[str, AttributeValue] = {}
-        if isinstance(self.service_tier, str):
-            extra[semconv.RESPONSE_SERVICE_TIER] = self.service_tier
         if self.settings.capture_content:
             limit = self.settings.content_max_chars
             indexes = sorted(set(self.texts) | set(self.finish_reasons))
@@ -441,6 +450,7 @@ class ChunkStreamAccumulator:
             response_id=self.response_id,
             finish_reasons=[self.finish_reasons[i] for i in sorted(self.finish_reasons)],
             usage=chat_usage(self.usage),
+            service_tier=self.service_tier if isinstance(self.service_tier, str) else None,
             extra=extra,
         )
 

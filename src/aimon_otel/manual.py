@@ -1,0 +1,114 @@
+"""``cost()`` and ``record_usage()``: pricing and telemetry for calls we do not patch."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from opentelemetry import metrics, trace
+
+from aimon_otel import semconv
+from aimon_otel.config import Settings
+from aimon_otel.pricing import CostResult
+from aimon_otel.pricing.engine import default_engine
+from aimon_otel.telemetry import LLMCall, Request, Telemetry
+from aimon_otel.usage import Usage
+from aimon_otel.version import __version__
+
+_active: Telemetry | None = None
+
+
+def set_active_telemetry(telemetry: Telemetry | None) -> None:
+    global _active
+    _active = telemetry
+
+
+def _telemetry() -> Telemetry:
+    """The instrumentor's telemetry, or one on the global providers if not instrumented."""
+    global _active
+    if _active is None:
+        _active = Telemetry(
+            trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__),
+            metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__),
+            Settings.load(),
+            default_engine(),
+        )
+    return _active
+
+
+def cost(
+    provider: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    *,
+    cache_write_1h_tokens: int | None = None,
+    at: datetime | None = None,
+    service_tier: str | None = None,
+) -> CostResult:
+    """What a call would cost: ``input_tokens`` include cached ones, ``output_tokens`` reasoning.
+
+    ``provider`` is a ``gen_ai.provider.name`` (``openai``, ``anthropic``, ``aws.bedrock``...).
+    """
+    usage = Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_input_tokens=cache_read_tokens,
+        cache_creation_input_tokens=cache_write_tokens,
+        cache_creation_1h_input_tokens=cache_write_1h_tokens,
+        reasoning_output_tokens=reasoning_tokens,
+    )
+    return default_engine().price(provider, model, usage, at=at, service_tier=service_tier)
+
+
+def record_usage(
+    *,
+    provider: str,
+    model: str,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cache_read_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
+    operation: str = semconv.OP_CHAT,
+    response_model: str | None = None,
+    provider_cost: float | None = None,
+    error_type: str | None = None,
+) -> CostResult:
+    """Emit the same span and metrics as an instrumented call, for an SDK we do not patch.
+
+    Call it right after the call returns; the span covers only the recording. Returns the cost.
+    """
+    telemetry = _telemetry()
+    call = LLMCall(
+        telemetry,
+        Request(
+            operation=operation,
+            provider=provider,
+            model=model,
+            server_address=None,
+            server_port=None,
+            stream=False,
+            attributes={
+                semconv.OPERATION_NAME: operation,
+                semconv.PROVIDER_NAME: provider,
+                semconv.REQUEST_MODEL: model,
+            },
+        ),
+    )
+    call.set_response(
+        model=response_model or model,
+        usage=Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_input_tokens=cache_read_tokens,
+            cache_creation_input_tokens=cache_write_tokens,
+            reasoning_output_tokens=reasoning_tokens,
+            provider_cost=provider_cost,
+        ),
+    )
+    if error_type:
+        call.fail_with(error_type, error_type)
+    return call.end()

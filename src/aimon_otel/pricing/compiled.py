@@ -1,0 +1,161 @@
+"""A model's prices compiled to plain arithmetic, so pricing a call costs a few microseconds.
+
+genai-prices prices usage over a lattice of units (input tokens, their cached part, their
+audio part...): each priced unit is charged for its *leaf* count, its own count minus what
+more specific priced units already charged. Compiling a ``ModelPrice`` once precomputes
+the leaf order, which units to subtract, the tiers, and which missing counts make the usage
+ambiguous. ``tests/test_pricing_property.py`` checks this against genai-prices' ``calc_price``
+for every model it knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from aimon_otel.pricing.result import CostResult, PricingStatus
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class PricedUnit:
+    usage_key: str
+    per: int
+    price: Decimal
+    tiers: tuple[tuple[int, Decimal], ...]
+    """(start, price) by descending start: above ``start`` input tokens, all tokens pay ``price``."""
+    part: str
+    """``input``, ``output``, ``cache_read``, ``cache_write`` or ``other``."""
+    subtract: tuple[int, ...]
+    """Indexes of more specific priced units (already computed) whose leaf counts are taken off."""
+    ambiguous_if: tuple[tuple[str, ...], ...]
+    """When this unit's count is missing: groups of usage keys that, all positive, make it ambiguous."""
+
+
+class InvalidUsageError(ValueError):
+    """Usage that cannot be priced consistently."""
+
+
+@dataclass(frozen=True)
+class CompiledPrice:
+    units: tuple[PricedUnit, ...]
+    tiered: bool
+    ambiguous_input_if: tuple[tuple[str, ...], ...]
+    description: str
+
+    def parts(self, usage: Mapping[str, int]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        """(total, input, output, cache_read, cache_write) in USD; raises InvalidUsageError."""
+        total_input = 0
+        if self.tiered:
+            total_input = _count(usage, "input_tokens", self.ambiguous_input_if)
+        leaves: list[int] = []
+        sums = {"input": _ZERO, "output": _ZERO, "cache_read": _ZERO, "cache_write": _ZERO, "other": _ZERO}
+        total = _ZERO
+        for unit in self.units:
+            if unit.usage_key == "requests":
+                leaf = 1
+            else:
+                leaf = _count(usage, unit.usage_key, unit.ambiguous_if)
+                for index in unit.subtract:
+                    leaf -= leaves[index]
+                if leaf < 0:
+                    raise InvalidUsageError(f"more specific usage exceeds {unit.usage_key}")
+            leaves.append(leaf)
+            price = unit.price
+            for start, tier_price in unit.tiers:
+                if total_input > start:
+                    price = tier_price
+                    break
+            amount = price * leaf / unit.per
+            total += amount
+            sums[unit.part] += amount
+        return total, sums["input"], sums["output"], sums["cache_read"], sums["cache_write"]
+
+    def cost(self, usage: Mapping[str, int], model: str, provider: str, factor: Decimal | None) -> CostResult:
+        try:
+            total, uncached, output, cache_read, cache_write = self.parts(usage)
+        except InvalidUsageError:
+            return CostResult(PricingStatus.INVALID_USAGE, model=model, provider=provider)
+        if factor is not None:
+            total, uncached, output = total * factor, uncached * factor, output * factor
+            cache_read, cache_write = cache_read * factor, cache_write * factor
+        return CostResult(
+            PricingStatus.PRICED, total, uncached, output, cache_read, cache_write, "pricing", model, provider
+        )
+
+
+def _count(usage: Mapping[str, int], key: str, ambiguous_if: tuple[tuple[str, ...], ...]) -> int:
+    value = usage.get(key)
+    if value is not None:
+        return value
+    for group in ambiguous_if:
+        if all(usage.get(other, 0) > 0 for other in group):
+            raise InvalidUsageError(f"missing usage for {key}")
+    return 0
+
+
+def compile_model_price(model_price: Any) -> CompiledPrice:
+    """Compile a genai-prices ``ModelPrice`` (built-in or from an override file)."""
+    from genai_prices import types as gp
+    from genai_prices.units import _get_registry
+
+    registry = _get_registry()
+    priced: list[tuple[Any, Any]] = []
+    for key, value in model_price.__dict__.items():
+        if key.startswith("_") or value is None:
+            continue
+        priced.append((registry.unit_for_price_key(key), value))
+    priced.sort(key=lambda pair: (-len(pair[0].dimensions), pair[0].usage_key))
+    units: list[PricedUnit] = []
+    for index, (unit, value) in enumerate(priced):
+        subtract = tuple(
+            other_index for other_index, (other, _) in enumerate(priced[:index]) if _is_descendant_or_self(unit, other)
+        )
+        if isinstance(value, gp.TieredPrices):
+            price, tiers = value.base, tuple((t.start, t.price) for t in sorted(value.tiers, key=lambda t: -t.start))
+        else:
+            price, tiers = value, ()
+        units.append(
+            PricedUnit(unit.usage_key, unit.per, price, tiers, _part(unit), subtract, _ambiguity(unit, registry))
+        )
+    tiered = any(u.tiers for u in units)
+    input_unit = registry.units["input_tokens"]
+    return CompiledPrice(tuple(units), tiered, _ambiguity(input_unit, registry), str(model_price))
+
+
+def _is_descendant_or_self(ancestor: Any, descendant: Any) -> bool:
+    return bool(ancestor.dimensions.items() <= descendant.dimensions.items())
+
+
+def _part(unit: Any) -> str:
+    token_type = unit.dimensions.get("token_type")
+    if token_type in ("cache_read", "cache_write"):
+        return str(token_type)
+    direction = unit.dimensions.get("direction")
+    return str(direction) if direction in ("input", "output") else "other"
+
+
+def _ambiguity(unit: Any, registry: Any) -> tuple[tuple[str, ...], ...]:
+    """Mirror genai-prices: a missing count is an error when more specific usage was reported,
+    or when two reported overlapping units together name exactly this unit."""
+    return _ambiguity_of(unit.usage_key, registry)
+
+
+@cache
+def _ambiguity_of(usage_key: str, registry: Any) -> tuple[tuple[str, ...], ...]:
+    unit = registry.units[usage_key]
+    others = [u for u in registry.units.values() if u is not unit and u.usage_key != "requests"]
+    groups: list[tuple[str, ...]] = [(u.usage_key,) for u in others if _is_descendant_or_self(unit, u)]
+    for i, left in enumerate(sorted(others, key=lambda u: u.usage_key)):
+        for right in sorted(others, key=lambda u: u.usage_key)[i + 1 :]:
+            if not left.is_compatible_with(right):
+                continue
+            if _is_descendant_or_self(left, right) or _is_descendant_or_self(right, left):
+                continue
+            if dict(unit.dimensions) == {**left.dimensions, **right.dimensions}:
+                groups.append((left.usage_key, right.usage_key))
+    return tuple(groups)

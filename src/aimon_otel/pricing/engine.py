@@ -1,0 +1,116 @@
+"""One pricing engine for the instrumentation, the span processor, the CLI and ``cost()``.
+
+Order: a provider-reported cost wins; then the user's alias and custom prices; then
+genai-prices' table; a multiplier (negotiated discount) applies to table and custom prices.
+An unknown model is never priced at $0: it is reported as ``unknown_model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+
+from aimon_otel.faults import logger
+from aimon_otel.pricing.catalog import PROVIDER_IDS, Catalog, utc_now
+from aimon_otel.pricing.overrides import Overrides
+from aimon_otel.pricing.result import CostResult, PricingStatus
+from aimon_otel.usage import Usage
+
+
+def usage_counts(usage: Usage) -> dict[str, int]:
+    """Our usage in genai-prices' unit names (only what the response reported)."""
+    counts: dict[str, int] = {}
+    for key, value in (
+        ("input_tokens", usage.input_tokens),
+        ("output_tokens", usage.output_tokens),
+        ("cache_read_tokens", usage.cache_read_input_tokens),
+        ("cache_write_tokens", usage.cache_creation_input_tokens),
+        ("cache_write_5m_tokens", usage.cache_creation_5m_input_tokens),
+        ("cache_write_1h_tokens", usage.cache_creation_1h_input_tokens),
+        ("output_reasoning_tokens", usage.reasoning_output_tokens),
+    ):
+        if value is not None:
+            counts[key] = value
+    return counts
+
+
+class PricingEngine:
+    def __init__(self, overrides: Overrides | None = None, catalog: Catalog | None = None) -> None:
+        self.overrides = overrides or Overrides()
+        self.catalog = catalog or Catalog()
+        self._warned: set[tuple[str, str]] = set()
+
+    def price(
+        self,
+        provider: str,
+        model: str | None,
+        usage: Usage | None,
+        *,
+        at: datetime | None = None,
+        service_tier: str | None = None,
+        provider_cost: float | None = None,
+    ) -> CostResult:
+        if provider_cost is not None:
+            return CostResult(
+                PricingStatus.PRICED, Decimal(repr(provider_cost)), source="provider", model=model, provider=provider
+            )
+        if usage is None:
+            return CostResult(PricingStatus.NO_USAGE, model=model)
+        if not model:
+            return CostResult(PricingStatus.UNKNOWN_MODEL)
+        return self.price_counts(provider, model, usage_counts(usage), at=at, service_tier=service_tier)
+
+    def price_counts(
+        self,
+        provider: str,
+        model: str,
+        counts: Mapping[str, int],
+        *,
+        at: datetime | None = None,
+        service_tier: str | None = None,
+    ) -> CostResult:
+        """Price usage given in genai-prices' unit names (``input_tokens``, ``cache_read_tokens``...)."""
+        when = at or utc_now()
+        overrides = self.overrides
+        name = overrides.resolve_alias(provider, model)
+        factor = overrides.factor(provider, name)
+        custom = overrides.custom_price(provider, name, when.date())
+        if custom is not None:
+            return custom.cost(counts, name, provider, factor)
+        found = self.catalog.model(provider, name)
+        if found is None:
+            self._warn_unknown(provider, model)
+            return CostResult(PricingStatus.UNKNOWN_MODEL, model=model, provider=PROVIDER_IDS.get(provider, provider))
+        if factor is None and name != found.info.id:
+            factor = overrides.factor(provider, found.info.id)
+        context = (("service_tier", service_tier),) if service_tier else ()
+        return found.price_at(when, context).cost(counts, found.info.id, found.provider_id, factor)
+
+    def _warn_unknown(self, provider: str, model: str) -> None:
+        key = (provider, model)
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(
+                "aimon-otel: no price for model %r of provider %r; its calls are reported as "
+                "aimon.pricing.status=unknown_model, never as $0. Add it to AIMON_PRICING_FILE "
+                "(see `aimon-otel pricing check`).",
+                model,
+                provider,
+            )
+
+
+_default_engine: PricingEngine | None = None
+
+
+def default_engine() -> PricingEngine:
+    """The engine ``cost()`` and processors use unless given one (the instrumentor's, once instrumented)."""
+    global _default_engine
+    if _default_engine is None:
+        _default_engine = PricingEngine()
+    return _default_engine
+
+
+def set_default_engine(engine: PricingEngine | None) -> None:
+    global _default_engine
+    _default_engine = engine

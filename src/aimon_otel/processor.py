@@ -1,0 +1,179 @@
+"""``CostEnrichmentSpanProcessor``: tenant on start, price on export, for any GenAI span.
+
+The SDK freezes a span's attributes before ``on_end`` (``Span.end`` in
+``opentelemetry/sdk/trace``), so a processor cannot add a cost to a span that has ended.
+Two doors instead:
+
+* our own spans are priced by the instrumentation just before they end (``LLMCall.end``);
+* other instrumentations' GenAI spans (the anthropic SDK's own, OpenLLMetry's, the official
+  ones) are priced here: this processor *wraps* the processor that exports, and hands it an
+  enriched read-only copy of each GenAI span that carries token usage but no price.
+
+On start it stamps ``tenant.id``, ``user.id``, ``aimon.feature`` from the context on foreign
+GenAI spans. Manual setup is one line::
+
+    provider.add_span_processor(CostEnrichmentSpanProcessor(BatchSpanProcessor(exporter)))
+
+Under ``opentelemetry-instrument`` the instrumentor wraps the provider's processors itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from aimon_otel import semconv
+from aimon_otel.context import current_attributes
+from aimon_otel.faults import logger, report_fault
+from aimon_otel.pricing import PricingEngine
+from aimon_otel.pricing.engine import default_engine
+from aimon_otel.telemetry import cost_attributes
+from aimon_otel.usage import Usage
+
+# Older ``gen_ai.system`` values -> ``gen_ai.provider.name``
+_SYSTEM_TO_PROVIDER = {
+    "az.ai.openai": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "vertex_ai": "gcp.vertex_ai",
+    "gemini": "gcp.gemini",
+    "xai": "x_ai",
+    "mistralai": "mistral_ai",
+    "bedrock": "aws.bedrock",
+}
+
+
+def is_genai(attributes: Mapping[str, Any] | None) -> bool:
+    return bool(attributes) and (
+        semconv.OPERATION_NAME in attributes  # type: ignore[operator]
+        or semconv.PROVIDER_NAME in attributes  # type: ignore[operator]
+        or "gen_ai.system" in attributes  # type: ignore[operator]
+    )
+
+
+def usage_from_attributes(attributes: Mapping[str, Any]) -> Usage | None:
+    """Token usage of a span, current names first, then the older ``prompt``/``completion`` ones."""
+
+    def number(*names: str) -> int | None:
+        for name in names:
+            value = attributes.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        return None
+
+    input_tokens = number(semconv.USAGE_INPUT_TOKENS, "gen_ai.usage.prompt_tokens")
+    output_tokens = number(semconv.USAGE_OUTPUT_TOKENS, "gen_ai.usage.completion_tokens")
+    if input_tokens is None and output_tokens is None:
+        return None
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_input_tokens=number(semconv.USAGE_CACHE_READ_INPUT_TOKENS),
+        cache_creation_input_tokens=number(semconv.USAGE_CACHE_CREATION_INPUT_TOKENS),
+        reasoning_output_tokens=number(semconv.USAGE_REASONING_OUTPUT_TOKENS),
+    )
+
+
+def provider_of(attributes: Mapping[str, Any]) -> str:
+    provider = attributes.get(semconv.PROVIDER_NAME) or attributes.get("gen_ai.system") or "unknown"
+    return _SYSTEM_TO_PROVIDER.get(str(provider), str(provider))
+
+
+class CostEnrichmentSpanProcessor(SpanProcessor):
+    """Wraps the exporting span processor (``inner``); see the module docstring."""
+
+    def __init__(self, inner: SpanProcessor | None = None, engine: PricingEngine | None = None) -> None:
+        self.inner = inner
+        self.engine = engine or default_engine()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            attributes = span.attributes
+            scope = span.instrumentation_scope
+            if is_genai(attributes) and (scope is None or scope.name != semconv.INSTRUMENTATION_SCOPE):
+                stamped = {k: v for k, v in current_attributes(parent_context).items() if k not in attributes}  # type: ignore[operator]
+                if stamped:
+                    span.set_attributes(stamped)
+        except Exception as fault:
+            report_fault("span processor start", fault)
+        if self.inner is not None:
+            self.inner.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.inner is not None:
+            self.inner.on_end(self.enriched(span))
+
+    def enriched(self, span: ReadableSpan) -> ReadableSpan:
+        """The span, or a copy with its price if it is an unpriced GenAI span with token usage."""
+        try:
+            attributes = span.attributes or {}
+            if semconv.PRICING_STATUS in attributes or not is_genai(attributes):
+                return span
+            usage = usage_from_attributes(attributes)
+            if usage is None:
+                return span
+            model = attributes.get(semconv.RESPONSE_MODEL) or attributes.get(semconv.REQUEST_MODEL)
+            at = datetime.fromtimestamp((span.start_time or 0) / 1e9, UTC) if span.start_time else None
+            cost = self.engine.price(provider_of(attributes), str(model) if model else None, usage, at=at)
+            return _copy_with(span, {**attributes, **cost_attributes(cost)})
+        except Exception as fault:
+            report_fault("span processor end", fault)
+            return span
+
+    def shutdown(self) -> None:
+        if self.inner is not None:
+            self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis) if self.inner is not None else True
+
+
+def _copy_with(span: ReadableSpan, attributes: Mapping[str, Any]) -> ReadableSpan:
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def wrap_provider_processors(tracer_provider: Any, engine: PricingEngine) -> Callable[[], None] | None:
+    """Wrap each processor of an SDK ``TracerProvider`` so foreign GenAI spans get priced.
+
+    Returns a function that undoes it, or None when the provider is not the SDK's (then use
+    the one-line manual setup). Processors added to the provider later are not wrapped.
+    """
+    multi = getattr(tracer_provider, "_active_span_processor", None)
+    processors = getattr(multi, "_span_processors", None)
+    lock = getattr(multi, "_lock", None) or threading.Lock()
+    if not isinstance(processors, tuple):
+        logger.debug("aimon-otel: tracer provider %r has no SDK span processors to wrap", tracer_provider)
+        return None
+    wrapped = tuple(
+        p if isinstance(p, CostEnrichmentSpanProcessor) else CostEnrichmentSpanProcessor(p, engine) for p in processors
+    )
+    with lock:
+        multi._span_processors = wrapped  # type: ignore[union-attr]
+
+    ours = {id(p) for p in wrapped if p not in processors}
+
+    def restore() -> None:
+        with lock:
+            multi._span_processors = tuple(  # type: ignore[union-attr]
+                p.inner if id(p) in ours and isinstance(p, CostEnrichmentSpanProcessor) and p.inner else p
+                for p in multi._span_processors  # type: ignore[union-attr]
+            )
+
+    return restore
