@@ -1,5 +1,8 @@
-"""An ordinary app calling the OpenAI API. Nothing here knows about aimon-otel:
-run it under ``opentelemetry-instrument`` and every call becomes a span and metrics."""
+"""An ordinary app calling the OpenAI API, run under ``opentelemetry-instrument``.
+
+The only aimon-otel line is ``aimon_otel.attributes(...)``: it says which tenant and feature
+a request serves, so spend can be split by them. Everything else is the plain SDK.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,14 @@ import os
 import openai
 from openai import AsyncOpenAI, OpenAI
 
+import aimon_otel
+
 MESSAGES = [{"role": "user", "content": "Write a haiku about observability."}]
 
 
-def main() -> None:
-    client = OpenAI()  # OPENAI_API_KEY and OPENAI_BASE_URL from the environment
+def support_reply(client: OpenAI) -> None:
     reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     print("chat:", reply.choices[0].message.content)
-
     streamed = "".join(
         chunk.choices[0].delta.content or ""
         for chunk in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
@@ -24,20 +27,32 @@ def main() -> None:
     )
     print("stream:", streamed)
 
+
+def search(client: OpenAI) -> None:
     if hasattr(client, "responses"):
         print("responses:", client.responses.create(model="gpt-4.1-mini", input="Name one metric.").output_text)
-
     vector = client.embeddings.create(model="text-embedding-3-small", input="observability").data[0].embedding
     print("embedding dimensions:", len(vector))
 
-    async def in_parallel() -> list[str]:
-        async_client = AsyncOpenAI()
-        replies = await asyncio.gather(
-            *[async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES) for _ in range(2)]
-        )
-        return [r.id for r in replies]
 
-    print("async:", asyncio.run(in_parallel()))
+async def batch_summaries() -> list[str]:
+    async_client = AsyncOpenAI()
+    replies = await asyncio.gather(
+        *[async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES) for _ in range(2)]
+    )
+    return [r.id for r in replies]
+
+
+def main() -> None:
+    client = OpenAI()  # OPENAI_API_KEY and OPENAI_BASE_URL from the environment
+    with aimon_otel.attributes(tenant_id="acme", feature="support_reply", user_id="alice"):
+        support_reply(client)
+    with aimon_otel.attributes(tenant_id="globex", feature="search"):
+        search(client)
+    with aimon_otel.attributes(tenant_id="globex", feature="summaries"):
+        print("async:", asyncio.run(batch_summaries()))
+    with aimon_otel.attributes(tenant_id="initech", feature="custom_model"):
+        client.chat.completions.create(model="initech-finetune-v2", messages=MESSAGES)  # no price known
 
     if os.environ.get("AIMON_DEMO_FAKE_PROVIDER"):  # show a failed call against the fake provider
         try:

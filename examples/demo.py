@@ -51,23 +51,24 @@ def run_app(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
+def genai_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [s for s in spans if "gen_ai.operation.name" in s["attributes"]]
+
+
 def show_spans(spans: list[dict[str, Any]]) -> None:
     print(
-        f"{'span':<40} {'provider':<9} {'response model':<26} {'in':>5} {'cached':>6} {'out':>5} "
-        f"{'reason':>6} {'ms':>7}  status"
+        f"{'span':<36} {'tenant':<8} {'response model':<24} {'in':>4} {'cached':>6} {'out':>4} "
+        f"{'cost USD':>13} {'ms':>6}  status"
     )
     for span in spans:
         a = span["attributes"]
-        if "gen_ai.operation.name" not in a:
-            continue
-        ms = _duration_ms(span)
-        status = span["status"]["status_code"]
-        status = a.get("error.type", "ERROR") if status == "ERROR" else "ok"
+        status = a.get("error.type", "ERROR") if span["status"]["status_code"] == "ERROR" else "ok"
+        cost = a.get("gen_ai.usage.cost")
+        cost_text = f"{cost:.8f}" if cost is not None else a.get("aimon.pricing.status", "-")
         print(
-            f"{span['name']:<40} {a.get('gen_ai.provider.name', ''):<9} {a.get('gen_ai.response.model', '-'):<26} "
-            f"{a.get('gen_ai.usage.input_tokens', '-'):>5} {a.get('gen_ai.usage.cache_read.input_tokens', '-'):>6} "
-            f"{a.get('gen_ai.usage.output_tokens', '-'):>5} {a.get('gen_ai.usage.reasoning.output_tokens', '-'):>6} "
-            f"{ms:>7.1f}  {status}"
+            f"{span['name']:<36} {a.get('tenant.id', '-'):<8} {a.get('gen_ai.response.model', '-'):<24} "
+            f"{a.get('gen_ai.usage.input_tokens', '-'):>4} {a.get('gen_ai.usage.cache_read.input_tokens', '-'):>6} "
+            f"{a.get('gen_ai.usage.output_tokens', '-'):>4} {cost_text:>13} {_duration_ms(span):>6.1f}  {status}"
         )
 
 
@@ -79,23 +80,40 @@ def _duration_ms(span: dict[str, Any]) -> float:
     return (end - start).total_seconds() * 1000
 
 
-def show_usage(spans: list[dict[str, Any]]) -> None:
-    rows: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+LABELS = {
+    "gen_ai.provider.name": "provider",
+    "gen_ai.request.model": "model",
+    "tenant.id": "tenant",
+    "aimon.feature": "feature",
+}
+
+
+def spend_by(spans: list[dict[str, Any]], *keys: str) -> dict[tuple[str, ...], list[float]]:
+    """calls, errors, unpriced, input tokens, output tokens, cost, by the given attributes."""
+    rows: dict[tuple[str, ...], list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0])
     for span in spans:
         a = span["attributes"]
-        if "gen_ai.operation.name" not in a:
-            continue
-        row = rows[(a["gen_ai.provider.name"], a.get("gen_ai.request.model", "?"))]
+        row = rows[tuple(str(a.get(key, "-")) for key in keys)]
         row[0] += 1
         row[1] += span["status"]["status_code"] == "ERROR"
-        row[2] += a.get("gen_ai.usage.input_tokens", 0)
-        row[3] += a.get("gen_ai.usage.cache_read.input_tokens", 0)
+        row[2] += a.get("aimon.pricing.status") == "unknown_model"
+        row[3] += a.get("gen_ai.usage.input_tokens", 0)
         row[4] += a.get("gen_ai.usage.output_tokens", 0)
-    print(
-        f"\n{'provider':<9} {'model':<24} {'calls':>5} {'errors':>6} {'input tok':>9} {'cached':>7} {'output tok':>10}"
-    )
-    for (provider, model), (calls, errors, tokens_in, cached, tokens_out) in sorted(rows.items()):
-        print(f"{provider:<9} {model:<24} {calls:>5} {errors:>6} {tokens_in:>9} {cached:>7} {tokens_out:>10}")
+        row[5] += a.get("gen_ai.usage.cost", 0.0)
+    return rows
+
+
+def show_spend(spans: list[dict[str, Any]], title: str, *keys: str) -> None:
+    print(f"\nSpend by {title}")
+    header = " ".join(f"{LABELS.get(k, k):<22}" for k in keys)
+    print(f"{header} {'calls':>5} {'errors':>6} {'unpriced':>8} {'in tok':>7} {'out tok':>7} {'cost USD':>11}")
+    rows = spend_by(spans, *keys)
+    for key, (calls, errors, unpriced, tokens_in, tokens_out, cost) in sorted(rows.items(), key=lambda r: -r[1][5]):
+        label = " ".join(f"{k:<22}" for k in key)
+        cost_text = "unpriced" if unpriced and unpriced == calls else f"{cost:.8f}"
+        print(f"{label} {calls:>5} {errors:>6} {unpriced:>8} {tokens_in:>7} {tokens_out:>7} {cost_text:>11}")
+    total = sum(row[5] for row in rows.values())
+    print(f"{'total':<{23 * len(keys) - 1}} {'':>5} {'':>6} {'':>8} {'':>7} {'':>7} {total:>11.8f}")
 
 
 def main() -> int:
@@ -113,9 +131,13 @@ def main() -> int:
         print(result.stderr, file=sys.stderr)
         return result.returncode
     spans = read_console_spans(result.stdout)
-    print(f"\n--- {len(spans)} spans exported by the console exporter ---")
+    spans = genai_spans(spans)
+    print(f"\n--- {len(spans)} GenAI spans exported by the console exporter ---")
     show_spans(spans)
-    show_usage(spans)
+    show_spend(spans, "provider and model", "gen_ai.provider.name", "gen_ai.request.model")
+    show_spend(spans, "tenant", "tenant.id")
+    show_spend(spans, "tenant and feature", "tenant.id", "aimon.feature")
+    print("\nPrices: genai-prices' bundled table (offline). An unknown model is 'unpriced', never $0.")
     return 0 if spans else 1
 
 

@@ -27,6 +27,7 @@ class Telemetry:
     exporter: InMemorySpanExporter
     reader: InMemoryMetricReader
     instrumentor: AimonInstrumentor
+    tracer_provider: TracerProvider
 
     def spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
@@ -70,7 +71,7 @@ def make_telemetry(**settings: Any) -> Telemetry:
     meter_provider = MeterProvider(metric_readers=[reader])
     instrumentor = AimonInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **settings)
-    return Telemetry(exporter, reader, instrumentor)
+    return Telemetry(exporter, reader, instrumentor, tracer_provider)
 
 
 @pytest.fixture

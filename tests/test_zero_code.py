@@ -36,7 +36,8 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
     expected = (
         ["chat gpt-4o-mini", "chat gpt-4o"]
         + (["chat gpt-4.1-mini"] if OPENAI_HAS_RESPONSES else [])
-        + ["embeddings text-embedding-3-small", "chat gpt-4o-mini", "chat gpt-4o-mini", "chat gpt-4o-mini"]
+        + ["embeddings text-embedding-3-small", "chat gpt-4o-mini", "chat gpt-4o-mini", "chat initech-finetune-v2"]
+        + ["chat gpt-4o-mini"]
     )
     assert names == expected
     assert all(s["kind"] == "SpanKind.CLIENT" for s in spans)
@@ -48,3 +49,9 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
     assert failed["status"]["status_code"] == "ERROR"
     assert failed["attributes"]["error.type"] == "RateLimitError"
     assert API_KEY not in result.stdout + result.stderr
+    # priced and attributed with no code change beyond aimon_otel.attributes(...)
+    first = spans[0]["attributes"]
+    assert first["gen_ai.usage.cost"] == 0.000033 and first["aimon.pricing.model"] == "gpt-4o-mini"
+    assert (first["tenant.id"], first["aimon.feature"], first["user.id"]) == ("acme", "support_reply", "alice")
+    unknown = spans[-2]["attributes"]
+    assert unknown["aimon.pricing.status"] == "unknown_model" and "gen_ai.usage.cost" not in unknown

@@ -28,12 +28,28 @@ class PricedUnit:
     price: Decimal
     tiers: tuple[tuple[int, Decimal], ...]
     """(start, price) by descending start: above ``start`` input tokens, all tokens pay ``price``."""
-    part: str
-    """``input``, ``output``, ``cache_read``, ``cache_write`` or ``other``."""
+    part: int
+    """Which part of the breakdown it adds to: 1 input, 2 output, 3 cache read, 4 cache write, 0 none."""
     subtract: tuple[int, ...]
     """Indexes of more specific priced units (already computed) whose leaf counts are taken off."""
-    ambiguous_if: tuple[tuple[str, ...], ...]
-    """When this unit's count is missing: groups of usage keys that, all positive, make it ambiguous."""
+    ambiguous_if: Ambiguity
+    """When this unit's count is missing, which reported usage makes it ambiguous."""
+    price_per_unit: Decimal | None
+    """``price / per`` when that division is exact (``per`` a power of ten), to save a division per call."""
+
+
+@dataclass(frozen=True)
+class Ambiguity:
+    """A missing count is ambiguous if any ``keys`` or both keys of any ``pairs`` are positive."""
+
+    keys: frozenset[str]
+    pairs: tuple[tuple[str, str], ...]
+
+    def hit(self, usage: Mapping[str, int]) -> bool:
+        for key, value in usage.items():
+            if value > 0 and key in self.keys:
+                return True
+        return any(usage.get(a, 0) > 0 and usage.get(b, 0) > 0 for a, b in self.pairs)
 
 
 class InvalidUsageError(ValueError):
@@ -44,7 +60,7 @@ class InvalidUsageError(ValueError):
 class CompiledPrice:
     units: tuple[PricedUnit, ...]
     tiered: bool
-    ambiguous_input_if: tuple[tuple[str, ...], ...]
+    ambiguous_input_if: Ambiguity
     description: str
 
     def parts(self, usage: Mapping[str, int]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
@@ -53,8 +69,8 @@ class CompiledPrice:
         if self.tiered:
             total_input = _count(usage, "input_tokens", self.ambiguous_input_if)
         leaves: list[int] = []
-        sums = {"input": _ZERO, "output": _ZERO, "cache_read": _ZERO, "cache_write": _ZERO, "other": _ZERO}
         total = _ZERO
+        sums = [_ZERO, _ZERO, _ZERO, _ZERO, _ZERO]  # other, input, output, cache read, cache write
         for unit in self.units:
             if unit.usage_key == "requests":
                 leaf = 1
@@ -65,15 +81,22 @@ class CompiledPrice:
                 if leaf < 0:
                     raise InvalidUsageError(f"more specific usage exceeds {unit.usage_key}")
             leaves.append(leaf)
-            price = unit.price
-            for start, tier_price in unit.tiers:
-                if total_input > start:
-                    price = tier_price
-                    break
-            amount = price * leaf / unit.per
+            if not leaf:
+                continue
+            if unit.tiers:
+                price = unit.price
+                for start, tier_price in unit.tiers:
+                    if total_input > start:
+                        price = tier_price
+                        break
+                amount = price * leaf / unit.per
+            elif unit.price_per_unit is not None:
+                amount = unit.price_per_unit * leaf
+            else:
+                amount = unit.price * leaf / unit.per
             total += amount
             sums[unit.part] += amount
-        return total, sums["input"], sums["output"], sums["cache_read"], sums["cache_write"]
+        return total, sums[1], sums[2], sums[3], sums[4]
 
     def cost(self, usage: Mapping[str, int], model: str, provider: str, factor: Decimal | None) -> CostResult:
         try:
@@ -88,13 +111,12 @@ class CompiledPrice:
         )
 
 
-def _count(usage: Mapping[str, int], key: str, ambiguous_if: tuple[tuple[str, ...], ...]) -> int:
+def _count(usage: Mapping[str, int], key: str, ambiguous_if: Ambiguity) -> int:
     value = usage.get(key)
     if value is not None:
         return value
-    for group in ambiguous_if:
-        if all(usage.get(other, 0) > 0 for other in group):
-            raise InvalidUsageError(f"missing usage for {key}")
+    if ambiguous_if.hit(usage):
+        raise InvalidUsageError(f"missing usage for {key}")
     return 0
 
 
@@ -119,8 +141,18 @@ def compile_model_price(model_price: Any) -> CompiledPrice:
             price, tiers = value.base, tuple((t.start, t.price) for t in sorted(value.tiers, key=lambda t: -t.start))
         else:
             price, tiers = value, ()
+        exact = str(unit.per).rstrip("0") == "1"
         units.append(
-            PricedUnit(unit.usage_key, unit.per, price, tiers, _part(unit), subtract, _ambiguity(unit, registry))
+            PricedUnit(
+                unit.usage_key,
+                unit.per,
+                price,
+                tiers,
+                _part(unit),
+                subtract,
+                _ambiguity(unit, registry),
+                price / unit.per if exact else None,
+            )
         )
     tiered = any(u.tiers for u in units)
     input_unit = registry.units["input_tokens"]
@@ -131,25 +163,28 @@ def _is_descendant_or_self(ancestor: Any, descendant: Any) -> bool:
     return bool(ancestor.dimensions.items() <= descendant.dimensions.items())
 
 
-def _part(unit: Any) -> str:
+_PARTS = {"input": 1, "output": 2, "cache_read": 3, "cache_write": 4}
+
+
+def _part(unit: Any) -> int:
     token_type = unit.dimensions.get("token_type")
     if token_type in ("cache_read", "cache_write"):
-        return str(token_type)
-    direction = unit.dimensions.get("direction")
-    return str(direction) if direction in ("input", "output") else "other"
+        return _PARTS[token_type]
+    return _PARTS.get(unit.dimensions.get("direction"), 0)
 
 
-def _ambiguity(unit: Any, registry: Any) -> tuple[tuple[str, ...], ...]:
+def _ambiguity(unit: Any, registry: Any) -> Ambiguity:
     """Mirror genai-prices: a missing count is an error when more specific usage was reported,
     or when two reported overlapping units together name exactly this unit."""
     return _ambiguity_of(unit.usage_key, registry)
 
 
 @cache
-def _ambiguity_of(usage_key: str, registry: Any) -> tuple[tuple[str, ...], ...]:
+def _ambiguity_of(usage_key: str, registry: Any) -> Ambiguity:
     unit = registry.units[usage_key]
     others = [u for u in registry.units.values() if u is not unit and u.usage_key != "requests"]
-    groups: list[tuple[str, ...]] = [(u.usage_key,) for u in others if _is_descendant_or_self(unit, u)]
+    keys = frozenset(u.usage_key for u in others if _is_descendant_or_self(unit, u))
+    pairs: list[tuple[str, str]] = []
     for i, left in enumerate(sorted(others, key=lambda u: u.usage_key)):
         for right in sorted(others, key=lambda u: u.usage_key)[i + 1 :]:
             if not left.is_compatible_with(right):
@@ -157,5 +192,5 @@ def _ambiguity_of(usage_key: str, registry: Any) -> tuple[tuple[str, ...], ...]:
             if _is_descendant_or_self(left, right) or _is_descendant_or_self(right, left):
                 continue
             if dict(unit.dimensions) == {**left.dimensions, **right.dimensions}:
-                groups.append((left.usage_key, right.usage_key))
-    return tuple(groups)
+                pairs.append((left.usage_key, right.usage_key))
+    return Ambiguity(keys, tuple(pairs))

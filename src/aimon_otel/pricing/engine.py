@@ -73,16 +73,18 @@ class PricingEngine:
         """Price usage given in genai-prices' unit names (``input_tokens``, ``cache_read_tokens``...)."""
         when = at or utc_now()
         overrides = self.overrides
-        name = overrides.resolve_alias(provider, model)
-        factor = overrides.factor(provider, name)
-        custom = overrides.custom_price(provider, name, when.date())
-        if custom is not None:
-            return custom.cost(counts, name, provider, factor)
+        name, factor = model, None
+        if not overrides.empty:
+            name = overrides.resolve_alias(provider, model)
+            factor = overrides.factor(provider, name)
+            custom = overrides.custom_price(provider, name, when.date())
+            if custom is not None:
+                return custom.cost(counts, name, provider, factor)
         found = self.catalog.model(provider, name)
         if found is None:
             self._warn_unknown(provider, model)
             return CostResult(PricingStatus.UNKNOWN_MODEL, model=model, provider=PROVIDER_IDS.get(provider, provider))
-        if factor is None and name != found.info.id:
+        if factor is None and name != found.info.id and not overrides.empty:
             factor = overrides.factor(provider, found.info.id)
         context = (("service_tier", service_tier),) if service_tier else ()
         return found.price_at(when, context).cost(counts, found.info.id, found.provider_id, factor)

@@ -75,6 +75,10 @@ class Overrides:
     multipliers: list[Multiplier] = field(default_factory=list)
     source: str = "code"
 
+    @property
+    def empty(self) -> bool:
+        return not (self.aliases or self.models or self.multipliers)
+
     def alias(self, model: str, target: str, provider: str | None = None) -> Overrides:
         self.aliases[(provider, model)] = target
         return self
@@ -175,6 +179,7 @@ def _parse(name: str, suffix: str, text: str) -> Any:
             raise AimonConfigError(f"{name}: not valid YAML: {exc}") from None
     if suffix == ".toml":
         import tomllib
+
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

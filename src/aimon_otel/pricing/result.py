@@ -16,7 +16,7 @@ class PricingStatus(StrEnum):
     """Usage that cannot be priced consistently, e.g. more cached tokens than input tokens."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CostResult:
     """The cost of one call in USD. ``total`` is None unless ``status`` is ``priced``."""
 
@@ -43,12 +43,18 @@ class CostResult:
         """JSON-friendly form (Decimal amounts as strings, so no digit is lost)."""
         return {
             "status": self.status.value,
-            "total_usd": None if self.total is None else str(self.total),
-            "input_usd": str(self.input),
-            "output_usd": str(self.output),
-            "cache_read_usd": str(self.cache_read),
-            "cache_write_usd": str(self.cache_write),
+            "total_usd": None if self.total is None else usd(self.total),
+            "input_usd": usd(self.input),
+            "output_usd": usd(self.output),
+            "cache_read_usd": usd(self.cache_read),
+            "cache_write_usd": usd(self.cache_write),
             "source": self.source,
             "model": self.model,
             "provider": self.provider,
         }
+
+
+def usd(amount: Decimal) -> str:
+    """A plain decimal string, no exponent and no trailing zeros: ``0.000033``."""
+    text = format(amount.normalize(), "f")
+    return text if text != "-0" else "0"

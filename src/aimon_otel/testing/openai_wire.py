@@ -35,6 +35,15 @@ SNAPSHOTS = {
 SCENARIO_HEADER = "x-fake-scenario"
 CHUNKS_HEADER = "x-fake-chunks"
 CALL_ID_HEADER = "x-fake-call-id"
+COST_HEADER = "x-fake-usage-cost"
+"""Report this cost (USD) in ``usage.cost``, as OpenRouter does."""
+
+
+@dataclass(frozen=True)
+class Options:
+    chunks: int | None
+    scenario: str
+    cost: float | None
 
 
 @dataclass
@@ -68,8 +77,9 @@ def response_model(model: str) -> str:
     return SNAPSHOTS.get(model, model)
 
 
-def chat_usage() -> dict[str, Any]:
-    return {
+def chat_usage(cost: float | None = None) -> dict[str, Any]:
+    extra = {} if cost is None else {"cost": cost}
+    return extra | {
         "prompt_tokens": PROMPT_TOKENS,
         "completion_tokens": COMPLETION_TOKENS,
         "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
@@ -154,7 +164,11 @@ class OpenAIWire:
         if failure is not None:
             return failure
         chunks = headers.get(CHUNKS_HEADER)
-        return handler(body, int(chunks) if chunks else None, headers.get(SCENARIO_HEADER, ""))
+        cost = headers.get(COST_HEADER)
+        options = Options(
+            int(chunks) if chunks else None, headers.get(SCENARIO_HEADER, ""), float(cost) if cost else None
+        )
+        return handler(body, options)
 
     def scenario_failure(self, headers: Mapping[str, str], body: Mapping[str, Any]) -> WireResponse | None:
         scenario = headers.get(SCENARIO_HEADER, "")
@@ -176,11 +190,11 @@ class OpenAIWire:
         return None
 
     # --- chat completions -----------------------------------------------------------
-    def chat(self, body: Mapping[str, Any], chunks: int | None, scenario: str) -> WireResponse:
+    def chat(self, body: Mapping[str, Any], options: Options) -> WireResponse:
         model = response_model(str(body.get("model")))
         text = reply_text(body)
         if body.get("stream"):
-            return WireResponse(200, events=self._chat_events(body, model, text, chunks, scenario))
+            return WireResponse(200, events=self._chat_events(body, model, text, options))
         return json_response(
             200,
             {
@@ -197,15 +211,13 @@ class OpenAIWire:
                     }
                     for i in range(int(body.get("n") or 1))
                 ],
-                "usage": chat_usage(),
+                "usage": chat_usage(options.cost),
                 "service_tier": "default",
                 "system_fingerprint": "fp_fake",
             },
         )
 
-    def _chat_events(
-        self, body: Mapping[str, Any], model: str, text: str, chunks: int | None, scenario: str
-    ) -> Iterator[bytes]:
+    def _chat_events(self, body: Mapping[str, Any], model: str, text: str, options: Options) -> Iterator[bytes]:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {
             "id": "chatcmpl-fake-1",
@@ -223,18 +235,18 @@ class OpenAIWire:
             )
 
         yield chunk({"role": "assistant", "content": "", "refusal": None}, None)
-        for n, piece in enumerate(pieces(text, chunks)):
-            if scenario == "stream-error" and n == 1:
+        for n, piece in enumerate(pieces(text, options.chunks)):
+            if options.scenario == "stream-error" and n == 1:
                 yield sse({"error": {"message": "The server had an error mid-stream.", "type": "server_error"}})
                 return
             yield chunk({"content": piece}, None)
         yield chunk({}, "stop")
         if include_usage:
-            yield sse({**base, "choices": [], "usage": chat_usage()})
+            yield sse({**base, "choices": [], "usage": chat_usage(options.cost)})
         yield sse("[DONE]")
 
     # --- legacy completions -----------------------------------------------------------
-    def completions(self, body: Mapping[str, Any], chunks: int | None, scenario: str) -> WireResponse:
+    def completions(self, body: Mapping[str, Any], options: Options) -> WireResponse:
         model = str(body.get("model"))
         base = {
             "id": "cmpl-fake-1",
@@ -249,7 +261,7 @@ class OpenAIWire:
                 {
                     **base,
                     "choices": [{"text": REPLY_TEXT, "index": 0, "logprobs": None, "finish_reason": "stop"}],
-                    "usage": chat_usage(),
+                    "usage": chat_usage(options.cost),
                 },
             )
 
@@ -257,7 +269,7 @@ class OpenAIWire:
 
         def events() -> Iterator[bytes]:
             extra = {"usage": None} if include_usage else {}
-            for piece in pieces(REPLY_TEXT, chunks):
+            for piece in pieces(REPLY_TEXT, options.chunks):
                 yield sse(
                     {**base, "choices": [{"text": piece, "index": 0, "logprobs": None, "finish_reason": None}], **extra}
                 )
@@ -265,13 +277,13 @@ class OpenAIWire:
                 {**base, "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}], **extra}
             )
             if include_usage:
-                yield sse({**base, "choices": [], "usage": chat_usage()})
+                yield sse({**base, "choices": [], "usage": chat_usage(options.cost)})
             yield sse("[DONE]")
 
         return WireResponse(200, events=events())
 
     # --- embeddings -------------------------------------------------------------------
-    def embeddings(self, body: Mapping[str, Any], chunks: int | None, scenario: str) -> WireResponse:
+    def embeddings(self, body: Mapping[str, Any], options: Options) -> WireResponse:
         inputs = body.get("input")
         count = len(inputs) if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int) else 1
         vector = [0.25, -0.5, 0.75, 1.0][:EMBEDDING_DIMENSIONS]
@@ -289,11 +301,11 @@ class OpenAIWire:
         )
 
     # --- responses --------------------------------------------------------------------
-    def responses(self, body: Mapping[str, Any], chunks: int | None, scenario: str) -> WireResponse:
+    def responses(self, body: Mapping[str, Any], options: Options) -> WireResponse:
         model = response_model(str(body.get("model")))
         text = reply_text(body)
         if body.get("stream"):
-            return WireResponse(200, events=self._responses_events(body, model, text, chunks, scenario))
+            return WireResponse(200, events=self._responses_events(body, model, text, options))
         return json_response(200, self._response_object(body, model, "completed", text))
 
     def _response_object(self, body: Mapping[str, Any], model: str, status: str, text: str | None) -> dict[str, Any]:
@@ -325,9 +337,7 @@ class OpenAIWire:
         content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if text else []
         return {"type": "message", "id": "msg_fake_1", "status": status, "role": "assistant", "content": content}
 
-    def _responses_events(
-        self, body: Mapping[str, Any], model: str, text: str, chunks: int | None, scenario: str
-    ) -> Iterator[bytes]:
+    def _responses_events(self, body: Mapping[str, Any], model: str, text: str, options: Options) -> Iterator[bytes]:
         seq = iter(range(10_000))
 
         def event(kind: str, **fields: Any) -> bytes:
@@ -339,8 +349,8 @@ class OpenAIWire:
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         where = {"item_id": "msg_fake_1", "output_index": 0, "content_index": 0}
         yield event("response.content_part.added", **where, part=part)
-        for n, piece in enumerate(pieces(text, chunks)):
-            if scenario == "stream-error" and n == 1:
+        for n, piece in enumerate(pieces(text, options.chunks)):
+            if options.scenario == "stream-error" and n == 1:
                 yield sse({"error": {"message": "The server had an error mid-stream.", "type": "server_error"}})
                 return
             yield event("response.output_text.delta", **where, delta=piece, logprobs=[])

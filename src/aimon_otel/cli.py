@@ -1,0 +1,173 @@
+"""``aimon-otel``: look up prices, cost a call, check a pricing override file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aimon_otel.config import AimonConfigError, Settings
+from aimon_otel.pricing import PricingEngine, load_overrides
+from aimon_otel.pricing.result import usd
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aimon-otel", description="LLM prices and costs, as aimon-otel computes them")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    price = commands.add_parser("price", help="the price of a model (USD per million tokens)")
+    price.add_argument("model")
+    _common(price)
+
+    cost = commands.add_parser("cost", help="the cost of one call")
+    cost.add_argument("model")
+    _common(cost)
+    for name in ("input", "output", "cache-read", "cache-write", "cache-write-1h", "reasoning"):
+        cost.add_argument(f"--{name}", type=int, default=None, metavar="TOKENS")
+
+    pricing = commands.add_parser("pricing", help="pricing files")
+    pricing_commands = pricing.add_subparsers(dest="pricing_command", required=True)
+    check = pricing_commands.add_parser("check", help="validate an override file (default: $AIMON_PRICING_FILE)")
+    check.add_argument("file", nargs="?")
+    check.add_argument("--json", action="store_true")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "pricing":
+            return _check(args)
+        engine = _engine(getattr(args, "pricing_file", None))
+        return _price(engine, args) if args.command == "price" else _cost(engine, args)
+    except AimonConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--provider", default="openai", help="gen_ai.provider.name (default: openai)")
+    parser.add_argument("--at", type=_when, default=None, help="date or time the call was made (default: now)")
+    parser.add_argument("--service-tier", default=None)
+    parser.add_argument("--pricing-file", default=None, help="override file (default: $AIMON_PRICING_FILE)")
+    parser.add_argument("--json", action="store_true")
+
+
+def _when(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _engine(path: str | None) -> PricingEngine:
+    path = path or Settings.load().pricing_file
+    return PricingEngine(load_overrides(path) if path else None)
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    print(json.dumps(payload, indent=2) if args.json else text)
+
+
+def _price(engine: PricingEngine, args: argparse.Namespace) -> int:
+    when = args.at or datetime.now(UTC)
+    name = engine.overrides.resolve_alias(args.provider, args.model)
+    compiled = engine.overrides.custom_price(args.provider, name, when.date())
+    source, matched, provider = "override", name, args.provider
+    if compiled is None:
+        found = engine.catalog.model(args.provider, name)
+        if found is None:
+            _emit(
+                args,
+                {"model": args.model, "provider": args.provider, "status": "unknown_model"},
+                f"{args.model}: no price known for provider {args.provider}",
+            )
+            return 1
+        compiled = found.price_at(when, (("service_tier", args.service_tier),) if args.service_tier else ())
+        source, matched, provider = "genai-prices", found.info.id, found.provider_id
+    factor = engine.overrides.factor(args.provider, name)
+    units = {
+        u.usage_key: {
+            "usd_per": u.per,
+            "price": str(u.price),
+            "tiers": [{"above_input_tokens": s, "price": str(p)} for s, p in u.tiers],
+        }
+        for u in compiled.units
+    }
+    payload = {
+        "model": args.model,
+        "matched": matched,
+        "provider": provider,
+        "source": source,
+        "at": when.isoformat(),
+        "multiplier": None if factor is None else str(factor),
+        "prices": units,
+    }
+    _emit(
+        args,
+        payload,
+        f"{matched} ({provider}, {source}, at {when.date()}): {compiled.description}"
+        + (f" x{factor}" if factor is not None else ""),
+    )
+    return 0
+
+
+def _cost(engine: PricingEngine, args: argparse.Namespace) -> int:
+    counts = {
+        key: value
+        for key, value in {
+            "input_tokens": args.input,
+            "output_tokens": args.output,
+            "cache_read_tokens": args.cache_read,
+            "cache_write_tokens": args.cache_write,
+            "cache_write_1h_tokens": args.cache_write_1h,
+            "output_reasoning_tokens": args.reasoning,
+        }.items()
+        if value is not None
+    }
+    result = engine.price_counts(args.provider, args.model, counts, at=args.at, service_tier=args.service_tier)
+    if result.total is None:
+        _emit(args, result.as_dict(), f"{args.model}: {result.status.value}")
+        return 1
+    _emit(
+        args,
+        result.as_dict(),
+        f"${result.total} ({result.model}, {result.provider}): input ${result.input}, output ${result.output}, "
+        f"cache read ${result.cache_read}, cache write ${result.cache_write}",
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    path = args.file or Settings.load().pricing_file
+    if not path:
+        print("error: give a file or set AIMON_PRICING_FILE", file=sys.stderr)
+        return 2
+    overrides = load_overrides(path)
+    engine = PricingEngine(overrides)
+    unknown = [
+        {"provider": provider, "model": target}
+        for provider, target in overrides.referenced_models()
+        if overrides.custom_price(provider or "", target, datetime.now(UTC).date()) is None
+        and engine.catalog.model(provider or "openai", target) is None
+    ]
+    payload = {
+        "file": path,
+        "ok": not unknown,
+        "aliases": len(overrides.aliases),
+        "models": len(overrides.models),
+        "multipliers": len(overrides.multipliers),
+        "unknown_alias_targets": unknown,
+    }
+    text = (
+        f"{path}: {len(overrides.aliases)} aliases, {len(overrides.models)} models, "
+        f"{len(overrides.multipliers)} multipliers"
+    )
+    if unknown:
+        text += "\nalias targets with no price: " + ", ".join(
+            f"{u['model']} ({u['provider'] or 'any'})" for u in unknown
+        )
+    _emit(args, payload, text)
+    return 1 if unknown else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
