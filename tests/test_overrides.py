@@ -107,12 +107,14 @@ def test_toml_file_and_env_var_reach_the_instrumentation(
         ),
         (
             "order.yaml",
-            "models:\n  - {model: m, prices: [{input_mtok: 1, output_mtok: 1, effective_from: 2026-02-01, effective_to: 2026-01-01}]}\n",
+            "models:\n  - {model: m, prices: [{input_mtok: 1, output_mtok: 1, "
+            "effective_from: 2026-02-01, effective_to: 2026-01-01}]}\n",
             "must be after effective_from",
         ),
         (
             "overlap.yaml",
-            "models:\n  - {model: m, prices: [{input_mtok: 1, output_mtok: 1}, {input_mtok: 2, output_mtok: 2, effective_from: 2026-01-01}]}\n",
+            "models:\n  - {model: m, prices: [{input_mtok: 1, output_mtok: 1}, "
+            "{input_mtok: 2, output_mtok: 2, effective_from: 2026-01-01}]}\n",
             "dates overlap another price",
         ),
         ("factor.yaml", "multipliers:\n  - {factor: 0}\n", "multipliers[0]: factor must be above 0"),

@@ -130,8 +130,8 @@ def _cost(engine: PricingEngine, args: argparse.Namespace) -> int:
     _emit(
         args,
         result.as_dict(),
-        f"${result.total} ({result.model}, {result.provider}): input ${result.input}, output ${result.output}, "
-        f"cache read ${result.cache_read}, cache write ${result.cache_write}",
+        f"${usd(result.total)} ({result.model}, {result.provider}): input ${usd(result.input)}, "
+        f"output ${usd(result.output)}, cache read ${usd(result.cache_read)}, cache write ${usd(result.cache_write)}",
     )
     return 0
 
