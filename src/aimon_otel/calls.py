@@ -13,9 +13,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-
 from aimon_otel import semconv
 from aimon_otel.faults import report_fault
 from aimon_otel.streams import AsyncStreamProxy, StreamAccumulator, SyncStreamProxy
@@ -62,6 +59,11 @@ class Endpoint(Protocol[PlanT]):
         """The call succeeded without what ``plan`` added: do not add it there again."""
 
 
+def inside_call() -> bool:
+    """True while one of our wrapped calls is under way in this context."""
+    return _inside_call.get()
+
+
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
@@ -82,29 +84,7 @@ def sync_wrapper(telemetry: Telemetry, endpoint: Endpoint[Any]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if _inside_call.get():
             return wrapped(*args, **kwargs)
-        started = _start(telemetry, endpoint, instance, kwargs)
-        if started is None:
-            return wrapped(*args, **kwargs)
-        plan, call = started
-        guard = _inside_call.set(True)
-        scope = otel_context.attach(trace.set_span_in_context(call.span))
-        try:
-            try:
-                result = wrapped(*args, **plan.kwargs)
-            except Exception as exc:
-                fallback = plan.without_additions()
-                if fallback is None or not endpoint.should_fall_back(plan, exc):
-                    raise
-                result = wrapped(*args, **fallback.kwargs)
-                endpoint.fell_back(plan)
-                plan = fallback
-        except BaseException as exc:
-            _fail(call, exc)
-            raise
-        finally:
-            otel_context.detach(scope)
-            _inside_call.reset(guard)
-        return _take_result(endpoint, call, plan, result)
+        return run_sync(telemetry, endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
 
     return wrapper
 
@@ -112,39 +92,78 @@ def sync_wrapper(telemetry: Telemetry, endpoint: Endpoint[Any]) -> Wrapper:
 def async_wrapper(telemetry: Telemetry, endpoint: Endpoint[Any]) -> Wrapper:
     """A wrapt wrapper for an async SDK method."""
 
-    async def call_through(
-        wrapped: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any], plan: Plan, call: LLMCall
-    ) -> Any:
-        guard = _inside_call.set(True)
-        scope = otel_context.attach(trace.set_span_in_context(call.span))
-        try:
-            try:
-                result = await wrapped(*args, **plan.kwargs)
-            except Exception as exc:
-                fallback = plan.without_additions()
-                if fallback is None or not endpoint.should_fall_back(plan, exc):
-                    raise
-                result = await wrapped(*args, **fallback.kwargs)
-                endpoint.fell_back(plan)
-                plan = fallback
-        except BaseException as exc:
-            _fail(call, exc)
-            raise
-        finally:
-            otel_context.detach(scope)
-            _inside_call.reset(guard)
-        return _take_result(endpoint, call, plan, result)
-
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if _inside_call.get():
             return wrapped(*args, **kwargs)
-        started = _start(telemetry, endpoint, instance, kwargs)
-        if started is None:
-            return wrapped(*args, **kwargs)
-        plan, call = started
-        return call_through(wrapped, args, kwargs, plan, call)
+        return run_async(telemetry, endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
 
     return wrapper
+
+
+def run_sync(
+    telemetry: Telemetry,
+    endpoint: Endpoint[Any],
+    instance: Any,
+    kwargs: dict[str, Any],
+    send: Callable[[dict[str, Any]], Any],
+) -> Any:
+    """One traced call: ``send(kwargs)`` makes the request (again, without our additions, if rejected)."""
+    started = _start(telemetry, endpoint, instance, kwargs)
+    if started is None:
+        return send(kwargs)
+    plan, call = started
+    guard = _inside_call.set(True)
+    deactivate = call.activate()
+    try:
+        try:
+            result = send(plan.kwargs)
+        except Exception as exc:
+            fallback = plan.without_additions()
+            if fallback is None or not endpoint.should_fall_back(plan, exc):
+                raise
+            result = send(fallback.kwargs)
+            endpoint.fell_back(plan)
+            plan = fallback
+    except BaseException as exc:
+        _fail(call, exc)
+        raise
+    finally:
+        deactivate()
+        _inside_call.reset(guard)
+    return _take_result(endpoint, call, plan, result)
+
+
+async def run_async(
+    telemetry: Telemetry,
+    endpoint: Endpoint[Any],
+    instance: Any,
+    kwargs: dict[str, Any],
+    send: Callable[[dict[str, Any]], Awaitable[Any]],
+) -> Any:
+    """``run_sync`` for coroutines."""
+    started = _start(telemetry, endpoint, instance, kwargs)
+    if started is None:
+        return await send(kwargs)
+    plan, call = started
+    guard = _inside_call.set(True)
+    deactivate = call.activate()
+    try:
+        try:
+            result = await send(plan.kwargs)
+        except Exception as exc:
+            fallback = plan.without_additions()
+            if fallback is None or not endpoint.should_fall_back(plan, exc):
+                raise
+            result = await send(fallback.kwargs)
+            endpoint.fell_back(plan)
+            plan = fallback
+    except BaseException as exc:
+        _fail(call, exc)
+        raise
+    finally:
+        deactivate()
+        _inside_call.reset(guard)
+    return _take_result(endpoint, call, plan, result)
 
 
 def _fail(call: LLMCall, exc: BaseException) -> None:

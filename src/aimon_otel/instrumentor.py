@@ -28,6 +28,7 @@ from aimon_otel.package import _instruments_any
 from aimon_otel.pricing import PricingEngine, load_overrides
 from aimon_otel.pricing.engine import set_default_engine
 from aimon_otel.processor import wrap_provider_processors
+from aimon_otel.providers import anthropic as anthropic_adapter
 from aimon_otel.providers import openai as openai_adapter
 from aimon_otel.telemetry import Telemetry
 from aimon_otel.version import __version__
@@ -76,6 +77,7 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if settings.enrich_spans:
             self._unwrap_processors = wrap_provider_processors(tracer_provider or trace.get_tracer_provider(), engine)
         self._wrap_openai(telemetry)
+        self._wrap_anthropic(telemetry)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for owner, name in self._wrapped:
@@ -105,6 +107,22 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             endpoint = endpoints[target.api]
             make = async_wrapper if target.is_async else sync_wrapper
             self._wrap(target.module, target.method, make(telemetry, endpoint))
+
+    def _wrap_anthropic(self, telemetry: Telemetry) -> None:
+        try:
+            import anthropic
+        except ImportError:
+            return
+        stream_types = tuple(
+            t for t in (getattr(anthropic, "Stream", None), getattr(anthropic, "AsyncStream", None)) if isinstance(t, type)
+        )
+        for target in anthropic_adapter.TARGETS:
+            endpoint = anthropic_adapter.AnthropicEndpoint(target.api, telemetry.settings, stream_types)
+            if target.api == anthropic_adapter.STREAM_MANAGER:
+                wrapper = anthropic_adapter.stream_manager_wrapper(telemetry, endpoint)
+            else:
+                wrapper = (async_wrapper if target.is_async else sync_wrapper)(telemetry, endpoint)
+            self._wrap(target.module, target.method, wrapper)
 
     def _wrap(self, module_name: str, method: str, wrapper: Any) -> None:
         """Wrap ``module.Class.method`` if this SDK version has it, once per class."""

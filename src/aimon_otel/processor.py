@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from aimon_otel import semconv
 from aimon_otel.context import current_attributes
 from aimon_otel.faults import logger, report_fault
+from aimon_otel.native_spans import current_link, link_of
 from aimon_otel.pricing import PricingEngine
 from aimon_otel.pricing.engine import default_engine
 from aimon_otel.telemetry import cost_attributes
@@ -73,7 +74,7 @@ def usage_from_attributes(attributes: Mapping[str, Any]) -> Usage | None:
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cache_read_input_tokens=number(semconv.USAGE_CACHE_READ_INPUT_TOKENS),
-        cache_creation_input_tokens=number(semconv.USAGE_CACHE_CREATION_INPUT_TOKENS),
+        cache_creation_input_tokens=number(semconv.USAGE_CACHE_CREATION_INPUT_TOKENS, "gen_ai.usage.cache_write.input_tokens"),
         reasoning_output_tokens=number(semconv.USAGE_REASONING_OUTPUT_TOKENS),
     )
 
@@ -95,6 +96,9 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
             attributes = span.attributes
             scope = span.instrumentation_scope
             if is_genai(attributes) and (scope is None or scope.name != semconv.INSTRUMENTATION_SCOPE):
+                link = current_link.get()
+                if link is not None:  # the SDK's own span for a call we are following
+                    link.adopt(span)
                 stamped = {k: v for k, v in current_attributes(parent_context).items() if k not in attributes}  # type: ignore[operator]
                 if stamped:
                     span.set_attributes(stamped)
@@ -104,8 +108,23 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
             self.inner.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self.inner is not None:
-            self.inner.on_end(self.enriched(span))
+        if self.inner is None:
+            return
+        link = link_of(span)
+        if link is not None:
+            link.deliver(self._forward_with, span)
+            return
+        self.inner.on_end(self.enriched(span))
+
+    def _forward_with(self, span: ReadableSpan, ours: Mapping[str, Any]) -> None:
+        """Send on the SDK's span with what our call learnt (its own values win where both set one)."""
+        assert self.inner is not None
+        try:
+            enriched = _copy_with(span, {**ours, **(span.attributes or {})})
+        except Exception as fault:
+            report_fault("span processor forward", fault)
+            enriched = span
+        self.inner.on_end(enriched)
 
     def enriched(self, span: ReadableSpan) -> ReadableSpan:
         """The span, or a copy with its price if it is an unpriced GenAI span with token usage."""

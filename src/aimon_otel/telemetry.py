@@ -8,11 +8,12 @@ recorded here, not derived from spans, so trace sampling never loses them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import Counter, Histogram, Meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
@@ -22,6 +23,7 @@ from aimon_otel import semconv
 from aimon_otel.config import Settings
 from aimon_otel.context import current_attributes
 from aimon_otel.faults import report_fault
+from aimon_otel.native_spans import AttributeSink, NativeLink, current_link
 from aimon_otel.pricing import CostResult, PricingEngine, PricingStatus
 from aimon_otel.redaction import redact
 from aimon_otel.usage import Usage
@@ -77,6 +79,10 @@ class Request:
     stream: bool
     attributes: dict[str, AttributeValue]
     secrets: tuple[str, ...] = ()
+    sdk_traces_itself: bool = False
+    """The SDK starts its own span for this call (anthropic 2.x): we add to it rather than start one."""
+    billable: bool = True
+    """False for calls that cost nothing (token counting): no cost, not counted as unpriced."""
 
 
 class LLMCall:
@@ -85,6 +91,7 @@ class LLMCall:
     __slots__ = (
         "attribution",
         "ended",
+        "link",
         "error_type",
         "first_chunk_at",
         "request",
@@ -110,8 +117,25 @@ class LLMCall:
         self.ended = False
         self.attribution = current_attributes()
         attributes = {**request.attributes, **self.attribution} if self.attribution else request.attributes
-        name = f"{request.operation} {request.model}" if request.model else request.operation
-        self.span: Span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        self.link: NativeLink | None = None
+        if request.sdk_traces_itself:
+            self.link = NativeLink()
+            self.span: Span = AttributeSink(self.link, attributes)  # type: ignore[assignment]
+        else:
+            name = f"{request.operation} {request.model}" if request.model else request.operation
+            self.span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+    def activate(self) -> Callable[[], None]:
+        """Make this call current while the SDK works; returns what undoes it.
+
+        Our span becomes the parent of HTTP spans; with the SDK's own span, the link is set so the
+        span processor can adopt that span.
+        """
+        if self.link is not None:
+            token = current_link.set(self.link)
+            return lambda: current_link.reset(token)
+        scope = otel_context.attach(trace.set_span_in_context(self.span))
+        return lambda: otel_context.detach(scope)
 
     # --- what the adapters report ---------------------------------------------------
     def set_response(
@@ -178,6 +202,8 @@ class LLMCall:
 
     def _price(self) -> CostResult:
         request = self.request
+        if not request.billable:
+            return _NOT_BILLABLE
         try:
             return self.telemetry.engine.price(
                 request.provider,
@@ -211,8 +237,11 @@ class LLMCall:
                     attributes[key] = attribution[key]
             if telemetry.settings.metrics_include_user and semconv.USER_ID in attribution:
                 attributes[semconv.USER_ID] = attribution[semconv.USER_ID]
-        context = trace.set_span_in_context(self.span)
-        if cost.total is not None:
+        span = self.link.span if self.link is not None else self.span
+        context = trace.set_span_in_context(span) if span is not None else None
+        if not request.billable:
+            pass
+        elif cost.total is not None:
             cost_attributes = {key: value for key, value in attributes.items() if key not in _NOT_ON_COST}
             cost_attributes[semconv.COST_SOURCE] = cost.source
             telemetry.cost.record(float(cost.total), cost_attributes, context=context)
@@ -239,12 +268,15 @@ class LLMCall:
 
 
 _ALREADY_ENDED = CostResult(PricingStatus.NO_USAGE)
+_NOT_BILLABLE = CostResult(PricingStatus.NO_USAGE)
 _METRIC_ATTRIBUTION = (semconv.TENANT_ID, semconv.FEATURE)
 _NOT_ON_COST = (semconv.SERVER_ADDRESS, semconv.SERVER_PORT)
 
 
 def cost_attributes(cost: CostResult) -> dict[str, AttributeValue]:
     """The span attributes that say what a call cost, or why it has no cost."""
+    if cost is _NOT_BILLABLE:
+        return {}
     attributes: dict[str, AttributeValue] = {semconv.PRICING_STATUS: cost.status.value}
     if cost.model:
         attributes[semconv.PRICING_MODEL] = cost.model

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from aimon_otel.testing.anthropic_wire import AnthropicWire
 from aimon_otel.testing.openai_wire import OpenAIWire, WireResponse, error_response
 
 
@@ -42,6 +43,7 @@ class FakeProvider:
 
     def __init__(self, *, reject_stream_options: bool = False, host: str = "127.0.0.1") -> None:
         self.openai = OpenAIWire(reject_stream_options=reject_stream_options)
+        self.anthropic = AnthropicWire()
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self._server = _QuietServer((host, 0), _handler_for(self))
@@ -54,6 +56,10 @@ class FakeProvider:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        return self.base_url
 
     @property
     def openai_base_url(self) -> str:
@@ -81,7 +87,7 @@ class FakeProvider:
     def answer(self, method: str, path: str, headers: dict[str, str], body: dict[str, Any]) -> WireResponse:
         with self._lock:
             self.requests.append(ReceivedRequest(method, path, headers, body))
-        response = self.openai.handle(path, headers, body)
+        response = self.openai.handle(path, headers, body) or self.anthropic.handle(path, headers, body)
         if response is None:
             return error_response(404, f"no fake route for {method} {path}", "not_found")
         return response

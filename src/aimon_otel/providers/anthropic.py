@@ -1,0 +1,342 @@
+"""The ``anthropic`` SDK (0.40 through 2.x): which methods we wrap and how to read them.
+
+Anthropic reports ``input_tokens`` *without* cached tokens; the conventions count them in,
+so ``gen_ai.usage.input_tokens`` = input + cache read + cache write. In streams,
+``message_start`` carries input and cache usage and ``message_delta`` carries *cumulative*
+output tokens: the last one is the total, they are never added up.
+
+anthropic 2.x traces each call itself (``anthropic/_tracing.py``); then we start no span of our
+own (see :mod:`aimon_otel.native_spans`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from opentelemetry.trace import NoOpTracer, ProxyTracer
+from opentelemetry.util.types import AttributeValue
+
+from aimon_otel import semconv
+from aimon_otel.calls import Wrapper, inside_call, run_async, run_sync
+from aimon_otel.config import Settings
+from aimon_otel.content import cut, field, text_part, to_json
+from aimon_otel.faults import report_fault
+from aimon_otel.providers.detect import detect_server
+from aimon_otel.telemetry import LLMCall, Request, Telemetry, int_or_none
+from aimon_otel.usage import Usage
+
+MESSAGES = "messages"
+STREAM_MANAGER = "stream_manager"
+COUNT_TOKENS = "count_tokens"
+COMPLETIONS = "completions"
+
+OP_COUNT_TOKENS = "count_tokens"
+"""Not named by the conventions: token counting is free, so its spans carry no cost."""
+
+
+class Target(NamedTuple):
+    module: str
+    method: str
+    api: str
+    is_async: bool
+
+
+_MESSAGES_MODULES = ("anthropic.resources.messages", "anthropic.resources.beta.messages")
+TARGETS: tuple[Target, ...] = tuple(
+    Target(module, f"{prefix}Messages.{method}", api, prefix == "Async")
+    for module in _MESSAGES_MODULES
+    for prefix in ("", "Async")
+    for method, api in (("create", MESSAGES), ("parse", MESSAGES), ("stream", STREAM_MANAGER),
+                        ("count_tokens", COUNT_TOKENS))
+) + (
+    Target("anthropic.resources.completions", "Completions.create", COMPLETIONS, False),
+    Target("anthropic.resources.completions", "AsyncCompletions.create", COMPLETIONS, True),
+)
+
+_REQUEST_NUMBERS = (
+    ("max_tokens", semconv.REQUEST_MAX_TOKENS),
+    ("max_tokens_to_sample", semconv.REQUEST_MAX_TOKENS),
+    ("temperature", semconv.REQUEST_TEMPERATURE),
+    ("top_p", semconv.REQUEST_TOP_P),
+    ("top_k", "gen_ai.request.top_k"),
+)
+
+
+@dataclass(frozen=True)
+class AnthropicPlan:
+    request: Request
+    kwargs: dict[str, Any]
+
+    def without_additions(self) -> None:
+        return None  # we add nothing to Anthropic requests
+
+
+def provider_of(client: Any) -> tuple[str, str | None, int | None]:
+    """Bedrock and Vertex clients are those clouds' providers, priced with their prices."""
+    server = detect_server(str(client.base_url), "anthropic")
+    name = type(client).__name__
+    if "Bedrock" in name:
+        return "aws.bedrock", server.address, server.port
+    if "Vertex" in name:
+        return "gcp.vertex_ai", server.address, server.port
+    return server.provider, server.address, server.port
+
+
+def sdk_traces_itself(client: Any) -> bool:
+    """anthropic 2.x with its tracing on and a real tracer provider behind it."""
+    try:
+        tracer = client._tracer
+    except Exception:
+        return False
+    if tracer is None:
+        return False
+    if isinstance(tracer, ProxyTracer):
+        tracer = tracer._tracer
+    return not isinstance(tracer, NoOpTracer)
+
+
+class AnthropicEndpoint:
+    """Reads one kind of Anthropic call: messages (plain or streamed), token counting, legacy completions."""
+
+    def __init__(self, api: str, settings: Settings, stream_types: tuple[type, ...]) -> None:
+        self.api = api
+        self.operation = {COUNT_TOKENS: OP_COUNT_TOKENS, COMPLETIONS: semconv.OP_TEXT_COMPLETION}.get(
+            api, semconv.OP_CHAT
+        )
+        self.settings = settings
+        self.stream_types = stream_types
+
+    def plan(self, instance: Any, kwargs: dict[str, Any]) -> AnthropicPlan:
+        client = instance._client
+        provider, address, port = provider_of(client)
+        model = kwargs.get("model")
+        model = model if isinstance(model, str) else None
+        stream = self.api == STREAM_MANAGER or kwargs.get("stream") is True
+        attributes: dict[str, AttributeValue] = {semconv.OPERATION_NAME: self.operation, semconv.PROVIDER_NAME: provider}
+        if model:
+            attributes[semconv.REQUEST_MODEL] = model
+        if address:
+            attributes[semconv.SERVER_ADDRESS] = address
+        if port is not None:
+            attributes[semconv.SERVER_PORT] = port
+        if self.api != COUNT_TOKENS:
+            attributes[semconv.REQUEST_STREAM] = stream
+        for key, name in _REQUEST_NUMBERS:
+            value = kwargs.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                attributes[name] = value
+        if self.settings.capture_content:
+            attributes.update(_input_content(kwargs, self.settings.content_max_chars))
+        request = Request(
+            operation=self.operation,
+            provider=provider,
+            model=model,
+            server_address=address,
+            server_port=port,
+            stream=stream,
+            attributes=attributes,
+            secrets=tuple(s for s in (getattr(client, "api_key", None), getattr(client, "auth_token", None)) if s),
+            sdk_traces_itself=sdk_traces_itself(client),
+            billable=self.api != COUNT_TOKENS,
+        )
+        return AnthropicPlan(request, kwargs)
+
+    def should_fall_back(self, plan: AnthropicPlan, exc: BaseException) -> bool:
+        return False
+
+    def fell_back(self, plan: AnthropicPlan) -> None:
+        """Never: nothing is added to Anthropic requests."""
+
+    def is_stream(self, result: Any) -> bool:
+        return isinstance(result, self.stream_types)
+
+    def is_raw_response(self, result: Any) -> bool:
+        return hasattr(result, "http_response") and hasattr(result, "parse")
+
+    def record_response(self, call: LLMCall, response: Any) -> None:
+        if self.api == COUNT_TOKENS:
+            return
+        extra: dict[str, AttributeValue] = {}
+        if self.settings.capture_content:
+            extra[semconv.OUTPUT_MESSAGES] = to_json(
+                [_output_message(field(response, "content"), field(response, "stop_reason"), self.settings)]
+            )
+        stop = field(response, "stop_reason")
+        call.set_response(
+            model=field(response, "model"),
+            response_id=field(response, "id"),
+            finish_reasons=[stop] if isinstance(stop, str) else None,
+            usage=messages_usage(field(response, "usage")),
+            extra=extra,
+        )
+
+    def stream_accumulator(self, call: LLMCall, plan: AnthropicPlan) -> AnthropicStreamAccumulator:
+        return AnthropicStreamAccumulator(self.settings)
+
+
+def messages_usage(usage: Any, output_tokens: Any = None) -> Usage | None:
+    if usage is None:
+        return None
+    uncached = int_or_none(field(usage, "input_tokens"))
+    cache_read = int_or_none(field(usage, "cache_read_input_tokens"))
+    cache_write = int_or_none(field(usage, "cache_creation_input_tokens"))
+    creation = field(usage, "cache_creation")
+    total_input = None if uncached is None else uncached + (cache_read or 0) + (cache_write or 0)
+    output = int_or_none(output_tokens) if output_tokens is not None else int_or_none(field(usage, "output_tokens"))
+    return Usage(
+        input_tokens=total_input,
+        output_tokens=output,
+        cache_read_input_tokens=cache_read,
+        cache_creation_input_tokens=cache_write,
+        cache_creation_5m_input_tokens=int_or_none(field(creation, "ephemeral_5m_input_tokens")),
+        cache_creation_1h_input_tokens=int_or_none(field(creation, "ephemeral_1h_input_tokens")),
+        reasoning_output_tokens=int_or_none(field(field(usage, "output_tokens_details"), "thinking_tokens")),
+    )
+
+
+class AnthropicStreamAccumulator:
+    """Messages stream events (and legacy completion events)."""
+
+    __slots__ = ("message", "output_tokens", "settings", "start_usage", "stop_reason", "texts", "tool_calls", "usage")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.message: Any = None
+        self.start_usage: Any = None
+        self.usage: dict[str, Any] = {}
+        self.output_tokens: Any = None
+        self.stop_reason: Any = None
+        self.texts: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+
+    def hides(self, event: Any) -> bool:
+        return False
+
+    def on_item(self, event: Any) -> None:
+        kind = getattr(event, "type", None)
+        if kind == "message_start":
+            self.message = event.message
+            self.start_usage = getattr(event.message, "usage", None)
+        elif kind == "message_delta":
+            delta_usage = getattr(event, "usage", None)
+            if delta_usage is not None:
+                # Cumulative: the latest value is the total. Newer APIs also repeat input/cache counts here.
+                self.output_tokens = getattr(delta_usage, "output_tokens", None)
+                for key in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+                    value = getattr(delta_usage, key, None)
+                    if value is not None:
+                        self.usage[key] = value
+            reason = getattr(getattr(event, "delta", None), "stop_reason", None)
+            if reason is not None:
+                self.stop_reason = reason
+        elif kind == "completion":  # legacy text completions
+            self.message = event
+            self.stop_reason = getattr(event, "stop_reason", None) or self.stop_reason
+        elif self.settings.capture_content and kind == "content_block_delta":
+            delta = event.delta
+            if getattr(delta, "type", None) == "text_delta":
+                self.texts.append(delta.text)
+            elif getattr(delta, "type", None) == "input_json_delta":
+                self.tool_calls.setdefault(event.index, {"arguments": ""})["arguments"] += delta.partial_json
+        elif self.settings.capture_content and kind == "content_block_start":
+            block = event.content_block
+            if getattr(block, "type", None) == "tool_use":
+                self.tool_calls.setdefault(event.index, {"arguments": ""}).update(id=block.id, name=block.name)
+
+    def finish(self, call: LLMCall) -> None:
+        usage = None
+        if self.start_usage is not None:
+            merged = {**_as_dict(self.start_usage), **self.usage}
+            usage = messages_usage(merged, self.output_tokens if self.output_tokens is not None else None)
+        extra: dict[str, AttributeValue] = {}
+        if self.settings.capture_content:
+            parts: list[dict[str, Any]] = [text_part("".join(self.texts), self.settings.content_max_chars)] if self.texts else []
+            parts += [{"type": "tool_call", "id": t.get("id"), "name": t.get("name"),
+                       "arguments": cut(t["arguments"], self.settings.content_max_chars)} for t in self.tool_calls.values()]
+            extra[semconv.OUTPUT_MESSAGES] = to_json([{"role": "assistant", "parts": parts, "finish_reason": self.stop_reason}])
+        call.set_response(
+            model=field(self.message, "model"),
+            response_id=field(self.message, "id"),
+            finish_reasons=[self.stop_reason] if isinstance(self.stop_reason, str) else None,
+            usage=usage,
+            extra=extra,
+        )
+
+
+def _as_dict(usage: Any) -> dict[str, Any]:
+    if isinstance(usage, dict):
+        return usage
+    dump = getattr(usage, "model_dump", None)
+    return dict(dump()) if callable(dump) else {}
+
+
+def stream_manager_wrapper(telemetry: Telemetry, endpoint: AnthropicEndpoint) -> Wrapper:
+    """``messages.stream(...)`` returns a manager that sends the request on ``__enter__``.
+
+    The manager keeps that request in a private attribute; we wrap it so the call is traced
+    when it is really made, and the raw event stream the helper reads is our proxy.
+    """
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        manager = wrapped(*args, **kwargs)
+        if inside_call():
+            return manager
+        try:
+            name = next(n for n in vars(manager) if n.endswith("__api_request"))
+            request = getattr(manager, name)
+            sent = {**kwargs, "stream": True}
+            if inspect.isawaitable(request):
+                setattr(manager, name, run_async(telemetry, endpoint, instance, sent, lambda _: request))
+            else:
+                setattr(manager, name, lambda: run_sync(telemetry, endpoint, instance, sent, lambda _: request()))
+        except Exception as fault:
+            report_fault("anthropic stream manager", fault)
+        return manager
+
+    return wrapper
+
+
+# --- content shapes ---------------------------------------------------------------------
+def _input_content(kwargs: dict[str, Any], limit: int) -> dict[str, AttributeValue]:
+    out: dict[str, AttributeValue] = {}
+    system = kwargs.get("system")
+    if isinstance(system, str):
+        out[semconv.SYSTEM_INSTRUCTIONS] = to_json([text_part(system, limit)])
+    elif isinstance(system, list):
+        out[semconv.SYSTEM_INSTRUCTIONS] = to_json(_parts(system, limit))
+    messages = kwargs.get("messages")
+    if isinstance(messages, (list, tuple)):
+        out[semconv.INPUT_MESSAGES] = to_json(
+            [{"role": field(m, "role") or "user", "parts": _parts(field(m, "content"), limit)} for m in messages]
+        )
+    prompt = kwargs.get("prompt")
+    if isinstance(prompt, str):
+        out[semconv.INPUT_MESSAGES] = to_json([{"role": "user", "parts": [text_part(prompt, limit)]}])
+    return out
+
+
+def _parts(content: Any, limit: int) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [text_part(content, limit)]
+    parts: list[dict[str, Any]] = []
+    for block in content or []:
+        kind = field(block, "type")
+        if kind == "text":
+            parts.append(text_part(str(field(block, "text") or ""), limit))
+        elif kind == "tool_use":
+            parts.append({"type": "tool_call", "id": field(block, "id"), "name": field(block, "name"),
+                          "arguments": cut(json.dumps(field(block, "input"), default=str), limit)})
+        elif kind == "tool_result":
+            parts.append({"type": "tool_call_response", "id": field(block, "tool_use_id"),
+                          "response": cut(json.dumps(field(block, "content"), default=str), limit)})
+        else:
+            parts.append({"type": str(kind or "unknown")})
+    return parts
+
+
+def _output_message(content: Any, stop_reason: Any, settings: Settings) -> dict[str, Any]:
+    return {"role": "assistant", "parts": _parts(content, settings.content_max_chars),
+            "finish_reason": stop_reason if isinstance(stop_reason, str) else None}
