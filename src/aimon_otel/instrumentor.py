@@ -113,9 +113,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             import anthropic
         except ImportError:
             return
-        stream_types = tuple(
-            t for t in (getattr(anthropic, "Stream", None), getattr(anthropic, "AsyncStream", None)) if isinstance(t, type)
-        )
+        candidates = (getattr(anthropic, "Stream", None), getattr(anthropic, "AsyncStream", None))
+        stream_types = tuple(t for t in candidates if isinstance(t, type))
         for target in anthropic_adapter.TARGETS:
             endpoint = anthropic_adapter.AnthropicEndpoint(target.api, telemetry.settings, stream_types)
             if target.api == anthropic_adapter.STREAM_MANAGER:

@@ -74,7 +74,10 @@ def usage_from_attributes(attributes: Mapping[str, Any]) -> Usage | None:
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cache_read_input_tokens=number(semconv.USAGE_CACHE_READ_INPUT_TOKENS),
-        cache_creation_input_tokens=number(semconv.USAGE_CACHE_CREATION_INPUT_TOKENS, "gen_ai.usage.cache_write.input_tokens"),
+        cache_creation_input_tokens=number(
+            semconv.USAGE_CACHE_CREATION_INPUT_TOKENS,
+            "gen_ai.usage.cache_write.input_tokens",  # anthropic 2.x's name
+        ),
         reasoning_output_tokens=number(semconv.USAGE_REASONING_OUTPUT_TOKENS),
     )
 

@@ -91,9 +91,9 @@ class LLMCall:
     __slots__ = (
         "attribution",
         "ended",
-        "link",
         "error_type",
         "first_chunk_at",
+        "link",
         "request",
         "response_model",
         "service_tier",

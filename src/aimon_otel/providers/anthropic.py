@@ -45,13 +45,19 @@ class Target(NamedTuple):
 
 
 _MESSAGES_MODULES = ("anthropic.resources.messages", "anthropic.resources.beta.messages")
-TARGETS: tuple[Target, ...] = tuple(
-    Target(module, f"{prefix}Messages.{method}", api, prefix == "Async")
-    for module in _MESSAGES_MODULES
-    for prefix in ("", "Async")
-    for method, api in (("create", MESSAGES), ("parse", MESSAGES), ("stream", STREAM_MANAGER),
-                        ("count_tokens", COUNT_TOKENS))
-) + (
+_MESSAGES_METHODS = (
+    ("create", MESSAGES),
+    ("parse", MESSAGES),
+    ("stream", STREAM_MANAGER),
+    ("count_tokens", COUNT_TOKENS),
+)
+TARGETS: tuple[Target, ...] = (
+    *(
+        Target(module, f"{prefix}Messages.{method}", api, prefix == "Async")
+        for module in _MESSAGES_MODULES
+        for prefix in ("", "Async")
+        for method, api in _MESSAGES_METHODS
+    ),
     Target("anthropic.resources.completions", "Completions.create", COMPLETIONS, False),
     Target("anthropic.resources.completions", "AsyncCompletions.create", COMPLETIONS, True),
 )
@@ -115,7 +121,10 @@ class AnthropicEndpoint:
         model = kwargs.get("model")
         model = model if isinstance(model, str) else None
         stream = self.api == STREAM_MANAGER or kwargs.get("stream") is True
-        attributes: dict[str, AttributeValue] = {semconv.OPERATION_NAME: self.operation, semconv.PROVIDER_NAME: provider}
+        attributes: dict[str, AttributeValue] = {
+            semconv.OPERATION_NAME: self.operation,
+            semconv.PROVIDER_NAME: provider,
+        }
         if model:
             attributes[semconv.REQUEST_MODEL] = model
         if address:
@@ -253,10 +262,21 @@ class AnthropicStreamAccumulator:
             usage = messages_usage(merged, self.output_tokens if self.output_tokens is not None else None)
         extra: dict[str, AttributeValue] = {}
         if self.settings.capture_content:
-            parts: list[dict[str, Any]] = [text_part("".join(self.texts), self.settings.content_max_chars)] if self.texts else []
-            parts += [{"type": "tool_call", "id": t.get("id"), "name": t.get("name"),
-                       "arguments": cut(t["arguments"], self.settings.content_max_chars)} for t in self.tool_calls.values()]
-            extra[semconv.OUTPUT_MESSAGES] = to_json([{"role": "assistant", "parts": parts, "finish_reason": self.stop_reason}])
+            parts: list[dict[str, Any]] = (
+                [text_part("".join(self.texts), self.settings.content_max_chars)] if self.texts else []
+            )
+            parts += [
+                {
+                    "type": "tool_call",
+                    "id": t.get("id"),
+                    "name": t.get("name"),
+                    "arguments": cut(t["arguments"], self.settings.content_max_chars),
+                }
+                for t in self.tool_calls.values()
+            ]
+            extra[semconv.OUTPUT_MESSAGES] = to_json(
+                [{"role": "assistant", "parts": parts, "finish_reason": self.stop_reason}]
+            )
         call.set_response(
             model=field(self.message, "model"),
             response_id=field(self.message, "id"),
@@ -327,16 +347,30 @@ def _parts(content: Any, limit: int) -> list[dict[str, Any]]:
         if kind == "text":
             parts.append(text_part(str(field(block, "text") or ""), limit))
         elif kind == "tool_use":
-            parts.append({"type": "tool_call", "id": field(block, "id"), "name": field(block, "name"),
-                          "arguments": cut(json.dumps(field(block, "input"), default=str), limit)})
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": field(block, "id"),
+                    "name": field(block, "name"),
+                    "arguments": cut(json.dumps(field(block, "input"), default=str), limit),
+                }
+            )
         elif kind == "tool_result":
-            parts.append({"type": "tool_call_response", "id": field(block, "tool_use_id"),
-                          "response": cut(json.dumps(field(block, "content"), default=str), limit)})
+            parts.append(
+                {
+                    "type": "tool_call_response",
+                    "id": field(block, "tool_use_id"),
+                    "response": cut(json.dumps(field(block, "content"), default=str), limit),
+                }
+            )
         else:
             parts.append({"type": str(kind or "unknown")})
     return parts
 
 
 def _output_message(content: Any, stop_reason: Any, settings: Settings) -> dict[str, Any]:
-    return {"role": "assistant", "parts": _parts(content, settings.content_max_chars),
-            "finish_reason": stop_reason if isinstance(stop_reason, str) else None}
+    return {
+        "role": "assistant",
+        "parts": _parts(content, settings.content_max_chars),
+        "finish_reason": stop_reason if isinstance(stop_reason, str) else None,
+    }

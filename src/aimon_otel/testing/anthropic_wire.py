@@ -17,6 +17,7 @@ from aimon_otel.testing.openai_wire import (
     WireResponse,
     json_response,
     pieces,
+    reply_text,
     sse,
 )
 
@@ -44,6 +45,17 @@ def usage(output_tokens: int = OUTPUT_TOKENS) -> dict[str, Any]:
     }
 
 
+def structured_reply(body: Mapping[str, Any]) -> str:
+    """JSON matching ``output_config.format``'s schema when one is asked for (``messages.parse``)."""
+    output_config = body.get("output_config")
+    output_format = output_config.get("format") if isinstance(output_config, dict) else None
+    if isinstance(output_format, dict) and output_format.get("type") == "json_schema":
+        return reply_text(
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": output_format.get("schema")}}}
+        )
+    return REPLY_TEXT
+
+
 def anthropic_error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> WireResponse:
     return json_response(status, {"type": "error", "error": {"type": kind, "message": message}}, headers)
 
@@ -69,8 +81,12 @@ class AnthropicWire:
         if scenario == "error-400":
             return anthropic_error(400, "invalid_request_error", "max_tokens: Field required")
         if scenario == "error-429":
-            return anthropic_error(429, "rate_limit_error", "Number of requests has exceeded your rate limit",
-                                   {"retry-after": "0", "retry-after-ms": "5"})
+            return anthropic_error(
+                429,
+                "rate_limit_error",
+                "Number of requests has exceeded your rate limit",
+                {"retry-after": "0", "retry-after-ms": "5"},
+            )
         if scenario == "error-529":
             return anthropic_error(529, "overloaded_error", "Overloaded", {"retry-after-ms": "5"})
         return None
@@ -81,47 +97,80 @@ class AnthropicWire:
             return failure
         model = str(body.get("model"))
         tool = scenario == "tool-use"
+        text = structured_reply(body)
         if body.get("stream"):
-            return WireResponse(200, events=self._events(model, tool, scenario, int(chunks) if chunks else None))
+            return WireResponse(200, events=self._events(model, tool, scenario, int(chunks) if chunks else None, text))
         content: list[dict[str, Any]] = (
             [{"type": "tool_use", "id": "toolu_fake_1", "name": "get_weather", "input": {"city": "Paris"}}]
-            if tool else [{"type": "text", "text": REPLY_TEXT}]
+            if tool
+            else [{"type": "text", "text": text}]
         )
-        return json_response(200, {
-            "id": "msg_fake_1", "type": "message", "role": "assistant", "model": model, "content": content,
-            "stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None, "usage": usage(),
-        })
+        return json_response(
+            200,
+            {
+                "id": "msg_fake_1",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": content,
+                "stop_reason": "tool_use" if tool else "end_turn",
+                "stop_sequence": None,
+                "usage": usage(),
+            },
+        )
 
-    def _events(self, model: str, tool: bool, scenario: str, chunks: int | None) -> Iterator[bytes]:
+    def _events(self, model: str, tool: bool, scenario: str, chunks: int | None, text: str) -> Iterator[bytes]:
         def event(kind: str, **fields: Any) -> bytes:
             return sse({"type": kind, **fields}, event=kind)
 
-        start = {"id": "msg_fake_1", "type": "message", "role": "assistant", "model": model, "content": [],
-                 "stop_reason": None, "stop_sequence": None, "usage": usage(output_tokens=1)}
+        start: dict[str, Any] = {
+            "id": "msg_fake_1",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage(output_tokens=1),
+        }
         yield event("message_start", message=start)
         if tool:
-            yield event("content_block_start", index=0,
-                        content_block={"type": "tool_use", "id": "toolu_fake_1", "name": "get_weather", "input": {}})
+            yield event(
+                "content_block_start",
+                index=0,
+                content_block={"type": "tool_use", "id": "toolu_fake_1", "name": "get_weather", "input": {}},
+            )
             for part in ('{"city": ', '"Paris"}'):
                 yield event("content_block_delta", index=0, delta={"type": "input_json_delta", "partial_json": part})
         else:
             yield event("content_block_start", index=0, content_block={"type": "text", "text": ""})
             yield event("ping")
-            for n, piece in enumerate(pieces(REPLY_TEXT, chunks)):
+            for n, piece in enumerate(pieces(text, chunks)):
                 if scenario == "stream-error" and n == 1:
-                    yield sse({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
-                              event="error")
+                    yield sse(
+                        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, event="error"
+                    )
                     return
                 yield event("content_block_delta", index=0, delta={"type": "text_delta", "text": piece})
         yield event("content_block_stop", index=0)
         yield event("message_delta", delta={"stop_reason": None, "stop_sequence": None}, usage={"output_tokens": 20})
-        yield event("message_delta", delta={"stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None},
-                    usage={"output_tokens": OUTPUT_TOKENS})
+        yield event(
+            "message_delta",
+            delta={"stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None},
+            usage={"output_tokens": OUTPUT_TOKENS},
+        )
         yield event("message_stop")
 
     def complete(self, body: Mapping[str, Any]) -> WireResponse:
-        completion = {"type": "completion", "id": "compl_fake_1", "completion": " Hello", "stop_reason": "stop_sequence",
-                      "model": str(body.get("model")), "stop": "\n\nHuman:", "log_id": "compl_fake_1"}
+        completion = {
+            "type": "completion",
+            "id": "compl_fake_1",
+            "completion": " Hello",
+            "stop_reason": "stop_sequence",
+            "model": str(body.get("model")),
+            "stop": "\n\nHuman:",
+            "log_id": "compl_fake_1",
+        }
         if body.get("stream"):
             return WireResponse(200, events=iter([sse(json.dumps(completion), event="completion")]))
         return json_response(200, completion)
