@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+import anthropic
 import openai
 from openai import AsyncOpenAI, OpenAI
 
@@ -43,6 +44,14 @@ async def batch_summaries() -> list[str]:
     return [r.id for r in replies]
 
 
+def draft_email() -> None:
+    client = anthropic.Anthropic()  # ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL from the environment
+    message = client.messages.create(model="claude-haiku-4-5", max_tokens=300, messages=MESSAGES)
+    print("anthropic:", message.content[0].text)
+    with client.messages.stream(model="claude-sonnet-4-6", max_tokens=300, messages=MESSAGES) as stream:
+        print("anthropic stream:", "".join(stream.text_stream))
+
+
 def main() -> None:
     client = OpenAI()  # OPENAI_API_KEY and OPENAI_BASE_URL from the environment
     with aimon_otel.attributes(tenant_id="acme", feature="support_reply", user_id="alice"):
@@ -51,6 +60,8 @@ def main() -> None:
         search(client)
     with aimon_otel.attributes(tenant_id="globex", feature="summaries"):
         print("async:", asyncio.run(batch_summaries()))
+    with aimon_otel.attributes(tenant_id="acme", feature="email_draft"):
+        draft_email()
     with aimon_otel.attributes(tenant_id="initech", feature="custom_model"):
         client.chat.completions.create(model="initech-finetune-v2", messages=MESSAGES)  # no price known
 

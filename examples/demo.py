@@ -25,14 +25,16 @@ APP = Path(__file__).with_name("app.py")
 @contextmanager
 def provider_env() -> Iterator[dict[str, str]]:
     if os.environ.get("AIMON_DEMO_USE_REAL_API") == "1" and os.environ.get("OPENAI_API_KEY"):
-        print("Using the real OpenAI API (AIMON_DEMO_USE_REAL_API=1).")
+        print("Using the real OpenAI and Anthropic APIs (AIMON_DEMO_USE_REAL_API=1; both keys needed).")
         yield {}
         return
     with FakeProvider() as fake:
-        print(f"Fake OpenAI-compatible provider on {fake.openai_base_url} (no network, no key needed).")
+        print(f"Fake OpenAI and Anthropic APIs on {fake.base_url} (no network, no key needed).")
         yield {
             "OPENAI_BASE_URL": fake.openai_base_url,
             "OPENAI_API_KEY": "sk-demo-not-a-real-key",
+            "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
+            "ANTHROPIC_API_KEY": "sk-ant-demo-not-a-real-key",
             "AIMON_DEMO_FAKE_PROVIDER": "1",
         }
 
@@ -124,7 +126,7 @@ def main() -> int:
         "\n".join(
             line
             for line in result.stdout.splitlines()
-            if line.startswith(("chat:", "stream:", "responses:", "embedding", "async:", "rate limited:"))
+            if line.startswith(("chat:", "stream:", "responses:", "embedding", "async:", "rate limited:", "anthropic"))
         )
     )
     if result.returncode != 0:

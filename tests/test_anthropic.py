@@ -26,10 +26,17 @@ from tests.conftest import API_KEY, Telemetry, make_telemetry
 MODEL = "claude-haiku-4-5"
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 M = Decimal(1_000_000)
-EXPECTED_COST = (100 * Decimal(1) + 200 * Decimal("0.10") + 200 * Decimal("1.25") + 100 * Decimal(2) + 50 * Decimal(5)) / M
+EXPECTED_COST = (
+    100 * Decimal(1) + 200 * Decimal("0.10") + 200 * Decimal("1.25") + 100 * Decimal(2) + 50 * Decimal(5)
+) / M
 TOTAL_INPUT = wire.INPUT_TOKENS + wire.CACHE_READ_TOKENS + wire.CACHE_WRITE_TOKENS
 HAS_NATIVE_TRACING = importlib.util.find_spec("anthropic._tracing") is not None
-MODES = ["ours", pytest.param("native", marks=pytest.mark.skipif(not HAS_NATIVE_TRACING, reason="anthropic < 2 does not trace itself"))]
+MODES = [
+    "ours",
+    pytest.param(
+        "native", marks=pytest.mark.skipif(not HAS_NATIVE_TRACING, reason="anthropic < 2 does not trace itself")
+    ),
+]
 NATIVE_SCOPE = "com.anthropic.sdk.python"
 
 
@@ -94,12 +101,18 @@ def sync_calls() -> dict[str, Any]:
 
     calls: dict[str, Any] = {
         "create": (False, lambda c: c.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)),
-        "create_stream": (True, lambda c: list(c.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, stream=True))),
+        "create_stream": (
+            True,
+            lambda c: list(c.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, stream=True)),
+        ),
         "stream_helper": (True, stream_helper),
         "beta_create": (False, lambda c: c.beta.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)),
     }
     if hasattr(anthropic.Anthropic(api_key="x").messages, "parse"):
-        calls["parse"] = (False, lambda c: c.messages.parse(model=MODEL, max_tokens=100, messages=MESSAGES, output_format=Answer))
+        calls["parse"] = (
+            False,
+            lambda c: c.messages.parse(model=MODEL, max_tokens=100, messages=MESSAGES, output_format=Answer),
+        )
     return calls
 
 
@@ -168,7 +181,9 @@ def test_errors_propagate_with_error_type(
     scenario: str, status: int, telemetry: Telemetry, client: anthropic.Anthropic, mode: str
 ) -> None:
     with pytest.raises(anthropic.APIStatusError) as info:
-        client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, extra_headers={SCENARIO_HEADER: scenario})
+        client.messages.create(
+            model=MODEL, max_tokens=100, messages=MESSAGES, extra_headers={SCENARIO_HEADER: scenario}
+        )
     assert info.value.status_code == status
     span = only_span(telemetry, mode)
     assert span.status.status_code is StatusCode.ERROR
@@ -184,7 +199,11 @@ def test_tool_use_and_content_capture(fake: FakeProvider) -> None:
     try:
         client = anthropic.Anthropic(**kwargs)
         message = client.messages.create(
-            model=MODEL, max_tokens=100, system="Be brief", messages=MESSAGES, extra_headers={SCENARIO_HEADER: "tool-use"}
+            model=MODEL,
+            max_tokens=100,
+            system="Be brief",
+            messages=MESSAGES,
+            extra_headers={SCENARIO_HEADER: "tool-use"},
         )
         assert message.content[0].type == "tool_use"
         list(open_stream(client, extra_headers={SCENARIO_HEADER: "tool-use"}))
@@ -211,7 +230,10 @@ def test_native_and_ours_give_the_same_numbers(fake: FakeProvider) -> None:
         finally:
             telemetry.instrumentor.uninstrument()
         results[mode] = [
-            {k: s.attributes.get(k) for k in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.cost")}
+            {
+                k: s.attributes.get(k)
+                for k in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.cost")
+            }
             for s in telemetry.spans()
         ]
     assert results["native"] == results["ours"]
@@ -219,8 +241,14 @@ def test_native_and_ours_give_the_same_numbers(fake: FakeProvider) -> None:
 
 def test_vertex_client_is_priced_as_vertex(telemetry: Telemetry, fake: FakeProvider) -> None:
     kwargs: dict[str, Any] = {"open_telemetry": False} if HAS_NATIVE_TRACING else {}
-    client = anthropic.AnthropicVertex(region="us-east5", project_id="proj", access_token="ya29.fake-token",
-                                       base_url=f"{fake.base_url}/v1", max_retries=0, **kwargs)
+    client = anthropic.AnthropicVertex(
+        region="us-east5",
+        project_id="proj",
+        access_token="ya29.fake-token",
+        base_url=f"{fake.base_url}/v1",
+        max_retries=0,
+        **kwargs,
+    )
     client.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=100, messages=MESSAGES)
     span = telemetry.span()
     assert span.attributes["gen_ai.provider.name"] == "gcp.vertex_ai"
@@ -246,4 +274,3 @@ def test_uninstrument_restores_anthropic() -> None:
     assert Messages.__dict__["create"] is not original
     telemetry.instrumentor.uninstrument()
     assert Messages.__dict__["create"] is original
-

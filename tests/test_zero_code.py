@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from aimon_otel.testing import openai_wire as wire
 from aimon_otel.testing.console import read_console_spans
 from tests.conftest import API_KEY, OPENAI_HAS_RESPONSES
 
+ANTHROPIC_TRACES_ITSELF = importlib.util.find_spec("anthropic._tracing") is not None
 APP = Path(__file__).parents[1] / "examples" / "app.py"
 
 
@@ -20,6 +22,8 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
         **os.environ,
         "OPENAI_BASE_URL": fake.openai_base_url,
         "OPENAI_API_KEY": API_KEY,
+        "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
+        "ANTHROPIC_API_KEY": API_KEY,
         "AIMON_DEMO_FAKE_PROVIDER": "1",
         "OTEL_TRACES_EXPORTER": "console",
         "OTEL_METRICS_EXPORTER": "none",
@@ -36,8 +40,13 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
     expected = (
         ["chat gpt-4o-mini", "chat gpt-4o"]
         + (["chat gpt-4.1-mini"] if OPENAI_HAS_RESPONSES else [])
-        + ["embeddings text-embedding-3-small", "chat gpt-4o-mini", "chat gpt-4o-mini", "chat initech-finetune-v2"]
-        + ["chat gpt-4o-mini"]
+        + ["embeddings text-embedding-3-small", "chat gpt-4o-mini", "chat gpt-4o-mini"]
+        + (
+            ["anthropic.messages.create"] * 2
+            if ANTHROPIC_TRACES_ITSELF
+            else ["chat claude-haiku-4-5", "chat claude-sonnet-4-6"]
+        )
+        + ["chat initech-finetune-v2", "chat gpt-4o-mini"]
     )
     assert names == expected
     assert all(s["kind"] == "SpanKind.CLIENT" for s in spans)
@@ -53,5 +62,10 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
     first = spans[0]["attributes"]
     assert first["gen_ai.usage.cost"] == 0.000033 and first["aimon.pricing.model"] == "gpt-4o-mini"
     assert (first["tenant.id"], first["aimon.feature"], first["user.id"]) == ("acme", "support_reply", "alice")
+    # anthropic: the SDK's own span (anthropic 2.x) or ours (older), priced and attributed either way;
+    # claude-haiku-4-5 at $1 input, $0.10 cache read, $1.25/$2 cache write 5m/1h, $5 output per million
+    haiku = spans[-4]["attributes"]
+    assert haiku["gen_ai.usage.cost"] == 0.00082 and haiku["tenant.id"] == "acme"
+    assert haiku["aimon.feature"] == "email_draft" and haiku["gen_ai.usage.input_tokens"] == 600
     unknown = spans[-2]["attributes"]
     assert unknown["aimon.pricing.status"] == "unknown_model" and "gen_ai.usage.cost" not in unknown
