@@ -34,8 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("file", nargs="?")
     check.add_argument("--json", action="store_true")
 
+    budgets = commands.add_parser("budgets", help="spend budgets")
+    budget_commands = budgets.add_subparsers(dest="budgets_command", required=True)
+    render = budget_commands.add_parser("render", help="Prometheus rules for a budgets YAML file")
+    render.add_argument("file")
+    render.add_argument("-o", "--output", help="write here instead of standard output")
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "budgets":
+            return _render_budgets(args)
         if args.command == "pricing":
             return _check(args)
         engine = _engine(getattr(args, "pricing_file", None))
@@ -133,6 +141,18 @@ def _cost(engine: PricingEngine, args: argparse.Namespace) -> int:
         f"${usd(result.total)} ({result.model}, {result.provider}): input ${usd(result.input)}, "
         f"output ${usd(result.output)}, cache read ${usd(result.cache_read)}, cache write ${usd(result.cache_write)}",
     )
+    return 0
+
+
+def _render_budgets(args: argparse.Namespace) -> int:
+    from aimon_otel.budgets import load_budgets, render_yaml
+
+    text = render_yaml(load_budgets(args.file))
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    else:
+        print(text, end="")
     return 0
 
 

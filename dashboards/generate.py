@@ -1,0 +1,236 @@
+"""Generate the Grafana dashboards and the alert rule files from one definition.
+
+    .venv/bin/python dashboards/generate.py        # rewrites the committed files
+
+Writes ``dashboards/grafana/dashboards/*.json`` (with grafana-foundation-sdk),
+``collector/rules/aimon-alerts.yml`` (Prometheus, the source of truth for alerts) and
+``dashboards/grafana/provisioning/alerting/aimon-alerts.yaml`` (the same rules for Grafana).
+``tests/test_dashboards.py`` fails when the committed files differ from what this writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from grafana_foundation_sdk.builders import bargauge, dashboard, piechart, stat, table, tempo, timeseries
+from grafana_foundation_sdk.builders import prometheus as prom
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableOption, VariableRefresh
+
+from aimon_otel.alerts import CALLS, COST, DURATION_BUCKETS, UNPRICED, grafana_alerting, prometheus_rule_file, standard_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+DASHBOARDS = ROOT / "dashboards" / "grafana" / "dashboards"
+PROM_RULES = ROOT / "collector" / "rules" / "aimon-alerts.yml"
+GRAFANA_ALERTS = ROOT / "dashboards" / "grafana" / "provisioning" / "alerting" / "aimon-alerts.yaml"
+
+PROMETHEUS = DataSourceRef(type_val="prometheus", uid="${datasource}")
+TEMPO = DataSourceRef(type_val="tempo", uid="${tempo}")
+TOKENS = "gen_ai_client_token_usage_sum"
+FAILED = 'error_type!=""'
+HAS_USER = 'user_id!=""'
+FILTER = (
+    'job=~"$service", deployment_environment=~"$environment", gen_ai_provider_name=~"$provider", '
+    'gen_ai_request_model=~"$model", tenant_id=~"$tenant", aimon_feature=~"$feature"'
+)
+
+
+def f(metric: str, extra: str = "") -> str:
+    """``metric`` with the dashboard's filters (and ``extra`` matchers)."""
+    return f"{metric}{{{FILTER}{', ' + extra if extra else ''}}}"
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str = ""
+    instant: bool = False
+
+
+def target(query: Query, ref: str) -> prom.Dataquery:
+    built = prom.Dataquery().expr(query.expr).ref_id(ref).datasource(PROMETHEUS)
+    if query.legend:
+        built = built.legend_format(query.legend)
+    return built.instant() if query.instant else built.range()
+
+
+def with_targets(panel: Any, queries: list[Query]) -> Any:
+    for index, query in enumerate(queries):
+        panel = panel.with_target(target(query, chr(ord("A") + index)))
+    return panel.datasource(PROMETHEUS)
+
+
+def stat_panel(title: str, query: Query, unit: str, description: str, decimals: int | None = None) -> stat.Panel:
+    panel = with_targets(stat.Panel().title(title).description(description).unit(unit).span(4).height(4), [query])
+    return panel.decimals(decimals) if decimals is not None else panel
+
+
+def series_panel(title: str, queries: list[Query], unit: str, description: str, width: int = 12) -> timeseries.Panel:
+    return with_targets(
+        timeseries.Panel().title(title).description(description).unit(unit).span(width).height(8), queries
+    )
+
+
+def bar_panel(title: str, query: Query, unit: str, description: str, width: int = 8) -> bargauge.Panel:
+    return with_targets(bargauge.Panel().title(title).description(description).unit(unit).span(width).height(8), [query])
+
+
+def variables() -> list[Any]:
+    def label_variable(name: str, label: str, prom_label: str) -> dashboard.QueryVariable:
+        return (
+            dashboard.QueryVariable(name)
+            .label(label)
+            .datasource(PROMETHEUS)
+            .query(f"label_values({CALLS}, {prom_label})")
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .multi(True)
+            .include_all(True)
+            .all_value(".*")
+            .current(VariableOption(selected=True, text="All", value="$__all"))
+        )
+
+    return [
+        dashboard.DatasourceVariable("datasource").label("Prometheus").type("prometheus"),
+        dashboard.DatasourceVariable("tempo").label("Tempo").type("tempo"),
+        label_variable("service", "Service", "job"),
+        label_variable("environment", "Environment", "deployment_environment"),
+        label_variable("provider", "Provider", "gen_ai_provider_name"),
+        label_variable("model", "Model", "gen_ai_request_model"),
+        label_variable("tenant", "Tenant", "tenant_id"),
+        label_variable("feature", "Feature", "aimon_feature"),
+    ]
+
+
+def overview() -> dashboard.Dashboard:
+    spend = f"sum(increase({f(COST)}[$__range]))"
+    calls = f"sum(increase({f(CALLS)}[$__range]))"
+    failed = f'sum(increase({f(CALLS, FAILED)}[$__range]))'
+    board = dashboard.Dashboard("LLM spend and usage").uid("aimon-overview").tags(["aimon", "genai", "cost"])
+    board = board.time("now-24h", "now").refresh("1m").timezone("browser").editable()
+    for variable in variables():
+        board = board.with_variable(variable)
+    panels: list[Any] = [
+        stat_panel("Requests", Query(calls, instant=True), "short", "LLM API calls in the range.", 0),
+        stat_panel("Spend", Query(spend, instant=True), "currencyUSD", "Priced spend in the range (unpriced calls excluded).", 2),
+        stat_panel("Tokens", Query(f"sum(increase({f(TOKENS)}[$__range]))", instant=True), "short", "Input and output tokens.", 0),
+        stat_panel("Error rate", Query(f"{failed} / {calls}", instant=True), "percentunit", "Share of calls that failed.", 1),
+        stat_panel(
+            "p95 latency",
+            Query(f"histogram_quantile(0.95, sum by (le) (increase({f(DURATION_BUCKETS)}[$__range])))", instant=True),
+            "s", "95th percentile of call duration, retries and whole streams included.", 2,
+        ),
+        stat_panel(
+            "30-day projection",
+            Query(f"sum(rate({f(COST)}[$__range])) * 30 * 86400", instant=True),
+            "currencyUSD", "Spend over 30 days at the range's average rate.", 2,
+        ),
+        series_panel(
+            "Spend over time by provider",
+            [Query(f"sum by (gen_ai_provider_name) (rate({f(COST)}[$__rate_interval])) * 3600", "{{gen_ai_provider_name}}")],
+            "currencyUSD", "Spend rate in USD per hour.",
+        ),
+        series_panel(
+            "Requests over time by model",
+            [Query(f"sum by (gen_ai_request_model) (rate({f(CALLS)}[$__rate_interval]))", "{{gen_ai_request_model}}")],
+            "reqps", "Calls per second.",
+        ),
+        with_targets(
+            piechart.Panel().title("Spend by provider").description("Share of spend in the range.").unit("currencyUSD").span(8).height(8),
+            [Query(f"sum by (gen_ai_provider_name) (increase({f(COST)}[$__range]))", "{{gen_ai_provider_name}}", True)],
+        ),
+        bar_panel("Top models by spend", Query(f"topk(10, sum by (gen_ai_request_model) (increase({f(COST)}[$__range])))",
+                                               "{{gen_ai_request_model}}", True), "currencyUSD", "The ten costliest models."),
+        bar_panel("Spend by tenant", Query(f"sum by (tenant_id) (increase({f(COST)}[$__range]))", "{{tenant_id}}", True),
+                  "currencyUSD", "tenant.id from aimon_otel.attributes(...) or baggage."),
+        bar_panel("Spend by feature", Query(f"sum by (aimon_feature) (increase({f(COST)}[$__range]))", "{{aimon_feature}}", True),
+                  "currencyUSD", "aimon.feature of the calls."),
+        bar_panel("Spend by user", Query(f'sum by (user_id) (increase({f(COST, HAS_USER)}[$__range]))', "{{user_id}}", True),
+                  "currencyUSD", "Only when the app sets AIMON_METRICS_INCLUDE_USER=true."),
+        bar_panel("Token mix", Query(f"sum by (gen_ai_token_type) (increase({f(TOKENS)}[$__range]))", "{{gen_ai_token_type}}", True),
+                  "short", "Input (cached included) and output (reasoning included) tokens."),
+        bar_panel("Unpriced calls", Query(
+            f"sum by (gen_ai_provider_name, gen_ai_request_model, aimon_pricing_status) (increase({f(UNPRICED)}[$__range]))",
+            "{{gen_ai_provider_name}}/{{gen_ai_request_model}} ({{aimon_pricing_status}})", True),
+            "short", "Calls whose spend is not counted: add their prices to AIMON_PRICING_FILE."),
+        series_panel(
+            "p95 latency by model",
+            [Query(f"histogram_quantile(0.95, sum by (le, gen_ai_request_model) (rate({f(DURATION_BUCKETS)}[$__rate_interval])))",
+                   "{{gen_ai_request_model}}")],
+            "s", "95th percentile call duration.",
+        ),
+        series_panel(
+            "Errors by type",
+            [Query(f'sum by (error_type) (rate({f(CALLS, FAILED)}[$__rate_interval]))', "{{error_type}}")],
+            "reqps", "Failed calls per second by error.type.",
+        ),
+        table.Panel().title("Recent requests").description("The latest GenAI spans in Tempo, with their cost.").span(24).height(10)
+        .datasource(TEMPO).with_target(
+            tempo.TempoQuery().ref_id("A").query_type("traceql").limit(50).datasource(TEMPO).query(
+                '{ span.gen_ai.operation.name != nil } | select(span.gen_ai.request.model, span.gen_ai.usage.cost, '
+                "span.tenant.id, span.aimon.feature, span.gen_ai.usage.input_tokens, span.gen_ai.usage.output_tokens)"
+            )
+        ),
+    ]
+    for number, panel in enumerate(panels, start=1):
+        board = board.with_panel(panel.id(number))
+    return board
+
+
+def budgets() -> dashboard.Dashboard:
+    tenant = 'tenant_id=~"$tenant"'
+    board = dashboard.Dashboard("LLM budgets").uid("aimon-budgets").tags(["aimon", "genai", "budgets"])
+    board = board.time("now-7d", "now").refresh("5m").timezone("browser").editable()
+    for variable in variables():
+        board = board.with_variable(variable)
+    panels: list[Any] = [
+        bar_panel("Budget used", Query(f"aimon:budget_spend_usd{{{tenant}}} / on(budget) group_left() aimon_budget_usd",
+                                       "{{tenant_id}} {{period}}", True),
+                  "percentunit", "Spend in each budget's window over its amount (rules from `aimon-otel budgets render`).", 12),
+        with_targets(
+            table.Panel().title("Budgets").description("Spend and amount per budget; periods are rolling windows.").span(12).height(8),
+            [Query(f"aimon:budget_spend_usd{{{tenant}}}", "spend", True), Query(f"aimon_budget_usd{{{tenant}}}", "budget", True)],
+        ),
+        bar_panel("Tenants over 80% of a budget", Query(
+            f"aimon:budget_spend_usd{{{tenant}}} / on(budget) group_left() aimon_budget_usd >= 0.8",
+            "{{tenant_id}} {{period}}", True), "percentunit",
+                  "Budgets at or above the warning line.", 12),
+        series_panel("Burn rate by tenant", [Query(f"sum by (tenant_id) (rate({f(COST)}[$__rate_interval])) * 86400", "{{tenant_id}}")],
+                     "currencyUSD", "Spend rate in USD per day.", 12),
+        bar_panel("Projected end-of-month spend", Query(
+            f"sum by (tenant_id) (rate({f(COST)}[$__range])) * 86400 * days_in_month()", "{{tenant_id}}", True),
+            "currencyUSD", "The range's average daily spend times the days in this month.", 12),
+        bar_panel("Default budget use", Query(f"aimon:default_budget_spend_usd{{{tenant}}}", "{{tenant_id}}", True),
+                  "currencyUSD", "Spend of tenants on the default budget (when the budgets file sets one).", 12),
+    ]
+    for number, panel in enumerate(panels, start=1):
+        board = board.with_panel(panel.id(number))
+    return board
+
+
+def render_all() -> dict[Path, str]:
+    files: dict[Path, str] = {}
+    for board in (overview(), budgets()):
+        built = board.build()
+        files[DASHBOARDS / f"{built.uid}.json"] = json.dumps(built, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+    rules = standard_rules()
+    header = "# Generated by dashboards/generate.py from aimon_otel.alerts; edit that, not this.\n"
+    files[PROM_RULES] = header + yaml.safe_dump(prometheus_rule_file(rules), sort_keys=False, width=200)
+    files[GRAFANA_ALERTS] = header + yaml.safe_dump(grafana_alerting(rules), sort_keys=False, width=200)
+    return files
+
+
+def main() -> int:
+    for path, text in render_all().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
