@@ -4,7 +4,7 @@ VENV := .venv
 OLDEST := .venv-oldest
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: demo test test-newest test-oldest lint bench clean
+.PHONY: demo test test-newest test-oldest lint generate bench clean
 
 $(VENV)/.installed: pyproject.toml constraints/newest.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ test-oldest: $(OLDEST)/.installed
 	$(OLDEST)/bin/python -m pytest -q
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff check src tests bench examples dashboards
 	$(VENV)/bin/mypy
+
+## Rewrite the generated dashboards and alert rules, and the example budgets' rules.
+generate: $(VENV)/.installed
+	$(VENV)/bin/python dashboards/generate.py
+	$(VENV)/bin/aimon-otel budgets render examples/budgets.yaml -o collector/rules/aimon-budgets.yml
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/overhead.py

@@ -22,7 +22,15 @@ from grafana_foundation_sdk.builders import prometheus as prom
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableOption, VariableRefresh
 
-from aimon_otel.alerts import CALLS, COST, DURATION_BUCKETS, UNPRICED, grafana_alerting, prometheus_rule_file, standard_rules
+from aimon_otel.alerts import (
+    CALLS,
+    COST,
+    DURATION_BUCKETS,
+    UNPRICED,
+    grafana_alerting,
+    prometheus_rule_file,
+    standard_rules,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "dashboards" / "grafana" / "dashboards"
@@ -77,7 +85,9 @@ def series_panel(title: str, queries: list[Query], unit: str, description: str, 
 
 
 def bar_panel(title: str, query: Query, unit: str, description: str, width: int = 8) -> bargauge.Panel:
-    return with_targets(bargauge.Panel().title(title).description(description).unit(unit).span(width).height(8), [query])
+    return with_targets(
+        bargauge.Panel().title(title).description(description).unit(unit).span(width).height(8), [query]
+    )
 
 
 def variables() -> list[Any]:
@@ -109,69 +119,145 @@ def variables() -> list[Any]:
 def overview() -> dashboard.Dashboard:
     spend = f"sum(increase({f(COST)}[$__range]))"
     calls = f"sum(increase({f(CALLS)}[$__range]))"
-    failed = f'sum(increase({f(CALLS, FAILED)}[$__range]))'
+    failed = f"sum(increase({f(CALLS, FAILED)}[$__range]))"
     board = dashboard.Dashboard("LLM spend and usage").uid("aimon-overview").tags(["aimon", "genai", "cost"])
     board = board.time("now-24h", "now").refresh("1m").timezone("browser").editable()
     for variable in variables():
         board = board.with_variable(variable)
     panels: list[Any] = [
         stat_panel("Requests", Query(calls, instant=True), "short", "LLM API calls in the range.", 0),
-        stat_panel("Spend", Query(spend, instant=True), "currencyUSD", "Priced spend in the range (unpriced calls excluded).", 2),
-        stat_panel("Tokens", Query(f"sum(increase({f(TOKENS)}[$__range]))", instant=True), "short", "Input and output tokens.", 0),
-        stat_panel("Error rate", Query(f"{failed} / {calls}", instant=True), "percentunit", "Share of calls that failed.", 1),
+        stat_panel(
+            "Spend",
+            Query(spend, instant=True),
+            "currencyUSD",
+            "Priced spend in the range (unpriced calls excluded).",
+            2,
+        ),
+        stat_panel(
+            "Tokens",
+            Query(f"sum(increase({f(TOKENS)}[$__range]))", instant=True),
+            "short",
+            "Input and output tokens.",
+            0,
+        ),
+        stat_panel(
+            "Error rate", Query(f"{failed} / {calls}", instant=True), "percentunit", "Share of calls that failed.", 1
+        ),
         stat_panel(
             "p95 latency",
             Query(f"histogram_quantile(0.95, sum by (le) (increase({f(DURATION_BUCKETS)}[$__range])))", instant=True),
-            "s", "95th percentile of call duration, retries and whole streams included.", 2,
+            "s",
+            "95th percentile of call duration, retries and whole streams included.",
+            2,
         ),
         stat_panel(
             "30-day projection",
             Query(f"sum(rate({f(COST)}[$__range])) * 30 * 86400", instant=True),
-            "currencyUSD", "Spend over 30 days at the range's average rate.", 2,
+            "currencyUSD",
+            "Spend over 30 days at the range's average rate.",
+            2,
         ),
         series_panel(
             "Spend over time by provider",
-            [Query(f"sum by (gen_ai_provider_name) (rate({f(COST)}[$__rate_interval])) * 3600", "{{gen_ai_provider_name}}")],
-            "currencyUSD", "Spend rate in USD per hour.",
+            [
+                Query(
+                    f"sum by (gen_ai_provider_name) (rate({f(COST)}[$__rate_interval])) * 3600",
+                    "{{gen_ai_provider_name}}",
+                )
+            ],
+            "currencyUSD",
+            "Spend rate in USD per hour.",
         ),
         series_panel(
             "Requests over time by model",
             [Query(f"sum by (gen_ai_request_model) (rate({f(CALLS)}[$__rate_interval]))", "{{gen_ai_request_model}}")],
-            "reqps", "Calls per second.",
+            "reqps",
+            "Calls per second.",
         ),
         with_targets(
-            piechart.Panel().title("Spend by provider").description("Share of spend in the range.").unit("currencyUSD").span(8).height(8),
+            piechart.Panel()
+            .title("Spend by provider")
+            .description("Share of spend in the range.")
+            .unit("currencyUSD")
+            .span(8)
+            .height(8),
             [Query(f"sum by (gen_ai_provider_name) (increase({f(COST)}[$__range]))", "{{gen_ai_provider_name}}", True)],
         ),
-        bar_panel("Top models by spend", Query(f"topk(10, sum by (gen_ai_request_model) (increase({f(COST)}[$__range])))",
-                                               "{{gen_ai_request_model}}", True), "currencyUSD", "The ten costliest models."),
-        bar_panel("Spend by tenant", Query(f"sum by (tenant_id) (increase({f(COST)}[$__range]))", "{{tenant_id}}", True),
-                  "currencyUSD", "tenant.id from aimon_otel.attributes(...) or baggage."),
-        bar_panel("Spend by feature", Query(f"sum by (aimon_feature) (increase({f(COST)}[$__range]))", "{{aimon_feature}}", True),
-                  "currencyUSD", "aimon.feature of the calls."),
-        bar_panel("Spend by user", Query(f'sum by (user_id) (increase({f(COST, HAS_USER)}[$__range]))', "{{user_id}}", True),
-                  "currencyUSD", "Only when the app sets AIMON_METRICS_INCLUDE_USER=true."),
-        bar_panel("Token mix", Query(f"sum by (gen_ai_token_type) (increase({f(TOKENS)}[$__range]))", "{{gen_ai_token_type}}", True),
-                  "short", "Input (cached included) and output (reasoning included) tokens."),
-        bar_panel("Unpriced calls", Query(
-            f"sum by (gen_ai_provider_name, gen_ai_request_model, aimon_pricing_status) (increase({f(UNPRICED)}[$__range]))",
-            "{{gen_ai_provider_name}}/{{gen_ai_request_model}} ({{aimon_pricing_status}})", True),
-            "short", "Calls whose spend is not counted: add their prices to AIMON_PRICING_FILE."),
+        bar_panel(
+            "Top models by spend",
+            Query(
+                f"topk(10, sum by (gen_ai_request_model) (increase({f(COST)}[$__range])))",
+                "{{gen_ai_request_model}}",
+                True,
+            ),
+            "currencyUSD",
+            "The ten costliest models.",
+        ),
+        bar_panel(
+            "Spend by tenant",
+            Query(f"sum by (tenant_id) (increase({f(COST)}[$__range]))", "{{tenant_id}}", True),
+            "currencyUSD",
+            "tenant.id from aimon_otel.attributes(...) or baggage.",
+        ),
+        bar_panel(
+            "Spend by feature",
+            Query(f"sum by (aimon_feature) (increase({f(COST)}[$__range]))", "{{aimon_feature}}", True),
+            "currencyUSD",
+            "aimon.feature of the calls.",
+        ),
+        bar_panel(
+            "Spend by user",
+            Query(f"sum by (user_id) (increase({f(COST, HAS_USER)}[$__range]))", "{{user_id}}", True),
+            "currencyUSD",
+            "Only when the app sets AIMON_METRICS_INCLUDE_USER=true.",
+        ),
+        bar_panel(
+            "Token mix",
+            Query(f"sum by (gen_ai_token_type) (increase({f(TOKENS)}[$__range]))", "{{gen_ai_token_type}}", True),
+            "short",
+            "Input (cached included) and output (reasoning included) tokens.",
+        ),
+        bar_panel(
+            "Unpriced calls",
+            Query(
+                f"sum by (gen_ai_provider_name, gen_ai_request_model, aimon_pricing_status) (increase({f(UNPRICED)}[$__range]))",
+                "{{gen_ai_provider_name}}/{{gen_ai_request_model}} ({{aimon_pricing_status}})",
+                True,
+            ),
+            "short",
+            "Calls whose spend is not counted: add their prices to AIMON_PRICING_FILE.",
+        ),
         series_panel(
             "p95 latency by model",
-            [Query(f"histogram_quantile(0.95, sum by (le, gen_ai_request_model) (rate({f(DURATION_BUCKETS)}[$__rate_interval])))",
-                   "{{gen_ai_request_model}}")],
-            "s", "95th percentile call duration.",
+            [
+                Query(
+                    f"histogram_quantile(0.95, sum by (le, gen_ai_request_model) (rate({f(DURATION_BUCKETS)}[$__rate_interval])))",
+                    "{{gen_ai_request_model}}",
+                )
+            ],
+            "s",
+            "95th percentile call duration.",
         ),
         series_panel(
             "Errors by type",
-            [Query(f'sum by (error_type) (rate({f(CALLS, FAILED)}[$__rate_interval]))', "{{error_type}}")],
-            "reqps", "Failed calls per second by error.type.",
+            [Query(f"sum by (error_type) (rate({f(CALLS, FAILED)}[$__rate_interval]))", "{{error_type}}")],
+            "reqps",
+            "Failed calls per second by error.type.",
         ),
-        table.Panel().title("Recent requests").description("The latest GenAI spans in Tempo, with their cost.").span(24).height(10)
-        .datasource(TEMPO).with_target(
-            tempo.TempoQuery().ref_id("A").query_type("traceql").limit(50).datasource(TEMPO).query(
-                '{ span.gen_ai.operation.name != nil } | select(span.gen_ai.request.model, span.gen_ai.usage.cost, '
+        table.Panel()
+        .title("Recent requests")
+        .description("The latest GenAI spans in Tempo, with their cost.")
+        .span(24)
+        .height(10)
+        .datasource(TEMPO)
+        .with_target(
+            tempo.TempoQuery()
+            .ref_id("A")
+            .query_type("traceql")
+            .limit(50)
+            .datasource(TEMPO)
+            .query(
+                "{ span.gen_ai.operation.name != nil } | select(span.gen_ai.request.model, span.gen_ai.usage.cost, "
                 "span.tenant.id, span.aimon.feature, span.gen_ai.usage.input_tokens, span.gen_ai.usage.output_tokens)"
             )
         ),
@@ -188,24 +274,64 @@ def budgets() -> dashboard.Dashboard:
     for variable in variables():
         board = board.with_variable(variable)
     panels: list[Any] = [
-        bar_panel("Budget used", Query(f"aimon:budget_spend_usd{{{tenant}}} / on(budget) group_left() aimon_budget_usd",
-                                       "{{tenant_id}} {{period}}", True),
-                  "percentunit", "Spend in each budget's window over its amount (rules from `aimon-otel budgets render`).", 12),
-        with_targets(
-            table.Panel().title("Budgets").description("Spend and amount per budget; periods are rolling windows.").span(12).height(8),
-            [Query(f"aimon:budget_spend_usd{{{tenant}}}", "spend", True), Query(f"aimon_budget_usd{{{tenant}}}", "budget", True)],
+        bar_panel(
+            "Budget used",
+            Query(
+                f"aimon:budget_spend_usd{{{tenant}}} / on(budget) group_left() aimon_budget_usd",
+                "{{tenant_id}} {{period}}",
+                True,
+            ),
+            "percentunit",
+            "Spend in each budget's window over its amount (rules from `aimon-otel budgets render`).",
+            12,
         ),
-        bar_panel("Tenants over 80% of a budget", Query(
-            f"aimon:budget_spend_usd{{{tenant}}} / on(budget) group_left() aimon_budget_usd >= 0.8",
-            "{{tenant_id}} {{period}}", True), "percentunit",
-                  "Budgets at or above the warning line.", 12),
-        series_panel("Burn rate by tenant", [Query(f"sum by (tenant_id) (rate({f(COST)}[$__rate_interval])) * 86400", "{{tenant_id}}")],
-                     "currencyUSD", "Spend rate in USD per day.", 12),
-        bar_panel("Projected end-of-month spend", Query(
-            f"sum by (tenant_id) (rate({f(COST)}[$__range])) * 86400 * days_in_month()", "{{tenant_id}}", True),
-            "currencyUSD", "The range's average daily spend times the days in this month.", 12),
-        bar_panel("Default budget use", Query(f"aimon:default_budget_spend_usd{{{tenant}}}", "{{tenant_id}}", True),
-                  "currencyUSD", "Spend of tenants on the default budget (when the budgets file sets one).", 12),
+        with_targets(
+            table.Panel()
+            .title("Budgets")
+            .description("Spend and amount per budget; periods are rolling windows.")
+            .span(12)
+            .height(8),
+            [
+                Query(f"aimon:budget_spend_usd{{{tenant}}}", "spend", True),
+                Query(f"aimon_budget_usd{{{tenant}}}", "budget", True),
+            ],
+        ),
+        bar_panel(
+            "Tenants over 80% of a budget",
+            Query(
+                f"aimon:budget_spend_usd{{{tenant}}} / on(budget) group_left() aimon_budget_usd >= 0.8",
+                "{{tenant_id}} {{period}}",
+                True,
+            ),
+            "percentunit",
+            "Budgets at or above the warning line.",
+            12,
+        ),
+        series_panel(
+            "Burn rate by tenant",
+            [Query(f"sum by (tenant_id) (rate({f(COST)}[$__rate_interval])) * 86400", "{{tenant_id}}")],
+            "currencyUSD",
+            "Spend rate in USD per day.",
+            12,
+        ),
+        bar_panel(
+            "Projected end-of-month spend",
+            Query(
+                f"sum by (tenant_id) (rate({f(COST)}[$__range])) * 86400 * scalar(days_in_month())",
+                "{{tenant_id}}",
+                True,
+            ),
+            "currencyUSD",
+            "The range's average daily spend times the days in this month.",
+            12,
+        ),
+        bar_panel(
+            "Default budget use",
+            Query(f"aimon:default_budget_spend_usd{{{tenant}}}", "{{tenant_id}}", True),
+            "currencyUSD",
+            "Spend of tenants on the default budget (when the budgets file sets one).",
+            12,
+        ),
     ]
     for number, panel in enumerate(panels, start=1):
         board = board.with_panel(panel.id(number))

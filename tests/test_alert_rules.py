@@ -42,12 +42,17 @@ def test_promtool_unit_tests(unit_tests: str) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("budgets: [{tenant: a, period: yearly, amount_usd: 5}]", "budgets[0]: 'period' must be one of ['daily', 'monthly', 'weekly']"),
+        (
+            "budgets: [{tenant: a, period: yearly, amount_usd: 5}]",
+            "budgets[0]: 'period' must be one of ['daily', 'monthly', 'weekly']",
+        ),
         ("budgets: [{tenant: a, period: daily, amount_usd: -5}]", "budgets[0]: 'amount_usd' must be a number above 0"),
         ("budgets: [{period: daily, amount_usd: 5}]", "budgets[0]: 'tenant' must be the tenant.id as a string"),
         ("budgets: [{tenant: a, period: daily, amount_usd: 5, team: x}]", "budgets[0]: unknown key(s) ['team']"),
-        ("budgets:\n  - {tenant: a, period: daily, amount_usd: 5}\n  - {tenant: a, period: daily, amount_usd: 6}",
-         "two budgets named 'a-daily'"),
+        (
+            "budgets:\n  - {tenant: a, period: daily, amount_usd: 5}\n  - {tenant: a, period: daily, amount_usd: 6}",
+            "two budgets named 'a-daily'",
+        ),
         ("default: {period: daily}", "default: 'amount_usd' must be a number above 0"),
         ("budget: []", "unknown key(s) ['budget']"),
         ("budgets: [", "not valid YAML"),

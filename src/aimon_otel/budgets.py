@@ -75,7 +75,9 @@ def load_budgets(path: str | Path) -> Budgets:
             raise AimonConfigError(f"{name}: two budgets named {budget.name!r}; give each tenant one budget per period")
         seen.add(budget.name)
     default = data.get("default")
-    return Budgets(budgets, _budget(default, f"{name}: default", tenant_required=False) if default is not None else None)
+    return Budgets(
+        budgets, _budget(default, f"{name}: default", tenant_required=False) if default is not None else None
+    )
 
 
 def _budget(entry: Any, where: str, tenant_required: bool) -> Budget:
@@ -124,19 +126,25 @@ def render_rules(budgets: Budgets) -> dict[str, Any]:
     named = sorted({b.tenant for b in budgets.budgets if b.tenant})
     for budget in budgets.budgets:
         labels = {"budget": budget.name, "tenant_id": budget.tenant or "", "period": budget.period}
-        recording.append({"record": "aimon_budget_usd", "expr": f"vector({budget.amount_usd:g})", "labels": dict(labels)})
-        recording.append({
-            "record": "aimon:budget_spend_usd",
-            "expr": f"sum(increase({COST}{_selector(budget, named)}[{WINDOWS[budget.period]}])) or vector(0)",
-            "labels": dict(labels),
-        })
+        recording.append(
+            {"record": "aimon_budget_usd", "expr": f"vector({budget.amount_usd:g})", "labels": dict(labels)}
+        )
+        recording.append(
+            {
+                "record": "aimon:budget_spend_usd",
+                "expr": f"sum(increase({COST}{_selector(budget, named)}[{WINDOWS[budget.period]}])) or vector(0)",
+                "labels": dict(labels),
+            }
+        )
     if budgets.default is not None:
         default = budgets.default
-        recording.append({
-            "record": "aimon:default_budget_spend_usd",
-            "expr": f"sum by (tenant_id) (increase({COST}{_selector(default, named)}[{WINDOWS[default.period]}]))",
-            "labels": {"budget": "default", "period": default.period, "budget_usd": f"{default.amount_usd:g}"},
-        })
+        recording.append(
+            {
+                "record": "aimon:default_budget_spend_usd",
+                "expr": f"sum by (tenant_id) (increase({COST}{_selector(default, named)}[{WINDOWS[default.period]}]))",
+                "labels": {"budget": "default", "period": default.period, "budget_usd": f"{default.amount_usd:g}"},
+            }
+        )
     usage = "aimon:budget_spend_usd / on(budget) group_left() aimon_budget_usd"
     alerts: list[dict[str, Any]] = [
         {
@@ -165,21 +173,27 @@ def render_rules(budgets: Budgets) -> dict[str, Any]:
                 "alert": "GenAITenantDefaultBudgetWarning",
                 "expr": f"aimon:default_budget_spend_usd / {amount} >= {WARNING_RATIO:g} < 1",
                 "labels": {"severity": "warning"},
-                "annotations": {"summary": "Tenant {{ $labels.tenant_id }} has used over 80% of the default "
-                                           "{{ $labels.period }} LLM budget ($" + amount + ")"},
+                "annotations": {
+                    "summary": "Tenant {{ $labels.tenant_id }} has used over 80% of the default "
+                    "{{ $labels.period }} LLM budget ($" + amount + ")"
+                },
             },
             {
                 "alert": "GenAITenantDefaultBudgetExceeded",
                 "expr": f"aimon:default_budget_spend_usd / {amount} >= 1",
                 "labels": {"severity": "critical"},
-                "annotations": {"summary": "Tenant {{ $labels.tenant_id }} is over the default "
-                                           "{{ $labels.period }} LLM budget ($" + amount + ")"},
+                "annotations": {
+                    "summary": "Tenant {{ $labels.tenant_id }} is over the default "
+                    "{{ $labels.period }} LLM budget ($" + amount + ")"
+                },
             },
         ]
-    return {"groups": [
-        {"name": "aimon-budgets-recording", "interval": "1m", "rules": recording},
-        {"name": "aimon-budgets-alerts", "rules": alerts},
-    ]}
+    return {
+        "groups": [
+            {"name": "aimon-budgets-recording", "interval": "1m", "rules": recording},
+            {"name": "aimon-budgets-alerts", "rules": alerts},
+        ]
+    }
 
 
 def render_yaml(budgets: Budgets) -> str:
