@@ -124,8 +124,9 @@ def grafana_alerting(
     rules: list[Rule], folder: str = "aimon", group: str = "aimon-genai", datasource_uid: str = "prometheus"
 ) -> dict[str, Any]:
     """The same rules in Grafana's file provisioning format (apiVersion 1)."""
-    grafana_rules = []
+    grafana_rules: list[dict[str, Any]] = []
     for rule in rules:
+        labels: dict[str, str] = {"severity": rule.severity, **rule.labels}
         grafana_rules.append(
             {
                 "uid": _uid(rule.name),
@@ -152,7 +153,7 @@ def grafana_alerting(
                 "noDataState": "OK",
                 "execErrState": "Error",
                 "for": rule.for_,
-                "labels": {"severity": rule.severity, **rule.labels},
+                "labels": labels,
                 "annotations": {"summary": rule.summary, "description": rule.description},
             }
         )
