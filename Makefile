@@ -4,7 +4,7 @@ VENV := .venv
 OLDEST := .venv-oldest
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: demo test test-newest test-oldest lint generate bench clean
+.PHONY: demo stack test test-newest test-oldest lint generate bench clean
 
 $(VENV)/.installed: pyproject.toml constraints/newest.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(OLDEST)/.installed: pyproject.toml constraints/oldest.txt
 ## The demo: a fake provider, an example app under opentelemetry-instrument, its spans and usage.
 demo: $(VENV)/.installed
 	$(VENV)/bin/python examples/demo.py
+
+## The demo's app with a real local Prometheus running our alert and budget rules (needs the prometheus binary).
+stack: $(VENV)/.installed
+	$(VENV)/bin/python examples/local_stack.py
 
 ## The whole suite: newest SDKs, oldest supported SDKs, then lint and types.
 test: test-newest test-oldest lint
