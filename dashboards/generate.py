@@ -41,6 +41,8 @@ PROMETHEUS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 TEMPO = DataSourceRef(type_val="tempo", uid="${tempo}")
 TOKENS = "gen_ai_client_token_usage_sum"
 FAILED = 'error_type!=""'
+TOTAL_TOKEN_TYPES = 'gen_ai_token_type=~"input|output"'
+SAVINGS = "aimon_cost_cache_savings_USD_total"
 HAS_USER = 'user_id!=""'
 FILTER = (
     'job=~"$service", deployment_environment=~"$environment", gen_ai_provider_name=~"$provider", '

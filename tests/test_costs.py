@@ -53,6 +53,10 @@ def test_chat_call_cost_on_span(telemetry: Telemetry, client: openai.OpenAI) -> 
     assert attributes["aimon.cost.source"] == "pricing"
     assert attributes["aimon.pricing.status"] == "priced"
     assert attributes["aimon.pricing.model"] == "gpt-4o-mini"
+    # 40 cached tokens at $0.15 instead of $0.075 per million
+    assert attributes["aimon.cost.cache_savings"] == float(usd(CACHED, "0.075"))
+    (savings,) = telemetry.points("aimon.cost.cache_savings")
+    assert savings.value == float(usd(CACHED, "0.075"))
 
 
 @pytest.mark.skipif(not OPENAI_HAS_RESPONSES, reason="this openai SDK has no Responses API")

@@ -211,6 +211,9 @@ def test_live_metrics_are_scraped_with_exact_values(prometheus: Prometheus) -> N
     assert {s["metric"]["gen_ai_token_type"]: float(s["value"][1]) for s in tokens} == {
         "input": 2160.0,
         "output": 340.0,
+        "cache_read": 720.0,  # 4 x 40 + 200 per round
+        "cache_write": 600.0,  # 300 per round (Anthropic)
+        "reasoning": 80.0,  # 4 x 10 per round
     }
     cost = prometheus.query('sum(gen_ai_usage_cost_USD_sum{job="demo-app", tenant_id="acme"})')
     # 2 x (3 x gpt-4o-mini 0.000033 + gpt-4o 0.00055 + claude-haiku-4-5 0.00082)

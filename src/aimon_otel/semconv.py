@@ -52,6 +52,8 @@ COST_INPUT: Final = "aimon.cost.input"
 COST_OUTPUT: Final = "aimon.cost.output"
 COST_CACHE_READ: Final = "aimon.cost.cache_read"
 COST_CACHE_WRITE: Final = "aimon.cost.cache_write"
+COST_CACHE_SAVINGS: Final = "aimon.cost.cache_savings"
+"""USD prompt caching saved on this call (present when above 0)."""
 COST_SOURCE: Final = "aimon.cost.source"
 PRICING_STATUS: Final = "aimon.pricing.status"
 PRICING_MODEL: Final = "aimon.pricing.model"
@@ -67,6 +69,10 @@ OP_EMBEDDINGS: Final = "embeddings"
 
 TOKEN_INPUT: Final = "input"
 TOKEN_OUTPUT: Final = "output"
+# Sub-kinds, parts of input or output (DESIGN.md allows them): never add them to input + output.
+TOKEN_CACHE_READ: Final = "cache_read"
+TOKEN_CACHE_WRITE: Final = "cache_write"
+TOKEN_REASONING: Final = "reasoning"
 
 STREAM_COMPLETED: Final = "completed"
 STREAM_CLOSED: Final = "closed"
@@ -79,6 +85,7 @@ METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
 METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
 METRIC_COST: Final = "gen_ai.usage.cost"
 METRIC_UNPRICED_CALLS: Final = "aimon.pricing.unpriced_calls"
+METRIC_CACHE_SAVINGS: Final = "aimon.cost.cache_savings"
 
 # Bucket boundaries advised by the GenAI metric conventions.
 TOKEN_BUCKETS: Final = (

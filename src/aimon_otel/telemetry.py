@@ -60,6 +60,11 @@ class Telemetry:
             description="Cost of GenAI calls in US dollars",
             explicit_bucket_boundaries_advisory=list(semconv.COST_BUCKETS),
         )
+        self.cache_savings: Counter = meter.create_counter(
+            semconv.METRIC_CACHE_SAVINGS,
+            unit="USD",
+            description="What prompt caching saved: cache-read tokens at the input price, less their cost",
+        )
         self.unpriced_calls: Counter = meter.create_counter(
             semconv.METRIC_UNPRICED_CALLS,
             unit="{call}",
@@ -245,6 +250,8 @@ class LLMCall:
             cost_attributes = {key: value for key, value in attributes.items() if key not in _NOT_ON_COST}
             cost_attributes[semconv.COST_SOURCE] = cost.source
             telemetry.cost.record(float(cost.total), cost_attributes, context=context)
+            if cost.cache_savings > 0:
+                telemetry.cache_savings.add(float(cost.cache_savings), cost_attributes, context=context)
         elif cost.status is not PricingStatus.NO_USAGE or self.error_type is None:
             telemetry.unpriced_calls.add(
                 1,
@@ -289,14 +296,24 @@ def cost_attributes(cost: CostResult) -> dict[str, AttributeValue]:
         attributes[semconv.COST_OUTPUT] = float(cost.output)
         attributes[semconv.COST_CACHE_READ] = float(cost.cache_read)
         attributes[semconv.COST_CACHE_WRITE] = float(cost.cache_write)
+        if cost.cache_savings > 0:
+            attributes[semconv.COST_CACHE_SAVINGS] = float(cost.cache_savings)
     return attributes
 
 
 def _token_counts(usage: Usage) -> Iterable[tuple[str, int]]:
+    """``input`` and ``output``, then the sub-kinds that are part of them (when there are any):
+    sum only ``input`` and ``output`` for totals."""
     if usage.input_tokens is not None:
         yield semconv.TOKEN_INPUT, usage.input_tokens
     if usage.output_tokens is not None:
         yield semconv.TOKEN_OUTPUT, usage.output_tokens
+    if usage.cache_read_input_tokens:
+        yield semconv.TOKEN_CACHE_READ, usage.cache_read_input_tokens
+    if usage.cache_creation_input_tokens:
+        yield semconv.TOKEN_CACHE_WRITE, usage.cache_creation_input_tokens
+    if usage.reasoning_output_tokens:
+        yield semconv.TOKEN_REASONING, usage.reasoning_output_tokens
 
 
 def int_or_none(value: Any) -> int | None:

@@ -62,6 +62,8 @@ class CompiledPrice:
     tiered: bool
     ambiguous_input_if: Ambiguity
     description: str
+    input_unit: PricedUnit | None = None
+    """The plain input-token price, for cache savings."""
 
     def parts(self, usage: Mapping[str, int]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
         """(total, input, output, cache_read, cache_write) in USD; raises InvalidUsageError."""
@@ -103,12 +105,27 @@ class CompiledPrice:
             total, uncached, output, cache_read, cache_write = self.parts(usage)
         except InvalidUsageError:
             return CostResult(PricingStatus.INVALID_USAGE, model=model, provider=provider)
+        savings = self.cache_savings(usage, cache_read)
         if factor is not None:
             total, uncached, output = total * factor, uncached * factor, output * factor
-            cache_read, cache_write = cache_read * factor, cache_write * factor
+            cache_read, cache_write, savings = cache_read * factor, cache_write * factor, savings * factor
         return CostResult(
-            PricingStatus.PRICED, total, uncached, output, cache_read, cache_write, "pricing", model, provider
+            PricingStatus.PRICED, total, uncached, output, cache_read, cache_write, "pricing", model, provider, savings
         )
+
+    def cache_savings(self, usage: Mapping[str, int], cache_read_cost: Decimal) -> Decimal:
+        """What the cache-read tokens would have cost as plain input, less what they did cost."""
+        cached = usage.get("cache_read_tokens")
+        input_unit = self.input_unit
+        if not cached or input_unit is None or not cache_read_cost:
+            return _ZERO
+        price = input_unit.price
+        total_input = usage.get("input_tokens", 0)
+        for start, tier_price in input_unit.tiers:
+            if total_input > start:
+                price = tier_price
+                break
+        return price * cached / input_unit.per - cache_read_cost
 
 
 def _count(usage: Mapping[str, int], key: str, ambiguous_if: Ambiguity) -> int:
@@ -156,7 +173,8 @@ def compile_model_price(model_price: Any) -> CompiledPrice:
         )
     tiered = any(u.tiers for u in units)
     input_unit = registry.units["input_tokens"]
-    return CompiledPrice(tuple(units), tiered, _ambiguity(input_unit, registry), str(model_price))
+    plain_input = next((u for u in units if u.usage_key == "input_tokens"), None)
+    return CompiledPrice(tuple(units), tiered, _ambiguity(input_unit, registry), str(model_price), plain_input)
 
 
 def _is_descendant_or_self(ancestor: Any, descendant: Any) -> bool:

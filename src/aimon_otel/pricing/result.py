@@ -34,6 +34,8 @@ class CostResult:
     """The price entry that matched, e.g. ``gpt-4o-mini``."""
     provider: str | None = None
     """The price table's provider id, e.g. ``openai``."""
+    cache_savings: Decimal = Decimal(0)
+    """What cache-read tokens would have cost as plain input, less what they cost."""
 
     @property
     def priced(self) -> bool:
@@ -48,6 +50,7 @@ class CostResult:
             "output_usd": usd(self.output),
             "cache_read_usd": usd(self.cache_read),
             "cache_write_usd": usd(self.cache_write),
+            "cache_savings_usd": usd(self.cache_savings),
             "source": self.source,
             "model": self.model,
             "provider": self.provider,
