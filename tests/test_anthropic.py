@@ -282,3 +282,22 @@ def test_uninstrument_restores_anthropic() -> None:
     assert Messages.__dict__["create"] is not original
     telemetry.instrumentor.uninstrument()
     assert Messages.__dict__["create"] is original
+
+
+def test_raw_response_is_traced_once(telemetry: Telemetry, client: anthropic.Anthropic, mode: str) -> None:
+    raw = client.messages.with_raw_response.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+    assert raw.headers["x-request-id"] == "req_fake"
+    message = raw.parse()
+    assert message.usage.output_tokens == wire.OUTPUT_TOKENS
+    span = only_span(telemetry, mode)
+    assert span.attributes["gen_ai.usage.cost"] == float(EXPECTED_COST)
+
+
+def test_bedrock_client_is_bedrock() -> None:
+    from aimon_otel.providers.anthropic import provider_of
+
+    bedrock = anthropic.AnthropicBedrock(aws_region="us-east-1", aws_access_key="AKIAFAKE", aws_secret_key="fake")
+    assert provider_of(bedrock)[0] == "aws.bedrock"
+    vertex = anthropic.AnthropicVertex(region="us-east5", project_id="p", access_token="t")
+    assert provider_of(vertex)[0] == "gcp.vertex_ai"
+    assert provider_of(anthropic.Anthropic(api_key="x"))[:2] == ("anthropic", "api.anthropic.com")

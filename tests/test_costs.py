@@ -187,3 +187,30 @@ def test_providers_priced_with_their_own_tables() -> None:
     bedrock = aimon_otel.cost("aws.bedrock", "anthropic.claude-sonnet-4-5-20250929-v1:0", 1_000_000, 0)
     assert bedrock.provider == "aws" and bedrock.total == Decimal("3.3")
     assert aimon_otel.cost("ollama", "llama3.2", 1000, 10).status.value == "unknown_model"
+
+
+def test_audio_tokens_priced_apart() -> None:
+    # gpt-audio (genai-prices): text input 2.50, output 10; audio input 32, audio output 64 per million
+    from aimon_otel.pricing import PricingEngine
+    from aimon_otel.usage import Usage
+
+    result = PricingEngine().price(
+        "openai",
+        "gpt-audio",
+        Usage(input_tokens=1000, output_tokens=500, audio_input_tokens=400, audio_output_tokens=300),
+    )
+    assert result.total == usd(600, "2.5") + usd(400, "32") + usd(200, "10") + usd(300, "64")
+
+
+def test_record_usage_for_an_sdk_we_do_not_patch(telemetry: Telemetry) -> None:
+    with aimon_otel.attributes(tenant_id="acme"):
+        result = aimon_otel.record_usage(
+            provider="openai", model="gpt-4o-mini", input_tokens=120, output_tokens=30, cache_read_tokens=40
+        )
+    assert result.total == GPT_4O_MINI
+    span = telemetry.span()
+    assert span.name == "chat gpt-4o-mini"
+    assert span.attributes["gen_ai.usage.cost"] == float(GPT_4O_MINI)
+    assert span.attributes["tenant.id"] == "acme"
+    (point,) = telemetry.points("gen_ai.usage.cost")
+    assert point.sum == float(GPT_4O_MINI) and point.attributes["tenant.id"] == "acme"

@@ -23,6 +23,9 @@ class Usage:
     reasoning_output_tokens: int | None = None
     cache_creation_5m_input_tokens: int | None = None
     cache_creation_1h_input_tokens: int | None = None
+    audio_input_tokens: int | None = None
+    """Part of input_tokens (priced apart where the model has an audio price)."""
+    audio_output_tokens: int | None = None
     provider_cost: float | None = None
     """A cost in USD the provider reported itself (OpenRouter's ``usage.cost``)."""
 

@@ -29,6 +29,8 @@ def usage_counts(usage: Usage) -> dict[str, int]:
         ("cache_write_5m_tokens", usage.cache_creation_5m_input_tokens),
         ("cache_write_1h_tokens", usage.cache_creation_1h_input_tokens),
         ("output_reasoning_tokens", usage.reasoning_output_tokens),
+        ("input_audio_tokens", usage.audio_input_tokens),
+        ("output_audio_tokens", usage.audio_output_tokens),
     ):
         if value is not None:
             counts[key] = value

@@ -212,6 +212,8 @@ def chat_usage(usage: Any) -> Usage | None:
         output_tokens=int_or_none(field(usage, "completion_tokens")),
         cache_read_input_tokens=int_or_none(field(prompt_details, "cached_tokens")),
         reasoning_output_tokens=int_or_none(field(completion_details, "reasoning_tokens")),
+        audio_input_tokens=int_or_none(field(prompt_details, "audio_tokens")) or None,
+        audio_output_tokens=int_or_none(field(completion_details, "audio_tokens")) or None,
         provider_cost=_number(field(usage, "cost")),
     )
 
