@@ -46,6 +46,8 @@ class Ambiguity:
     pairs: tuple[tuple[str, str], ...]
 
     def hit(self, usage: Mapping[str, int]) -> bool:
+        if not self.keys and not self.pairs:
+            return False
         for key, value in usage.items():
             if value > 0 and key in self.keys:
                 return True
