@@ -147,15 +147,15 @@ def test_64_threads_and_1000_tasks_exact_per_tenant(telemetry: Telemetry, fake: 
         thread.join()
 
     async def tasks() -> None:
-        async_client = openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0)
         limit = asyncio.Semaphore(100)  # the fake provider is a thread per connection
+        async with openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0) as async_client:
 
-        async def task(tenant: str) -> None:
-            with aimon_otel.attributes(tenant_id=tenant):
-                async with limit:
-                    await async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            async def task(tenant: str) -> None:
+                with aimon_otel.attributes(tenant_id=tenant):
+                    async with limit:
+                        await async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
-        await asyncio.gather(*(task(f"task-{i % 50}") for i in range(1000)))
+            await asyncio.gather(*(task(f"task-{i % 50}") for i in range(1000)))
 
     asyncio.run(tasks())
     spans = telemetry.spans()

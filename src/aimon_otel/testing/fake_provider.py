@@ -23,6 +23,9 @@ from aimon_otel.testing.openai_wire import OpenAIWire, WireResponse, error_respo
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 overflows when 64 threads connect at once, and the
+    # kernel then drops connections; the tests hammer this server on purpose.
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client dropping its keep-alive connection is normal, not worth a traceback."""
