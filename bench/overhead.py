@@ -1,57 +1,66 @@
-"""Per-call overhead of aimon-otel on the real openai SDK, against an in-process transport.
+"""Per-call overhead of an instrumentation on the real openai SDK, against an in-process transport.
 
-No network: the SDK's HTTP client gets a MockTransport answering with the fake provider's
-wire format, so the time measured is SDK + instrumentation only. Bare and instrumented runs
-are interleaved in rounds within one process, and the median per-call time is compared as a
-ratio (machines are noisy; ratios measured in one run are what we trust).
+No network: the SDK's HTTP client gets a MockTransport answering with the fake provider's wire
+format, so the time measured is SDK + instrumentation only. Bare and instrumented runs are
+interleaved in rounds within one process, and median per-call times are compared as a ratio
+(machines are noisy; ratios measured in one run are what we trust). Spans go through a
+BatchSpanProcessor to an exporter that drops them; metrics to an in-memory reader.
 
-    .venv/bin/python bench/overhead.py [--calls 400] [--rounds 7]
+    .venv/bin/python bench/overhead.py [--variant aimon] [--calls 300] [--rounds 7] [--json]
+
+``bench/peers.py`` runs this file in each peer's own virtualenv (``--variant openllmetry`` ...).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
+import sys
 import time
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from aimon_otel import AimonInstrumentor
-from aimon_otel.testing.openai_wire import CHUNKS_HEADER, OpenAIWire
-
-try:  # openai 3.x uses the httpx2 fork; older releases use httpx
+try:  # openai 3.x and anthropic 2.x use the httpx2 fork; older releases use httpx
     import httpx2 as httpx_module
 except ImportError:  # pragma: no cover - depends on the installed SDK
     import httpx as httpx_module  # type: ignore[no-redef]
 
 
+def _load_wires() -> tuple[Any, Any]:
+    """The fake provider's wire formats. Peers' virtualenvs lack aimon-otel, so there the two
+    modules are loaded from the source tree under stub packages (stdlib only; no __init__ runs)."""
+    if importlib.util.find_spec("aimon_otel") is None:
+        src = Path(__file__).resolve().parents[1] / "src" / "aimon_otel"
+        for name, path in (("aimon_otel", src), ("aimon_otel.testing", src / "testing")):
+            stub = types.ModuleType(name)
+            stub.__path__ = [str(path)]
+            sys.modules[name] = stub
+    return (
+        importlib.import_module("aimon_otel.testing.openai_wire"),
+        importlib.import_module("aimon_otel.testing.anthropic_wire"),
+    )
+
+
+wire, anthropic_wire = _load_wires()
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
 class DroppingExporter(SpanExporter):
-    def export(self, spans: Any) -> SpanExportResult:
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return SpanExportResult.SUCCESS
-
-
-def in_process_client() -> openai.OpenAI:
-    wire = OpenAIWire()
-
-    def handle(request: Any) -> Any:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        answer = wire.handle(request.url.path, headers, json.loads(request.content or b"{}"))
-        assert answer is not None
-        if answer.events is not None:
-            return httpx_module.Response(
-                answer.status, headers={"content-type": answer.content_type}, content=_Bytes(answer.events)
-            )
-        return httpx_module.Response(answer.status, headers={"content-type": answer.content_type}, content=answer.body)
-
-    http_client = httpx_module.Client(transport=httpx_module.MockTransport(handle))
-    return openai.OpenAI(base_url="http://bench.local/v1", api_key="sk-bench", http_client=http_client, max_retries=0)
 
 
 class _Bytes:
@@ -64,19 +73,160 @@ class _Bytes:
         return self.frames
 
 
-MESSAGES = [{"role": "user", "content": "hi"}]
+def in_process_http_client(answers: Any) -> Any:
+    """An httpx client whose transport answers from a wire object, with no socket."""
+
+    def handle(request: Any) -> Any:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        answer = answers.handle(request.url.path, headers, json.loads(request.content or b"{}"))
+        assert answer is not None
+        content: Any = _Bytes(answer.events) if answer.events is not None else answer.body
+        return httpx_module.Response(answer.status, headers={"content-type": answer.content_type}, content=content)
+
+    return httpx_module.Client(transport=httpx_module.MockTransport(handle))
 
 
-def workloads(client: openai.OpenAI) -> dict[str, Callable[[], Any]]:
+def workloads() -> dict[str, Callable[[], Any]]:
+    client = openai.OpenAI(
+        base_url="http://bench.local/v1",
+        api_key="sk-bench",
+        http_client=in_process_http_client(wire.OpenAIWire()),
+        max_retries=0,
+    )
+    claude = anthropic.Anthropic(
+        base_url="http://bench.local",
+        api_key="sk-ant-bench",
+        http_client=in_process_http_client(anthropic_wire.AnthropicWire()),
+        max_retries=0,
+    )
     return {
-        "chat (non-stream)": lambda: client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES),
-        "chat stream, 100 chunks": lambda: sum(
+        "openai chat": lambda: client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES),
+        "openai stream, 100 chunks": lambda: sum(
             1
             for _ in client.chat.completions.create(
-                model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={CHUNKS_HEADER: "100"}
+                model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={wire.CHUNKS_HEADER: "100"}
             )
         ),
+        "anthropic message": lambda: claude.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES),
     }
+
+
+def unknown_model_call() -> Callable[[str], Any]:
+    """A chat call naming a model of the caller's choice (for models no price list knows)."""
+    client = openai.OpenAI(
+        base_url="http://bench.local/v1",
+        api_key="sk-bench",
+        http_client=in_process_http_client(wire.OpenAIWire()),
+        max_retries=0,
+    )
+    return lambda model: client.chat.completions.create(model=model, messages=MESSAGES)
+
+
+class Toggle:
+    """Turns one variant's instrumentors (OpenAI and, where it has one, Anthropic) on and off."""
+
+    def __init__(self, variant: str, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+        self.variant = variant
+        self.kwargs: dict[str, Any] = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
+        self.instrumentors: list[Any] = []
+        self.covers_anthropic = True
+        if variant == "aimon":
+            from aimon_otel import AimonInstrumentor
+
+            self.instrumentors = [AimonInstrumentor()]
+        elif variant == "otel-openai-v2":
+            from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+            self.instrumentors = [OpenAIInstrumentor()]
+            self.covers_anthropic = False  # no official Anthropic instrumentation is published
+        elif variant == "openllmetry":
+            from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+            from opentelemetry.instrumentation.openai import OpenAIInstrumentor as OpenLLMetryInstrumentor
+
+            self.instrumentors = [OpenLLMetryInstrumentor(), AnthropicInstrumentor()]
+        elif variant == "openlit":
+            self.instrumentors, self.kwargs = _openlit(tracer_provider, meter_provider)
+        else:
+            raise SystemExit(f"unknown variant {variant!r}")
+
+    def on(self) -> None:
+        for instrumentor in self.instrumentors:
+            if self.variant == "openlit":  # its BaseInstrumentor bookkeeping cannot uninstrument; drive it directly
+                instrumentor._instrument(**self.kwargs)
+            else:
+                instrumentor.instrument(**self.kwargs)
+
+    def off(self) -> None:
+        if self.variant != "openlit":
+            for instrumentor in self.instrumentors:
+                instrumentor.uninstrument()
+        # Also a safety net: OpenLLMetry 0.62.4's uninstrument() leaves openai 3.x's chat.completions.create
+        # wrapped, and OpenLIT cannot uninstrument at all; left in place, wrappers would pile up round
+        # after round and be timed as "bare".
+        _unwrap("openai.resources")
+        _unwrap("anthropic.resources")
+
+
+def _offline_tiktoken() -> None:
+    """OpenLIT counts streamed tokens with tiktoken, whose encodings are downloaded on first use; offline
+    that is a network timeout per call. Stand in a byte-level encoding (no merges) so its tokenizer
+    still runs; its real cost (cl100k) is likely a little higher than this."""
+    import tiktoken
+
+    stand_in = tiktoken.Encoding(
+        name="offline-bytes",
+        pat_str=r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""",
+        mergeable_ranks={bytes([i]): i for i in range(256)},
+        special_tokens={},
+    )
+    tiktoken.get_encoding = lambda name: stand_in
+    tiktoken.encoding_for_model = lambda model: stand_in
+
+
+def _openlit(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> tuple[list[Any], dict[str, Any]]:
+    """openlit.init() sets up its instrumentors; we keep their arguments to toggle OpenAI's and Anthropic's."""
+    _offline_tiktoken()
+    import openlit
+    from openlit.instrumentation.anthropic import AnthropicInstrumentor
+    from openlit.instrumentation.openai import OpenAIInstrumentor
+
+    captured: dict[str, Any] = {}
+    original = OpenAIInstrumentor._instrument
+
+    def capture(self: Any, **kwargs: Any) -> Any:
+        captured.update(kwargs)
+        return original(self, **kwargs)
+
+    OpenAIInstrumentor._instrument = capture
+    openlit.init(
+        tracer=tracer_provider.get_tracer("openlit"),
+        meter=meter_provider.get_meter("openlit"),
+        disable_batch=True,
+        collect_gpu_stats=False,
+    )
+    OpenAIInstrumentor._instrument = original
+    _unwrap("openai.resources")
+    _unwrap("anthropic.resources")
+    return [OpenAIInstrumentor(), AnthropicInstrumentor()], captured
+
+
+def _unwrap(package: str) -> None:
+    """Undo every wrapt wrapper on a package's resource classes (openlit cannot uninstrument itself)."""
+    import inspect
+
+    import wrapt
+
+    seen: set[int] = set()
+    for module in list(sys.modules.values()):
+        if not getattr(module, "__name__", "").startswith(package):
+            continue
+        for owner in vars(module).values():
+            if not inspect.isclass(owner) or id(owner) in seen:
+                continue
+            seen.add(id(owner))
+            for name, value in list(vars(owner).items()):
+                if isinstance(value, wrapt.FunctionWrapper):
+                    setattr(owner, name, value.__wrapped__)
 
 
 def per_call_us(work: Callable[[], Any], calls: int) -> float:
@@ -86,31 +236,58 @@ def per_call_us(work: Callable[[], Any], calls: int) -> float:
     return (time.perf_counter() - started) / calls * 1e6
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=400)
-    parser.add_argument("--rounds", type=int, default=7)
-    args = parser.parse_args()
-
+def measure(variant: str, calls: int, rounds: int) -> dict[str, dict[str, float]]:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(DroppingExporter()))
+    # Global too, as opentelemetry-instrument sets it: anthropic 2.x then traces itself, bare or not.
+    trace.set_tracer_provider(tracer_provider)
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    client = in_process_client()
-    print(f"openai {openai.__version__}; {args.rounds} interleaved rounds of {args.calls} calls; median us/call\n")
-    print(f"{'workload':<26} {'bare':>9} {'aimon':>9} {'overhead':>9}")
-    for name, work in workloads(client).items():
-        for _ in range(20):  # warm up imports and connection pools
+    toggle = Toggle(variant, tracer_provider, meter_provider)
+    results: dict[str, dict[str, float]] = {}
+    for name, work in workloads().items():
+        if name.startswith("anthropic") and not toggle.covers_anthropic:
+            continue
+        for _ in range(20):  # warm up imports and pools
             work()
         bare, instrumented = [], []
-        for _ in range(args.rounds):
-            bare.append(per_call_us(work, args.calls))
-            instrumentor = AimonInstrumentor()
-            instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-            instrumented.append(per_call_us(work, args.calls))
-            instrumentor.uninstrument()
-        b, i = statistics.median(bare), statistics.median(instrumented)
-        print(f"{name:<26} {b:>9.1f} {i:>9.1f} {(i / b - 1) * 100:>8.1f}%")
+        for _ in range(rounds):
+            bare.append(per_call_us(work, calls))
+            toggle.on()
+            instrumented.append(per_call_us(work, calls))
+            toggle.off()
+        results[name] = {"bare_us": statistics.median(bare), "instrumented_us": statistics.median(instrumented)}
     tracer_provider.shutdown()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--variant", default="aimon", choices=["aimon", "otel-openai-v2", "openllmetry", "openlit"])
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results = measure(args.variant, args.calls, args.rounds)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "variant": args.variant,
+                    "openai": openai.__version__,
+                    "anthropic": anthropic.__version__,
+                    "results": results,
+                }
+            )
+        )
+        return
+    print(
+        f"{args.variant}, openai {openai.__version__}, anthropic {anthropic.__version__}; "
+        f"{args.rounds} interleaved rounds of {args.calls} calls; median us/call\n"
+    )
+    print(f"{'workload':<26} {'bare':>9} {args.variant:>14} {'overhead':>9}")
+    for name, r in results.items():
+        overhead = (r["instrumented_us"] / r["bare_us"] - 1) * 100
+        print(f"{name:<26} {r['bare_us']:>9.1f} {r['instrumented_us']:>14.1f} {overhead:>8.1f}%")
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def test_each_span_ends_once(telemetry: Telemetry, client: openai.OpenAI, caplog
         chunks.close()
     gc.collect()
     assert outcome(telemetry) == "completed"
-    assert "already ended" not in caplog.text
+    assert "ended span" not in caplog.text
 
 
 def chunk_dumps(chunks: Any) -> list[dict[str, Any]]:

@@ -61,3 +61,11 @@ def test_azure_client_is_azure_whatever_the_host(telemetry: Telemetry, fake: Fak
     span = telemetry.span()
     assert span.attributes["gen_ai.provider.name"] == "azure.ai.openai"
     assert span.attributes["gen_ai.request.model"] == "prod-gpt4o"
+
+
+def test_reassigned_base_url_is_seen(telemetry: Telemetry, fake: FakeProvider) -> None:
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-test", max_retries=0)
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    client.base_url = f"http://localhost:{fake.port}/v1"  # the SDK allows it; the cached text must follow
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert [s.attributes["server.address"] for s in telemetry.spans()] == ["127.0.0.1", "localhost"]

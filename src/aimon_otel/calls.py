@@ -273,3 +273,20 @@ def _end_abandoned(call: LLMCall) -> None:
         call.end({semconv.STREAM_OUTCOME: semconv.STREAM_ABANDONED})
     except Exception as fault:
         report_fault("raw response", fault)
+
+
+class _NoModel:
+    """Stands in for pydantic's BaseModel if it cannot be imported: nothing is an instance of it."""
+
+
+def sdk_model_type() -> type:
+    """The base class of the SDKs' response objects (pydantic's), to tell them from raw responses cheaply.
+
+    Called when an endpoint is built, after the SDK (and so pydantic) is imported: importing
+    ``aimon_otel`` itself never pays for pydantic.
+    """
+    try:
+        from pydantic import BaseModel
+    except ImportError:  # pragma: no cover - both SDKs depend on pydantic
+        return _NoModel
+    return BaseModel

@@ -18,6 +18,7 @@ PRICING_FILE_ENV = "AIMON_PRICING_FILE"
 METRICS_INCLUDE_USER_ENV = "AIMON_METRICS_INCLUDE_USER"
 TENANT_RESOLVER_ENV = "AIMON_TENANT_RESOLVER"
 ENRICH_SPANS_ENV = "AIMON_ENRICH_SPANS"
+METRICS_MAX_VALUES_ENV = "AIMON_METRICS_MAX_VALUES"
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
@@ -43,6 +44,8 @@ class Settings:
     """``module:function`` returning the current tenant (or a mapping) when none is set."""
     enrich_spans: bool = True
     """Wrap the tracer provider's span processors so other instrumentations' GenAI spans get priced."""
+    metrics_max_values: int = 1000
+    """Distinct values per metric attribute (model, tenant, feature, user) before new ones become ``_other``."""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -56,6 +59,7 @@ class Settings:
             metrics_include_user=_flag(env, METRICS_INCLUDE_USER_ENV, cls.metrics_include_user),
             tenant_resolver=env.get(TENANT_RESOLVER_ENV) or None,
             enrich_spans=_flag(env, ENRICH_SPANS_ENV, cls.enrich_spans),
+            metrics_max_values=_positive_int(env, METRICS_MAX_VALUES_ENV, cls.metrics_max_values),
         )
         known = {name for name in cls.__dataclass_fields__}
         unknown = sorted(set(overrides) - known)
@@ -88,6 +92,6 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = 0
     if value <= 0:
         raise AimonConfigError(
-            f"environment variable {name}={raw!r} must be a positive whole number of characters, e.g. {name}={default}"
+            f"environment variable {name}={raw!r} must be a positive whole number, e.g. {name}={default}"
         )
     return value

@@ -20,6 +20,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
+from aimon_otel.cardinality import ValueLimiter
 from aimon_otel.config import Settings
 from aimon_otel.context import current_attributes
 from aimon_otel.faults import report_fault
@@ -36,6 +37,7 @@ class Telemetry:
         self.tracer = tracer
         self.settings = settings
         self.engine = engine or PricingEngine()
+        self.limiter = ValueLimiter(settings.metrics_max_values)
         self.token_usage: Histogram = meter.create_histogram(
             semconv.METRIC_TOKEN_USAGE,
             unit="{token}",
@@ -195,12 +197,13 @@ class LLMCall:
         self.ended = True
         now = time.perf_counter()
         span = self.span
-        if extra:
-            span.set_attributes(extra)
-        if self.first_chunk_at is not None:
-            span.set_attribute(semconv.RESPONSE_TIME_TO_FIRST_CHUNK, self.first_chunk_at - self.started)
         cost = self._price()
-        span.set_attributes(cost_attributes(cost))
+        attributes = dict(extra) if extra else {}  # one set_attributes call: each takes the span's lock
+        if self.first_chunk_at is not None:
+            attributes[semconv.RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_at - self.started
+        attributes.update(cost_attributes(cost))
+        if attributes:
+            span.set_attributes(attributes)
         self._record_metrics(now, cost)
         span.end()
         return cost
@@ -225,23 +228,24 @@ class LLMCall:
     def _record_metrics(self, now: float, cost: CostResult) -> None:
         telemetry = self.telemetry
         request = self.request
+        admit = telemetry.limiter.admit
         attributes: dict[str, AttributeValue] = {
             semconv.OPERATION_NAME: request.operation,
             semconv.PROVIDER_NAME: request.provider,
         }
         if request.model:
-            attributes[semconv.REQUEST_MODEL] = request.model
+            attributes[semconv.REQUEST_MODEL] = admit(semconv.REQUEST_MODEL, request.model)
         if self.response_model:
-            attributes[semconv.RESPONSE_MODEL] = self.response_model
+            attributes[semconv.RESPONSE_MODEL] = admit(semconv.RESPONSE_MODEL, self.response_model)
         if request.server_address:
-            attributes[semconv.SERVER_ADDRESS] = request.server_address
+            attributes[semconv.SERVER_ADDRESS] = admit(semconv.SERVER_ADDRESS, request.server_address)
         attribution = self.attribution
         if attribution:
             for key in _METRIC_ATTRIBUTION:
                 if key in attribution:
-                    attributes[key] = attribution[key]
+                    attributes[key] = admit(key, attribution[key])
             if telemetry.settings.metrics_include_user and semconv.USER_ID in attribution:
-                attributes[semconv.USER_ID] = attribution[semconv.USER_ID]
+                attributes[semconv.USER_ID] = admit(semconv.USER_ID, attribution[semconv.USER_ID])
         span = self.link.span if self.link is not None else self.span
         context = trace.set_span_in_context(span) if span is not None else None
         if not request.billable:
@@ -251,7 +255,7 @@ class LLMCall:
             cost_attributes[semconv.COST_SOURCE] = cost.source
             telemetry.cost.record(float(cost.total), cost_attributes, context=context)
             if cost.cache_savings > 0:
-                telemetry.cache_savings.add(float(cost.cache_savings), cost_attributes, context=context)
+                telemetry.cache_savings.add(float(cost.cache_savings), cost_attributes, context=_NO_EXEMPLAR)
         elif cost.status is not PricingStatus.NO_USAGE or self.error_type is None:
             telemetry.unpriced_calls.add(
                 1,
@@ -271,10 +275,13 @@ class LLMCall:
         if usage is None:
             return
         for token_type, count in _token_counts(usage):
-            telemetry.token_usage.record(count, {**attributes, semconv.TOKEN_TYPE: token_type}, context=context)
+            telemetry.token_usage.record(count, {**attributes, semconv.TOKEN_TYPE: token_type}, context=_NO_EXEMPLAR)
 
 
 _ALREADY_ENDED = CostResult(PricingStatus.NO_USAGE)
+# Exemplars (links from a metric point to a trace) go on duration and cost, where one jumps to the
+# slow or costly call; token records pass an empty context so the SDK skips sampling one for each.
+_NO_EXEMPLAR = otel_context.Context()
 _NOT_BILLABLE = CostResult(PricingStatus.NO_USAGE)
 _METRIC_ATTRIBUTION = (semconv.TENANT_ID, semconv.FEATURE)
 _NOT_ON_COST = (semconv.SERVER_ADDRESS, semconv.SERVER_PORT)

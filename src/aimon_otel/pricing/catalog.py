@@ -63,6 +63,9 @@ class _Model:
         return compiled
 
 
+MAX_CACHED_LOOKUPS = 10_000
+
+
 class Catalog:
     """Model lookups and compiled prices, cached per (provider, model)."""
 
@@ -100,7 +103,9 @@ class Catalog:
             found = _Model(info, price_provider)
         except LookupError:
             found = None
-        self._models[key] = found
+        if found is not None or len(self._models) < MAX_CACHED_LOOKUPS:
+            # Runaway unknown names (a model id built from user input) must not grow memory without end.
+            self._models[key] = found
         return found
 
     def providers(self) -> list[Any]:

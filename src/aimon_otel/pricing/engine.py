@@ -37,6 +37,9 @@ def usage_counts(usage: Usage) -> dict[str, int]:
     return counts
 
 
+MAX_WARNED_MODELS = 1000
+
+
 class PricingEngine:
     def __init__(self, overrides: Overrides | None = None, catalog: Catalog | None = None) -> None:
         self.overrides = overrides or Overrides()
@@ -93,15 +96,24 @@ class PricingEngine:
 
     def _warn_unknown(self, provider: str, model: str) -> None:
         key = (provider, model)
-        if key not in self._warned:
-            self._warned.add(key)
-            logger.warning(
-                "aimon-otel: no price for model %r of provider %r; its calls are reported as "
-                "aimon.pricing.status=unknown_model, never as $0. Add it to AIMON_PRICING_FILE "
-                "(see `aimon-otel pricing check`).",
-                model,
-                provider,
-            )
+        if key in self._warned:
+            return
+        if len(self._warned) >= MAX_WARNED_MODELS:
+            if len(self._warned) == MAX_WARNED_MODELS:
+                self._warned.add(("", ""))
+                logger.warning(
+                    "aimon-otel: %d unknown models seen; no more are logged (aimon.pricing.unpriced_calls counts them)",
+                    MAX_WARNED_MODELS,
+                )
+            return
+        self._warned.add(key)
+        logger.warning(
+            "aimon-otel: no price for model %r of provider %r; its calls are reported as "
+            "aimon.pricing.status=unknown_model, never as $0. Add it to AIMON_PRICING_FILE "
+            "(see `aimon-otel pricing check`).",
+            model,
+            provider,
+        )
 
 
 _default_engine: PricingEngine | None = None

@@ -20,11 +20,11 @@ from opentelemetry.trace import NoOpTracer, ProxyTracer
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
-from aimon_otel.calls import Wrapper, inside_call, run_async, run_sync
+from aimon_otel.calls import Wrapper, inside_call, run_async, run_sync, sdk_model_type
 from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.faults import report_fault
-from aimon_otel.providers.detect import detect_server
+from aimon_otel.providers.detect import base_url_of, detect_server
 from aimon_otel.telemetry import LLMCall, Request, Telemetry, int_or_none
 from aimon_otel.usage import Usage
 
@@ -82,7 +82,7 @@ class AnthropicPlan:
 
 def provider_of(client: Any) -> tuple[str, str | None, int | None]:
     """Bedrock and Vertex clients are those clouds' providers, priced with their prices."""
-    server = detect_server(str(client.base_url), "anthropic")
+    server = detect_server(base_url_of(client), "anthropic")
     name = type(client).__name__
     if "Bedrock" in name:
         return "aws.bedrock", server.address, server.port
@@ -114,6 +114,7 @@ class AnthropicEndpoint:
         )
         self.settings = settings
         self.stream_types = stream_types
+        self.model_type = sdk_model_type()
 
     def plan(self, instance: Any, kwargs: dict[str, Any]) -> AnthropicPlan:
         client = instance._client
@@ -163,6 +164,8 @@ class AnthropicEndpoint:
         return isinstance(result, self.stream_types)
 
     def is_raw_response(self, result: Any) -> bool:
+        if isinstance(result, self.model_type):  # the common case, answered before pydantic's slow __getattr__
+            return False
         return hasattr(result, "http_response") and hasattr(result, "parse")
 
     def record_response(self, call: LLMCall, response: Any) -> None:

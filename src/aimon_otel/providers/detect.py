@@ -7,7 +7,7 @@ Many providers speak the OpenAI API; users point the ``openai`` SDK at them with
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 # (host suffix, gen_ai.provider.name); first match wins.
@@ -61,3 +61,22 @@ def detect_server(base_url: str, default_provider: str = "openai") -> Server:
         if port == OLLAMA_PORT or host == "ollama" or host.startswith("ollama."):
             provider = "ollama"
     return Server(provider, host or None, port)
+
+
+_url_texts: dict[int, tuple[Any, str]] = {}
+
+
+def base_url_of(client: Any) -> str:
+    """``str(client.base_url)``, remembered per URL object: the SDK's property and httpx's ``str()``
+    cost a few microseconds a call, and a client's URL object only changes when reassigned."""
+    url = getattr(client, "_base_url", None)
+    if url is None:
+        return str(client.base_url)
+    known = _url_texts.get(id(url))
+    if known is not None and known[0] is url:
+        return known[1]
+    text = str(client.base_url)
+    if len(_url_texts) > 256:
+        _url_texts.clear()
+    _url_texts[id(url)] = (url, text)
+    return text

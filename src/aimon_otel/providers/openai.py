@@ -12,9 +12,10 @@ from typing import Any, NamedTuple
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
+from aimon_otel.calls import sdk_model_type
 from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
-from aimon_otel.providers.detect import detect_server
+from aimon_otel.providers.detect import base_url_of, detect_server
 from aimon_otel.telemetry import LLMCall, Request, int_or_none
 from aimon_otel.usage import Usage
 
@@ -96,6 +97,7 @@ class OpenAIEndpoint:
         self.operation = _OPERATION[api]
         self.settings = settings
         self.stream_types = stream_types
+        self.model_type = sdk_model_type()
         self.asks_stream_usage = api in (CHAT, COMPLETIONS) and settings.openai_stream_usage
         # Base URLs that answered 400 to ``stream_options`` and then accepted the call without it.
         self.rejects_stream_usage: set[str] = set()
@@ -103,7 +105,7 @@ class OpenAIEndpoint:
     # --- request --------------------------------------------------------------------
     def plan(self, instance: Any, kwargs: dict[str, Any]) -> OpenAIPlan:
         client = instance._client
-        base_url = str(client.base_url)
+        base_url = base_url_of(client)
         server = detect_server(base_url)
         provider = "azure.ai.openai" if "Azure" in type(client).__name__ else server.provider
         model = kwargs.get("model")
@@ -161,6 +163,8 @@ class OpenAIEndpoint:
         return isinstance(result, self.stream_types)
 
     def is_raw_response(self, result: Any) -> bool:
+        if isinstance(result, self.model_type):  # the common case, answered before pydantic's slow __getattr__
+            return False
         return hasattr(result, "http_response") and hasattr(result, "parse")
 
     def record_response(self, call: LLMCall, response: Any) -> None:

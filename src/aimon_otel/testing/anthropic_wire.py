@@ -72,6 +72,9 @@ class AnthropicWire:
         if route in ("/v1/messages/count_tokens", "/v1/messages/count_tokens/"):
             return json_response(200, {"input_tokens": COUNT_TOKENS})
         if route == "/v1/messages":
+            if scenario == "error-401-echo-key":  # a provider that echoes the key back, as some do
+                key = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+                return anthropic_error(401, "authentication_error", f"invalid x-api-key: {key}")
             return self.messages(body, scenario, headers.get(CHUNKS_HEADER))
         if route == "/v1/complete":
             return self.complete(body)
