@@ -1,7 +1,7 @@
 """Memory over many instrumented calls: RSS at checkpoints, and what tracemalloc sees growing.
 
 A mixed workload on the real openai and anthropic SDKs against an in-process transport: chat
-calls for 200 tenants, a stream every 10th call, an Anthropic message every 7th, an unknown
+calls for 200 tenants, a 100-chunk stream every 100th call, an Anthropic message every 7th, an unknown
 model every 50th (from a pool of 20). Spans go through a BatchSpanProcessor to an exporter that
 drops them; metrics to an in-memory reader collected every 10,000 calls, as a periodic
 exporter would. Growth is measured from the first checkpoint (after warm-up) to the last.
@@ -57,7 +57,7 @@ def main() -> None:
         with aimon_otel.attributes(tenant_id=f"tenant-{i % 200}", feature=("search", "chat", "summary")[i % 3]):
             if i % 50 == 0:
                 unknown(f"in-house-model-{i % 20}")
-            elif i % 10 == 0:
+            elif i % 100 == 0:
                 stream()
             elif i % 7 == 0:
                 message()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import openai
 import pytest
@@ -90,3 +92,44 @@ def test_entry_point_is_registered_and_loadable() -> None:
     assert entry.load() is AimonInstrumentor
     assert get_dist_dependency_conflicts(distribution("aimon-otel")) is None
     assert AimonInstrumentor()._check_dependency_conflicts() is None
+
+
+LAZY_PROBE = """
+import sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import aimon_otel
+from aimon_otel.testing import FakeProvider
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+instrumentor = aimon_otel.AimonInstrumentor()
+instrumentor.instrument(tracer_provider=provider)
+assert "openai" not in sys.modules and "anthropic" not in sys.modules, "instrument() imported an SDK"
+
+import openai  # as opentelemetry-instrument runs it: instrumented first, the app imports later
+with FakeProvider() as fake:
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-test", max_retries=0)
+    client.embeddings.create(model="text-embedding-3-small", input="hi")
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    instrumentor.uninstrument()
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+print(sorted(span.name for span in exporter.get_finished_spans()))
+"""
+
+
+def test_sdk_imported_after_instrument_is_wrapped_when_imported() -> None:
+    done = subprocess.run([sys.executable, "-c", LAZY_PROBE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "['chat gpt-4o-mini', 'embeddings text-embedding-3-small']"
+
+
+def test_a_second_instrumentor_object_can_uninstrument(client: openai.OpenAI) -> None:
+    original = vars(openai.resources.chat.completions.Completions)["create"]
+    make_telemetry()
+    AimonInstrumentor()  # the same singleton; constructing it again must not forget what is wrapped
+    assert vars(openai.resources.chat.completions.Completions)["create"] is not original
+    AimonInstrumentor().uninstrument()
+    assert vars(openai.resources.chat.completions.Completions)["create"] is original

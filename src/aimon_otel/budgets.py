@@ -188,12 +188,9 @@ def render_rules(budgets: Budgets) -> dict[str, Any]:
                 },
             },
         ]
-    return {
-        "groups": [
-            {"name": "aimon-budgets-recording", "interval": "1m", "rules": recording},
-            {"name": "aimon-budgets-alerts", "rules": alerts},
-        ]
-    }
+    # One group: Prometheus runs a group's rules in order, so each alert reads the spend recorded in the
+    # same evaluation. Separate groups run independently and an alert could see last minute's figure.
+    return {"groups": [{"name": "aimon-budgets", "interval": "1m", "rules": [*recording, *alerts]}]}
 
 
 def render_yaml(budgets: Budgets) -> str:

@@ -8,7 +8,7 @@ Picked up with no code change by ``opentelemetry-instrument`` through the
 
 from __future__ import annotations
 
-import importlib
+import sys
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -22,7 +22,7 @@ from aimon_otel import semconv
 from aimon_otel.calls import async_wrapper, sync_wrapper
 from aimon_otel.config import Settings
 from aimon_otel.context import set_resolver
-from aimon_otel.faults import logger
+from aimon_otel.faults import logger, report_fault
 from aimon_otel.manual import set_active_telemetry
 from aimon_otel.package import _instruments_any
 from aimon_otel.pricing import PricingEngine, load_overrides
@@ -43,7 +43,12 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__()
+        if hasattr(self, "_wrapped"):
+            # BaseInstrumentor is a singleton whose __init__ runs on every AimonInstrumentor() call:
+            # what is wrapped, and which import hooks are live, must survive that.
+            return
         self._wrapped: list[tuple[type, str]] = []
+        self._generation = 0
         self._unwrap_processors: Callable[[], None] | None = None
         self.settings: Settings | None = None
         self.telemetry: Telemetry | None = None
@@ -76,10 +81,11 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         set_active_telemetry(telemetry)
         if settings.enrich_spans:
             self._unwrap_processors = wrap_provider_processors(tracer_provider or trace.get_tracer_provider(), engine)
-        self._wrap_openai(telemetry)
-        self._wrap_anthropic(telemetry)
+        self._when_imported("openai", lambda module: self._wrap_openai(telemetry, module))
+        self._when_imported("anthropic", lambda module: self._wrap_anthropic(telemetry, module))
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        self._generation += 1  # import hooks still pending now do nothing
         for owner, name in self._wrapped:
             unwrap(owner, name)
         self._wrapped.clear()
@@ -91,11 +97,30 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         set_active_telemetry(None)
         self.telemetry = None
 
-    def _wrap_openai(self, telemetry: Telemetry) -> None:
-        try:
-            import openai
-        except ImportError:
-            return
+    def _when_imported(self, module_name: str, setup: Callable[[Any], None]) -> None:
+        """Run ``setup(module)`` now if the module is imported, else right after it is.
+
+        Lazily: openai 3.x imports most resource modules only when first used, and an app may never
+        import an SDK that happens to be installed; importing them all here cost over 100 ms.
+        A hook that fires after ``uninstrument()`` does nothing.
+        """
+        generation = self._generation
+
+        def hook(module: Any) -> None:
+            if generation != self._generation:
+                return
+            try:
+                setup(module)
+            except Exception as fault:  # never break the app's import
+                report_fault("instrument", fault)
+
+        module = sys.modules.get(module_name)
+        if module is not None:
+            hook(module)
+        else:
+            wrapt.register_post_import_hook(hook, module_name)
+
+    def _wrap_openai(self, telemetry: Telemetry, openai: Any) -> None:
         stream_types = tuple(
             t for t in (getattr(openai, "Stream", None), getattr(openai, "AsyncStream", None)) if isinstance(t, type)
         )
@@ -108,11 +133,7 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             make = async_wrapper if target.is_async else sync_wrapper
             self._wrap(target.module, target.method, make(telemetry, endpoint))
 
-    def _wrap_anthropic(self, telemetry: Telemetry) -> None:
-        try:
-            import anthropic
-        except ImportError:
-            return
+    def _wrap_anthropic(self, telemetry: Telemetry, anthropic: Any) -> None:
         candidates = (getattr(anthropic, "Stream", None), getattr(anthropic, "AsyncStream", None))
         stream_types = tuple(t for t in candidates if isinstance(t, type))
         for target in anthropic_adapter.TARGETS:
@@ -124,14 +145,17 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._wrap(target.module, target.method, wrapper)
 
     def _wrap(self, module_name: str, method: str, wrapper: Any) -> None:
-        """Wrap ``module.Class.method`` if this SDK version has it, once per class."""
+        """Wrap ``module.Class.method`` (when the module is imported) if this SDK version has it."""
+        self._when_imported(module_name, lambda module: self._wrap_in(module, method, wrapper))
+
+    def _wrap_in(self, module: Any, method: str, wrapper: Any) -> None:
+        """Wrap ``Class.method`` of an imported module, once per class."""
         class_name, method_name = method.split(".")
         try:
-            module = importlib.import_module(module_name)
             owner = getattr(module, class_name)
             getattr(owner, method_name)
-        except (ImportError, AttributeError):
-            logger.debug("aimon-otel: %s.%s not in this SDK version; not wrapped", module_name, method)
+        except AttributeError:
+            logger.debug("aimon-otel: %s.%s not in this SDK version; not wrapped", module.__name__, method)
             return
         if (owner, method_name) in self._wrapped:
             return
