@@ -72,7 +72,10 @@ def abandoned(open_stream: Callable[..., Any]) -> None:
     del chunks  # never closed: the span ends when the stream is collected
 
 
-LIFECYCLES = (exhausted, broken_then_closed, managed, errored, abandoned)
+# Abandoned streams are left out under threads: with httpx/httpcore < 1 (openai 1.40), the collector can
+# finalize an unclosed stream while the same thread holds the connection pool's lock, and httpcore
+# deadlocks, instrumented or not. Abandonment is tested single-threaded (test_openai_streams, test_anthropic).
+LIFECYCLES = (exhausted, broken_then_closed, managed, errored)
 EXPECTED_OUTCOME = {
     exhausted: "completed",
     broken_then_closed: "closed",
@@ -115,7 +118,9 @@ def test_stream_lifecycles_from_32_threads(
     assert len(spans) == 32 * rounds * len(LIFECYCLES)  # each call's span ended, and exported, once
     assert len({span.context.span_id for span in spans}) == len(spans)
     outcomes = Counter(str(span.attributes["aimon.stream.outcome"]) for span in spans)
-    assert outcomes == Counter({o: n * 32 * rounds for o, n in Counter(EXPECTED_OUTCOME.values()).items()})
+    assert outcomes == Counter(
+        {o: n * 32 * rounds for o, n in Counter(EXPECTED_OUTCOME[f] for f in LIFECYCLES).items()}
+    )
     per_tenant = Counter(str(span.attributes["tenant.id"]) for span in spans)
     assert per_tenant == {f"t{i}": rounds * len(LIFECYCLES) for i in range(32)}
     (ended,) = {sum(p.count for p in telemetry.points("gen_ai.client.operation.duration"))}
