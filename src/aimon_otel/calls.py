@@ -290,3 +290,14 @@ def sdk_model_type() -> type:
     except ImportError:  # pragma: no cover - both SDKs depend on pydantic
         return _NoModel
     return BaseModel
+
+
+def is_raw_response(result: Any, model_type: type) -> bool:
+    """A ``with_raw_response`` / ``with_streaming_response`` result rather than a parsed model.
+
+    The parsed model (the common case) is ruled out first: ``hasattr`` on it goes through
+    pydantic's slow ``__getattr__``.
+    """
+    if isinstance(result, model_type):
+        return False
+    return hasattr(result, "http_response") and hasattr(result, "parse")

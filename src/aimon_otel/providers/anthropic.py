@@ -20,7 +20,7 @@ from opentelemetry.trace import NoOpTracer, ProxyTracer
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
-from aimon_otel.calls import Wrapper, inside_call, run_async, run_sync, sdk_model_type
+from aimon_otel.calls import Wrapper, inside_call, is_raw_response, run_async, run_sync, sdk_model_type
 from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.faults import report_fault
@@ -164,9 +164,7 @@ class AnthropicEndpoint:
         return isinstance(result, self.stream_types)
 
     def is_raw_response(self, result: Any) -> bool:
-        if isinstance(result, self.model_type):  # the common case, answered before pydantic's slow __getattr__
-            return False
-        return hasattr(result, "http_response") and hasattr(result, "parse")
+        return is_raw_response(result, self.model_type)
 
     def record_response(self, call: LLMCall, response: Any) -> None:
         if self.api == COUNT_TOKENS:

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
-from aimon_otel.calls import sdk_model_type
+from aimon_otel.calls import is_raw_response, sdk_model_type
 from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.providers.detect import base_url_of, detect_server
@@ -163,9 +163,7 @@ class OpenAIEndpoint:
         return isinstance(result, self.stream_types)
 
     def is_raw_response(self, result: Any) -> bool:
-        if isinstance(result, self.model_type):  # the common case, answered before pydantic's slow __getattr__
-            return False
-        return hasattr(result, "http_response") and hasattr(result, "parse")
+        return is_raw_response(result, self.model_type)
 
     def record_response(self, call: LLMCall, response: Any) -> None:
         if self.api == RESPONSES:
