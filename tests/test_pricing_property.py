@@ -47,10 +47,11 @@ def check(provider: Any, model: Any, counts: dict[str, int], when: datetime, con
         assert got is None, (provider.id, model.id, counts)
         return
     assert got is not None, (provider.id, model.id, counts)
-    total, _, _, _, _ = got
-    assert total == expected.total_price, (provider.id, model.id, counts, when, context)
-    input_part = got[1] + got[3] + got[4]
-    assert input_part == expected.input_price and got[2] == expected.output_price
+    assert got.total == expected.total_price, (provider.id, model.id, counts, when, context)
+    input_part = got.input + got.cache_read + got.cache_write
+    assert input_part == expected.input_price and got.output == expected.output_price
+    # what is neither input nor output is per-request and server-tool fees (no other unit is in the counts)
+    assert got.requests == expected.total_price - expected.input_price - expected.output_price
 
 
 def test_models_are_many() -> None:
@@ -65,6 +66,7 @@ def test_every_model_with_full_usage(when: datetime) -> None:
         "cache_write_tokens": 12_000,
         "output_tokens": 9_000,
         "output_reasoning_tokens": 4_000,
+        "web_searches": 3,
     }
     for provider, model in ALL_MODELS:
         for context in CONTEXTS:
@@ -80,6 +82,7 @@ usage_counts = st.fixed_dictionaries(
         "cache_write_5m_tokens": st.integers(0, 300_000),
         "output_reasoning_tokens": st.integers(0, 100_000),
         "input_audio_tokens": st.integers(0, 50_000),
+        "web_searches": st.integers(0, 20),
     },
 )
 
@@ -100,7 +103,10 @@ def test_breakdown_adds_up_to_total() -> None:
     provider = next(p for p in genai_providers if p.id == "anthropic")
     model = provider.find_model("claude-sonnet-4-5")
     assert model is not None
-    total, uncached, output, cache_read, cache_write = compile_model_price(model.get_prices(WHEN[1])).parts(
-        {"input_tokens": 1000, "cache_read_tokens": 200, "cache_write_tokens": 300, "output_tokens": 100}
+    parts = compile_model_price(model.get_prices(WHEN[1])).parts(
+        {"input_tokens": 1000, "cache_read_tokens": 200, "cache_write_tokens": 300, "output_tokens": 100, "web_searches": 2}
     )
-    assert uncached + output + cache_read + cache_write == total == Decimal("0.004185")
+    # $10 per thousand web searches (genai-prices: anthropic web_searches_kcount 10)
+    assert parts.requests == Decimal("0.02")
+    assert parts.input + parts.output + parts.cache_read + parts.cache_write + parts.requests == parts.total
+    assert parts.total == Decimal("0.004185") + Decimal("0.02")

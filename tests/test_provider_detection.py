@@ -37,6 +37,13 @@ from tests.conftest import API_KEY, MESSAGES, Telemetry
         ),
         ("http://localhost:11434/v1", "ollama", "localhost", 11434),
         ("http://gpu-box.internal:8000/v1", "openai", "gpu-box.internal", 8000),
+        # lookalikes are not the provider: a match is the host itself or a subdomain of it
+        ("https://notopenrouter.ai/api/v1", "openai", "notopenrouter.ai", 443),
+        ("https://eu.openrouter.ai/api/v1", "openrouter", "eu.openrouter.ai", 443),
+        ("https://evilapi.openai.com/v1", "openai", "evilapi.openai.com", 443),
+        ("https://fakeopenai.azure.com/v1", "openai", "fakeopenai.azure.com", 443),
+        ("https://myapi.deepseek.com.attacker.net/v1", "openai", "myapi.deepseek.com.attacker.net", 443),
+        ("https://x-api.groq.com/openai/v1", "openai", "x-api.groq.com", 443),
     ],
 )
 def test_detect_server(base_url: str, provider: str, address: str, port: int) -> None:

@@ -13,6 +13,8 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
 from aimon_otel import semconv
 from aimon_otel.faults import report_fault
 from aimon_otel.streams import AsyncStreamProxy, StreamAccumulator, SyncStreamProxy
@@ -60,8 +62,8 @@ class Endpoint(Protocol[PlanT]):
 
 
 def inside_call() -> bool:
-    """True while one of our wrapped calls is under way in this context."""
-    return _inside_call.get()
+    """True while one of our wrapped calls is under way in this context, or instrumentation is suppressed."""
+    return _inside_call.get() or not is_instrumentation_enabled()
 
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -82,7 +84,7 @@ def sync_wrapper(telemetry: Telemetry, endpoint: Endpoint[Any]) -> Wrapper:
     """A wrapt wrapper for a sync SDK method."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if _inside_call.get():
+        if _inside_call.get() or not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         return run_sync(telemetry, endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
 
@@ -93,7 +95,7 @@ def async_wrapper(telemetry: Telemetry, endpoint: Endpoint[Any]) -> Wrapper:
     """A wrapt wrapper for an async SDK method."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if _inside_call.get():
+        if _inside_call.get() or not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         return run_async(telemetry, endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
 
@@ -107,28 +109,32 @@ def run_sync(
     kwargs: dict[str, Any],
     send: Callable[[dict[str, Any]], Any],
 ) -> Any:
-    """One traced call: ``send(kwargs)`` makes the request (again, without our additions, if rejected)."""
+    """One traced call: ``send(kwargs)`` makes the request (again, without our additions, if rejected).
+
+    Everything of ours on the app's path is inside a fault guard: the app sees only what ``send``
+    returns or raises.
+    """
     started = _start(telemetry, endpoint, instance, kwargs)
     if started is None:
         return send(kwargs)
     plan, call = started
     guard = _inside_call.set(True)
-    deactivate = call.activate()
+    deactivate = _activate(call)
     try:
         try:
             result = send(plan.kwargs)
         except Exception as exc:
-            fallback = plan.without_additions()
-            if fallback is None or not endpoint.should_fall_back(plan, exc):
+            fallback = _fallback_for(endpoint, plan, exc)
+            if fallback is None:
                 raise
             result = send(fallback.kwargs)
-            endpoint.fell_back(plan)
+            _fell_back(endpoint, plan)
             plan = fallback
     except BaseException as exc:
         _fail(call, exc)
         raise
     finally:
-        deactivate()
+        _deactivate(deactivate)
         _inside_call.reset(guard)
     return _take_result(endpoint, call, plan, result)
 
@@ -146,24 +152,59 @@ async def run_async(
         return await send(kwargs)
     plan, call = started
     guard = _inside_call.set(True)
-    deactivate = call.activate()
+    deactivate = _activate(call)
     try:
         try:
             result = await send(plan.kwargs)
         except Exception as exc:
-            fallback = plan.without_additions()
-            if fallback is None or not endpoint.should_fall_back(plan, exc):
+            fallback = _fallback_for(endpoint, plan, exc)
+            if fallback is None:
                 raise
             result = await send(fallback.kwargs)
-            endpoint.fell_back(plan)
+            _fell_back(endpoint, plan)
             plan = fallback
     except BaseException as exc:
         _fail(call, exc)
         raise
     finally:
-        deactivate()
+        _deactivate(deactivate)
         _inside_call.reset(guard)
     return _take_result(endpoint, call, plan, result)
+
+
+def _activate(call: LLMCall) -> Callable[[], None] | None:
+    try:
+        return call.activate()
+    except Exception as fault:
+        report_fault("activate", fault)
+        return None
+
+
+def _deactivate(deactivate: Callable[[], None] | None) -> None:
+    if deactivate is None:
+        return
+    try:
+        deactivate()
+    except Exception as fault:
+        report_fault("deactivate", fault)
+
+
+def _fallback_for(endpoint: Endpoint[Any], plan: Plan, exc: BaseException) -> Plan | None:
+    """The plan to retry with when the endpoint rejected what we added; None to let ``exc`` through."""
+    try:
+        fallback = plan.without_additions()
+        if fallback is not None and endpoint.should_fall_back(plan, exc):
+            return fallback
+    except Exception as fault:
+        report_fault("fallback", fault)
+    return None
+
+
+def _fell_back(endpoint: Endpoint[Any], plan: Plan) -> None:
+    try:
+        endpoint.fell_back(plan)
+    except Exception as fault:
+        report_fault("fallback", fault)
 
 
 def _fail(call: LLMCall, exc: BaseException) -> None:
@@ -172,6 +213,13 @@ def _fail(call: LLMCall, exc: BaseException) -> None:
         call.end()
     except Exception as fault:
         report_fault("error", fault)
+
+
+def _end(call: LLMCall, extra: dict[str, Any] | None = None) -> None:
+    try:
+        call.end(extra)
+    except Exception as fault:
+        report_fault("end", fault)
 
 
 def _take_result(endpoint: Endpoint[Any], call: LLMCall, plan: Plan, result: Any) -> Any:
@@ -186,7 +234,7 @@ def _take_result(endpoint: Endpoint[Any], call: LLMCall, plan: Plan, result: Any
         call.end()
     except Exception as fault:
         report_fault("response", fault)
-        call.end()
+        _end(call)
     return result
 
 
@@ -226,7 +274,7 @@ def _follow_raw_response(endpoint: Endpoint[Any], call: LLMCall, plan: Plan, raw
                 call.end()
         except Exception as fault:
             report_fault("raw response", fault)
-            call.end()
+            _end(call)
         parsed_results[key] = parsed
         return parsed
 
@@ -245,7 +293,7 @@ def _follow_raw_response(endpoint: Endpoint[Any], call: LLMCall, plan: Plan, raw
 
     def end_if_unparsed() -> None:
         if not parsed_results:
-            call.end({semconv.STREAM_OUTCOME: semconv.STREAM_CLOSED} if plan.request.stream else None)
+            _end(call, {semconv.STREAM_OUTCOME: semconv.STREAM_CLOSED} if plan.request.stream else None)
 
     if inspect.iscoroutinefunction(original_close):
 

@@ -159,5 +159,13 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             return
         if (owner, method_name) in self._wrapped:
             return
+        current = owner.__dict__.get(method_name)
+        if isinstance(current, wrapt.FunctionWrapper) and getattr(current._self_wrapper, _OURS, False):
+            # A class that copied an already wrapped method: wrap its original, so unwrapping restores it.
+            setattr(owner, method_name, current.__wrapped__)
+        setattr(wrapper, _OURS, True)
         wrapt.wrap_function_wrapper(owner, method_name, wrapper)
         self._wrapped.append((owner, method_name))
+
+
+_OURS = "_aimon_otel_wrapper"

@@ -47,13 +47,18 @@ def _finish(call: LLMCall, accumulator: StreamAccumulator, outcome: str, exc: Ba
 
 
 def _observe(call: LLMCall, accumulator: StreamAccumulator, item: Any) -> bool:
-    if call.first_chunk_at is None:
-        call.mark_first_chunk()
+    """Take note of one item; True if the caller must not see it. A fault shows the item."""
     try:
+        if call.first_chunk_at is None:
+            call.mark_first_chunk()
         accumulator.on_item(item)
     except Exception as fault:
         report_fault("stream item", fault)
-    return accumulator.hides(item)
+    try:
+        return accumulator.hides(item)
+    except Exception as fault:
+        report_fault("stream item", fault)
+        return False
 
 
 class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]

@@ -303,6 +303,8 @@ def cost_attributes(cost: CostResult) -> dict[str, AttributeValue]:
         attributes[semconv.COST_OUTPUT] = float(cost.output)
         attributes[semconv.COST_CACHE_READ] = float(cost.cache_read)
         attributes[semconv.COST_CACHE_WRITE] = float(cost.cache_write)
+        if cost.requests:
+            attributes[semconv.COST_REQUESTS] = float(cost.requests)
         if cost.cache_savings > 0:
             attributes[semconv.COST_CACHE_SAVINGS] = float(cost.cache_savings)
     return attributes

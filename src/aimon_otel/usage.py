@@ -1,8 +1,9 @@
-"""Token counts of one call, as every adapter reports them."""
+"""Token counts of one call, as every adapter reports them, and the checks that keep junk out."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
@@ -26,8 +27,21 @@ class Usage:
     audio_input_tokens: int | None = None
     """Part of input_tokens (priced apart where the model has an audio price)."""
     audio_output_tokens: int | None = None
+    web_searches: int | None = None
+    """Server-side web search requests (Anthropic ``server_tool_use.web_search_requests``), billed per request."""
     provider_cost: float | None = None
     """A cost in USD the provider reported itself (OpenRouter's ``usage.cost``)."""
+    problems: tuple[str, ...] = ()
+    """Why the reported usage cannot be priced (a missing, null, negative or non-integer count)."""
+    passes: tuple[tuple[str | None, Usage], ...] = ()
+    """Per model pass (Anthropic ``usage.iterations``: compaction, advisor...): (model or None, usage).
+
+    When present the call is priced as the sum of its passes, each at its own model's price.
+    """
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
 
     def span_attributes(self) -> dict[str, AttributeValue]:
         pairs = (
@@ -38,3 +52,38 @@ class Usage:
             (semconv.USAGE_REASONING_OUTPUT_TOKENS, self.reasoning_output_tokens),
         )
         return {name: value for name, value in pairs if value is not None}
+
+
+class CountReader:
+    """Reads token counts from a provider's usage object, noting each one that is not a count.
+
+    ``None`` (absent) is fine for optional counts; a negative, fractional or non-number value
+    is a problem, and so is a required count that is absent. The problems end up in
+    ``Usage.problems`` and make the call ``invalid_usage`` rather than a silent $0.
+    """
+
+    __slots__ = ("problems",)
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def count(self, value: Any, name: str, *, required: bool = False) -> int | None:
+        if value is None:
+            if required:
+                self.problems.append(f"{name} is missing")
+            return None
+        if isinstance(value, bool):
+            self.problems.append(f"{name} is {value!r}, not a count")
+            return None
+        if isinstance(value, int):
+            if value < 0:
+                self.problems.append(f"{name} is negative ({value})")
+                return None
+            return value
+        if isinstance(value, float) and value.is_integer() and value >= 0:
+            return int(value)
+        self.problems.append(f"{name} is {value!r}, not a whole number")
+        return None
+
+    def result(self) -> tuple[str, ...]:
+        return tuple(self.problems)

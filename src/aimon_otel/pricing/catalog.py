@@ -35,6 +35,10 @@ PROVIDER_IDS: dict[str, str] = {
 }
 
 
+MAX_COMPILED_PER_MODEL = 64
+"""Compiled prices kept per model (a key per day, or per minute for time-of-day prices)."""
+
+
 class _Model:
     """One genai-prices model with its compiled prices per price period."""
 
@@ -59,6 +63,10 @@ class _Model:
         if compiled is None:
             variants = dict(context) if context and self.takes_context else None
             compiled = compile_model_price(self.info.get_prices(when, variants))
+            if len(self.compiled) >= MAX_COMPILED_PER_MODEL:
+                # Time-of-day prices make a key per minute: keep memory flat by starting over
+                # (compiling again costs ~100 us, once per key).
+                self.compiled.clear()
             self.compiled[key] = compiled
         return compiled
 

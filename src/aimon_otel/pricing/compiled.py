@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from aimon_otel.pricing.result import CostResult, PricingStatus
 
@@ -29,7 +29,8 @@ class PricedUnit:
     tiers: tuple[tuple[int, Decimal], ...]
     """(start, price) by descending start: above ``start`` input tokens, all tokens pay ``price``."""
     part: int
-    """Which part of the breakdown it adds to: 1 input, 2 output, 3 cache read, 4 cache write, 0 none."""
+    """Which part of the breakdown it adds to: 1 input, 2 output, 3 cache read, 4 cache write,
+    5 requests (per-request and server-tool fees), 0 none."""
     subtract: tuple[int, ...]
     """Indexes of more specific priced units (already computed) whose leaf counts are taken off."""
     ambiguous_if: Ambiguity
@@ -54,6 +55,15 @@ class Ambiguity:
         return any(usage.get(a, 0) > 0 and usage.get(b, 0) > 0 for a, b in self.pairs)
 
 
+class Parts(NamedTuple):
+    total: Decimal
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    requests: Decimal
+
+
 class InvalidUsageError(ValueError):
     """Usage that cannot be priced consistently."""
 
@@ -67,17 +77,20 @@ class CompiledPrice:
     input_unit: PricedUnit | None = None
     """The plain input-token price, for cache savings."""
 
-    def parts(self, usage: Mapping[str, int]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
-        """(total, input, output, cache_read, cache_write) in USD; raises InvalidUsageError."""
+    def parts(self, usage: Mapping[str, int], request_fee: bool = True) -> Parts:
+        """(total, input, output, cache_read, cache_write, requests) in USD; raises InvalidUsageError.
+
+        ``request_fee=False`` leaves a per-request fee out: a call's extra model passes pay tokens only.
+        """
         total_input = 0
         if self.tiered:
             total_input = _count(usage, "input_tokens", self.ambiguous_input_if)
         leaves: list[int] = []
         total = _ZERO
-        sums = [_ZERO, _ZERO, _ZERO, _ZERO, _ZERO]  # other, input, output, cache read, cache write
+        sums = [_ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO]  # other, input, output, cache r/w, requests
         for unit in self.units:
             if unit.usage_key == "requests":
-                leaf = 1
+                leaf = 1 if request_fee else 0
             else:
                 leaf = _count(usage, unit.usage_key, unit.ambiguous_if)
                 for index in unit.subtract:
@@ -100,19 +113,37 @@ class CompiledPrice:
                 amount = unit.price * leaf / unit.per
             total += amount
             sums[unit.part] += amount
-        return total, sums[1], sums[2], sums[3], sums[4]
+        return Parts(total, sums[1], sums[2], sums[3], sums[4], sums[5])
 
-    def cost(self, usage: Mapping[str, int], model: str, provider: str, factor: Decimal | None) -> CostResult:
+    def cost(
+        self,
+        usage: Mapping[str, int],
+        model: str,
+        provider: str,
+        factor: Decimal | None,
+        request_fee: bool = True,
+    ) -> CostResult:
         try:
-            total, uncached, output, cache_read, cache_write = self.parts(usage)
+            total, uncached, output, cache_read, cache_write, requests = self.parts(usage, request_fee)
         except InvalidUsageError:
             return CostResult(PricingStatus.INVALID_USAGE, model=model, provider=provider)
         savings = self.cache_savings(usage, cache_read)
         if factor is not None:
             total, uncached, output = total * factor, uncached * factor, output * factor
             cache_read, cache_write, savings = cache_read * factor, cache_write * factor, savings * factor
+            requests = requests * factor
         return CostResult(
-            PricingStatus.PRICED, total, uncached, output, cache_read, cache_write, "pricing", model, provider, savings
+            PricingStatus.PRICED,
+            total,
+            uncached,
+            output,
+            cache_read,
+            cache_write,
+            "pricing",
+            model,
+            provider,
+            savings,
+            requests,
         )
 
     def cache_savings(self, usage: Mapping[str, int], cache_read_cost: Decimal) -> Decimal:
@@ -184,9 +215,12 @@ def _is_descendant_or_self(ancestor: Any, descendant: Any) -> bool:
 
 
 _PARTS = {"input": 1, "output": 2, "cache_read": 3, "cache_write": 4}
+_FEE_FAMILIES = ("requests", "tool_calls")
 
 
 def _part(unit: Any) -> int:
+    if unit.dimensions.get("family") in _FEE_FAMILIES:
+        return 5
     token_type = unit.dimensions.get("token_type")
     if token_type in ("cache_read", "cache_write"):
         return _PARTS[token_type]

@@ -31,6 +31,7 @@ def usage_counts(usage: Usage) -> dict[str, int]:
         ("output_reasoning_tokens", usage.reasoning_output_tokens),
         ("input_audio_tokens", usage.audio_input_tokens),
         ("output_audio_tokens", usage.audio_output_tokens),
+        ("web_searches", usage.web_searches),
     ):
         if value is not None:
             counts[key] = value
@@ -44,7 +45,7 @@ class PricingEngine:
     def __init__(self, overrides: Overrides | None = None, catalog: Catalog | None = None) -> None:
         self.overrides = overrides or Overrides()
         self.catalog = catalog or Catalog()
-        self._warned: set[tuple[str, str]] = set()
+        self._warned: set[tuple[str, ...]] = set()
 
     def price(
         self,
@@ -61,10 +62,43 @@ class PricingEngine:
                 PricingStatus.PRICED, Decimal(repr(provider_cost)), source="provider", model=model, provider=provider
             )
         if usage is None:
-            return CostResult(PricingStatus.NO_USAGE, model=model)
+            return CostResult(PricingStatus.NO_USAGE)
         if not model:
             return CostResult(PricingStatus.UNKNOWN_MODEL)
+        if usage.problems:
+            self._warn_invalid(provider, model, usage.problems)
+            return CostResult(PricingStatus.INVALID_USAGE)
+        if usage.passes:
+            return self._price_passes(provider, model, usage, at=at, service_tier=service_tier)
         return self.price_counts(provider, model, usage_counts(usage), at=at, service_tier=service_tier)
+
+    def _price_passes(
+        self, provider: str, model: str, usage: Usage, *, at: datetime | None, service_tier: str | None
+    ) -> CostResult:
+        """A call of several model passes: each pass's tokens at its model's price, fees once."""
+        results = [
+            self.price_counts(
+                provider, pass_model or model, usage_counts(part), at=at, service_tier=service_tier, request_fee=False
+            )
+            for pass_model, part in usage.passes
+        ]
+        fees = {"web_searches": usage.web_searches} if usage.web_searches else {}
+        results.append(self.price_counts(provider, model, fees, at=at, service_tier=service_tier))
+        for result in results:
+            if not result.priced:
+                return result
+        main = results[-1]
+        total = CostResult(PricingStatus.PRICED, Decimal(0), model=main.model, provider=main.provider)
+        for result in results:
+            assert result.total is not None
+            total.total = (total.total or Decimal(0)) + result.total
+            total.input += result.input
+            total.output += result.output
+            total.cache_read += result.cache_read
+            total.cache_write += result.cache_write
+            total.requests += result.requests
+            total.cache_savings += result.cache_savings
+        return total
 
     def price_counts(
         self,
@@ -74,6 +108,7 @@ class PricingEngine:
         *,
         at: datetime | None = None,
         service_tier: str | None = None,
+        request_fee: bool = True,
     ) -> CostResult:
         """Price usage given in genai-prices' unit names (``input_tokens``, ``cache_read_tokens``...)."""
         when = at or utc_now()
@@ -84,15 +119,28 @@ class PricingEngine:
             factor = overrides.factor(provider, name)
             custom = overrides.custom_price(provider, name, when.date())
             if custom is not None:
-                return custom.cost(counts, name, provider, factor)
+                return custom.cost(counts, name, provider, factor, request_fee)
         found = self.catalog.model(provider, name)
         if found is None:
             self._warn_unknown(provider, model)
-            return CostResult(PricingStatus.UNKNOWN_MODEL, model=model, provider=PROVIDER_IDS.get(provider, provider))
+            return CostResult(PricingStatus.UNKNOWN_MODEL, provider=PROVIDER_IDS.get(provider, provider))
         if factor is None and name != found.info.id and not overrides.empty:
             factor = overrides.factor(provider, found.info.id)
         context = (("service_tier", service_tier),) if service_tier else ()
-        return found.price_at(when, context).cost(counts, found.info.id, found.provider_id, factor)
+        return found.price_at(when, context).cost(counts, found.info.id, found.provider_id, factor, request_fee)
+
+    def _warn_invalid(self, provider: str, model: str, problems: tuple[str, ...]) -> None:
+        key = ("invalid_usage", provider, model)
+        if key in self._warned or len(self._warned) > MAX_WARNED_MODELS:
+            return
+        self._warned.add(key)
+        logger.warning(
+            "aimon-otel: %r reported usage for model %r that cannot be priced (%s); such calls are reported as "
+            "aimon.pricing.status=invalid_usage with no cost (logged once per model)",
+            provider,
+            model,
+            "; ".join(problems),
+        )
 
     def _warn_unknown(self, provider: str, model: str) -> None:
         key = (provider, model)

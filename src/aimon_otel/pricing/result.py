@@ -36,6 +36,8 @@ class CostResult:
     """The price table's provider id, e.g. ``openai``."""
     cache_savings: Decimal = Decimal(0)
     """What cache-read tokens would have cost as plain input, less what they cost."""
+    requests: Decimal = Decimal(0)
+    """Per-request fees: a flat fee per call, server-side tool use such as web search."""
 
     @property
     def priced(self) -> bool:
@@ -50,6 +52,7 @@ class CostResult:
             "output_usd": usd(self.output),
             "cache_read_usd": usd(self.cache_read),
             "cache_write_usd": usd(self.cache_write),
+            "requests_usd": usd(self.requests),
             "cache_savings_usd": usd(self.cache_savings),
             "source": self.source,
             "model": self.model,

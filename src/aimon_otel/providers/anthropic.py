@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from opentelemetry.trace import NoOpTracer, ProxyTracer
@@ -25,8 +26,8 @@ from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.faults import report_fault
 from aimon_otel.providers.detect import base_url_of, detect_server
-from aimon_otel.telemetry import LLMCall, Request, Telemetry, int_or_none
-from aimon_otel.usage import Usage
+from aimon_otel.telemetry import LLMCall, Request, Telemetry
+from aimon_otel.usage import CountReader, Usage
 
 MESSAGES = "messages"
 STREAM_MANAGER = "stream_manager"
@@ -44,7 +45,14 @@ class Target(NamedTuple):
     is_async: bool
 
 
-_MESSAGES_MODULES = ("anthropic.resources.messages", "anthropic.resources.beta.messages")
+# Bedrock's and Vertex's ``beta.messages`` classes copy the first-party methods when they are
+# imported (``create = FirstPartyMessagesAPI.create``), so they are wrapped where they live.
+_MESSAGES_MODULES = (
+    "anthropic.resources.messages",
+    "anthropic.resources.beta.messages",
+    "anthropic.lib.bedrock._beta_messages",
+    "anthropic.lib.vertex._beta_messages",
+)
 _MESSAGES_METHODS = (
     ("create", MESSAGES),
     ("parse", MESSAGES),
@@ -188,23 +196,80 @@ class AnthropicEndpoint:
 
 
 def messages_usage(usage: Any, output_tokens: Any = None) -> Usage | None:
+    """Anthropic usage in the conventions' terms, summed over ``usage.iterations`` when present.
+
+    With context management, ``iterations`` lists every model pass; the top-level counts leave
+    the compaction pass out, so the passes are what was billed. Each pass keeps its own model
+    (an advisor or fallback model is priced at its own price).
+    """
     if usage is None:
         return None
-    uncached = int_or_none(field(usage, "input_tokens"))
-    cache_read = int_or_none(field(usage, "cache_read_input_tokens"))
-    cache_write = int_or_none(field(usage, "cache_creation_input_tokens"))
-    creation = field(usage, "cache_creation")
-    total_input = None if uncached is None else uncached + (cache_read or 0) + (cache_write or 0)
-    output = int_or_none(output_tokens) if output_tokens is not None else int_or_none(field(usage, "output_tokens"))
+    read = CountReader()
+    top = _pass_usage(usage, read, output_tokens)
+    web_searches = read.count(field(field(usage, "server_tool_use"), "web_search_requests"), "web_search_requests")
+    iterations = field(usage, "iterations")
+    if not isinstance(iterations, (list, tuple)) or not iterations:
+        return replace(top, web_searches=web_searches or None, problems=read.result())
+    passes = tuple((_model_name(field(entry, "model")), _pass_usage(entry, read)) for entry in iterations)
     return Usage(
-        input_tokens=total_input,
+        input_tokens=_sum(p.input_tokens for _, p in passes),
+        output_tokens=_sum(p.output_tokens for _, p in passes),
+        cache_read_input_tokens=_sum(p.cache_read_input_tokens for _, p in passes),
+        cache_creation_input_tokens=_sum(p.cache_creation_input_tokens for _, p in passes),
+        cache_creation_5m_input_tokens=_sum(p.cache_creation_5m_input_tokens for _, p in passes),
+        cache_creation_1h_input_tokens=_sum(p.cache_creation_1h_input_tokens for _, p in passes),
+        reasoning_output_tokens=top.reasoning_output_tokens,
+        web_searches=web_searches or None,
+        problems=read.result(),
+        passes=passes,
+    )
+
+
+def _pass_usage(usage: Any, read: CountReader, output_tokens: Any = None) -> Usage:
+    """One pass's counts; ``input_tokens`` made to include the cache, as the conventions count it."""
+    uncached = read.count(field(usage, "input_tokens"), "input_tokens", required=True)
+    cache_read = read.count(field(usage, "cache_read_input_tokens"), "cache_read_input_tokens")
+    cache_write = read.count(field(usage, "cache_creation_input_tokens"), "cache_creation_input_tokens")
+    creation = field(usage, "cache_creation")
+    output = read.count(
+        output_tokens if output_tokens is not None else field(usage, "output_tokens"), "output_tokens", required=True
+    )
+    return Usage(
+        input_tokens=None if uncached is None else uncached + (cache_read or 0) + (cache_write or 0),
         output_tokens=output,
         cache_read_input_tokens=cache_read,
         cache_creation_input_tokens=cache_write,
-        cache_creation_5m_input_tokens=int_or_none(field(creation, "ephemeral_5m_input_tokens")),
-        cache_creation_1h_input_tokens=int_or_none(field(creation, "ephemeral_1h_input_tokens")),
-        reasoning_output_tokens=int_or_none(field(field(usage, "output_tokens_details"), "thinking_tokens")),
+        cache_creation_5m_input_tokens=read.count(
+            field(creation, "ephemeral_5m_input_tokens"), "cache_creation.ephemeral_5m_input_tokens"
+        ),
+        cache_creation_1h_input_tokens=read.count(
+            field(creation, "ephemeral_1h_input_tokens"), "cache_creation.ephemeral_1h_input_tokens"
+        ),
+        reasoning_output_tokens=read.count(
+            field(field(usage, "output_tokens_details"), "thinking_tokens"), "output_tokens_details.thinking_tokens"
+        ),
     )
+
+
+def _sum(values: Iterable[int | None]) -> int | None:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def _model_name(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+# What a ``message_delta`` usage may repeat or add to ``message_start``'s (newer APIs): the latest wins.
+_DELTA_USAGE_KEYS = (
+    "input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "cache_creation",
+    "server_tool_use",
+    "iterations",
+    "output_tokens_details",
+)
 
 
 class AnthropicStreamAccumulator:
@@ -235,7 +300,7 @@ class AnthropicStreamAccumulator:
             if delta_usage is not None:
                 # Cumulative: the latest value is the total. Newer APIs also repeat input/cache counts here.
                 self.output_tokens = getattr(delta_usage, "output_tokens", None)
-                for key in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+                for key in _DELTA_USAGE_KEYS:
                     value = getattr(delta_usage, key, None)
                     if value is not None:
                         self.usage[key] = value

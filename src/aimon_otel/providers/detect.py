@@ -10,12 +10,13 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-# (host suffix, gen_ai.provider.name); first match wins.
-_HOST_SUFFIXES: tuple[tuple[str, str], ...] = (
+# (host, gen_ai.provider.name): the host itself or any subdomain of it; first match wins.
+# ``notopenrouter.ai`` is not ``openrouter.ai``: a match is exact or at a dot boundary.
+_HOSTS: tuple[tuple[str, str], ...] = (
     ("api.openai.com", "openai"),
-    (".openai.azure.com", "azure.ai.openai"),
-    (".cognitiveservices.azure.com", "azure.ai.openai"),
-    (".services.ai.azure.com", "azure.ai.openai"),
+    ("openai.azure.com", "azure.ai.openai"),
+    ("cognitiveservices.azure.com", "azure.ai.openai"),
+    ("services.ai.azure.com", "azure.ai.openai"),
     ("openrouter.ai", "openrouter"),
     ("api.perplexity.ai", "perplexity"),
     ("api.groq.com", "groq"),
@@ -53,8 +54,8 @@ def detect_server(base_url: str, default_provider: str = "openai") -> Server:
     if port is None:
         port = 443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None
     provider = default_provider
-    for suffix, name in _HOST_SUFFIXES:
-        if host == suffix.lstrip(".") or host.endswith(suffix):
+    for known, name in _HOSTS:
+        if host == known or host.endswith("." + known):
             provider = name
             break
     else:

@@ -6,6 +6,7 @@ Groq, ...); :mod:`aimon_otel.providers.detect` tells them apart by base URL.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -16,8 +17,8 @@ from aimon_otel.calls import is_raw_response, sdk_model_type
 from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.providers.detect import base_url_of, detect_server
-from aimon_otel.telemetry import LLMCall, Request, int_or_none
-from aimon_otel.usage import Usage
+from aimon_otel.telemetry import LLMCall, Request
+from aimon_otel.usage import CountReader, Usage
 
 CHAT = "chat"
 RESPONSES = "responses"
@@ -207,22 +208,32 @@ def chat_usage(usage: Any) -> Usage | None:
     """Chat/completions usage: ``prompt_tokens`` already include cached ones."""
     if usage is None:
         return None
+    read = CountReader()
     prompt_details = field(usage, "prompt_tokens_details")
     completion_details = field(usage, "completion_tokens_details")
     return Usage(
-        input_tokens=int_or_none(field(usage, "prompt_tokens")),
-        output_tokens=int_or_none(field(usage, "completion_tokens")),
-        cache_read_input_tokens=int_or_none(field(prompt_details, "cached_tokens")),
-        reasoning_output_tokens=int_or_none(field(completion_details, "reasoning_tokens")),
-        audio_input_tokens=int_or_none(field(prompt_details, "audio_tokens")) or None,
-        audio_output_tokens=int_or_none(field(completion_details, "audio_tokens")) or None,
+        input_tokens=read.count(field(usage, "prompt_tokens"), "prompt_tokens", required=True),
+        output_tokens=read.count(field(usage, "completion_tokens"), "completion_tokens", required=True),
+        # DeepSeek reports its cache hits as ``prompt_cache_hit_tokens`` (part of ``prompt_tokens``)
+        cache_read_input_tokens=read.count(
+            _first_present(field(prompt_details, "cached_tokens"), field(usage, "prompt_cache_hit_tokens")),
+            "cached_tokens",
+        ),
+        reasoning_output_tokens=read.count(field(completion_details, "reasoning_tokens"), "reasoning_tokens"),
+        audio_input_tokens=read.count(field(prompt_details, "audio_tokens"), "audio_tokens") or None,
+        audio_output_tokens=read.count(field(completion_details, "audio_tokens"), "audio_tokens") or None,
         provider_cost=_number(field(usage, "cost")),
+        problems=read.result(),
     )
+
+
+def _first_present(*values: Any) -> Any:
+    return next((value for value in values if value is not None), None)
 
 
 def _number(value: Any) -> float | None:
     """A cost the provider put in its usage (OpenRouter: ``usage.cost``, USD)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
         return float(value)
     return None
 
@@ -230,11 +241,27 @@ def _number(value: Any) -> float | None:
 def responses_usage(usage: Any) -> Usage | None:
     if usage is None:
         return None
+    read = CountReader()
     return Usage(
-        input_tokens=int_or_none(field(usage, "input_tokens")),
-        output_tokens=int_or_none(field(usage, "output_tokens")),
-        cache_read_input_tokens=int_or_none(field(field(usage, "input_tokens_details"), "cached_tokens")),
-        reasoning_output_tokens=int_or_none(field(field(usage, "output_tokens_details"), "reasoning_tokens")),
+        input_tokens=read.count(field(usage, "input_tokens"), "input_tokens", required=True),
+        output_tokens=read.count(field(usage, "output_tokens"), "output_tokens", required=True),
+        cache_read_input_tokens=read.count(
+            field(field(usage, "input_tokens_details"), "cached_tokens"), "input_tokens_details.cached_tokens"
+        ),
+        reasoning_output_tokens=read.count(
+            field(field(usage, "output_tokens_details"), "reasoning_tokens"), "output_tokens_details.reasoning_tokens"
+        ),
+        problems=read.result(),
+    )
+
+
+def embeddings_usage(usage: Any) -> Usage | None:
+    if usage is None:
+        return None
+    read = CountReader()
+    return Usage(
+        input_tokens=read.count(field(usage, "prompt_tokens"), "prompt_tokens", required=True),
+        problems=read.result(),
     )
 
 
@@ -246,6 +273,9 @@ def _service_tier(response: Any) -> str | None:
 def _record_choices(call: LLMCall, response: Any, settings: Settings) -> None:
     choices = field(response, "choices") or []
     extra: dict[str, AttributeValue] = {}
+    fingerprint = field(response, "system_fingerprint")
+    if isinstance(fingerprint, str) and fingerprint:
+        extra[semconv.RESPONSE_SYSTEM_FINGERPRINT] = fingerprint
     if settings.capture_content:
         extra[semconv.OUTPUT_MESSAGES] = to_json(
             [
@@ -278,7 +308,7 @@ def _record_embeddings(call: LLMCall, response: Any) -> None:
             extra[semconv.EMBEDDINGS_DIMENSION_COUNT] = len(vector)
     call.set_response(
         model=field(response, "model"),
-        usage=Usage(input_tokens=int_or_none(field(usage, "prompt_tokens"))) if usage is not None else None,
+        usage=embeddings_usage(usage),
         extra=extra,
     )
 
@@ -401,6 +431,7 @@ class ChunkStreamAccumulator:
         "response_id",
         "service_tier",
         "settings",
+        "system_fingerprint",
         "texts",
         "usage",
     )
@@ -414,15 +445,22 @@ class ChunkStreamAccumulator:
         self.usage: Any = None
         self.texts: dict[int, list[str]] = {}
         self.service_tier: Any = None
+        self.system_fingerprint: Any = None
 
     def hides(self, chunk: Any) -> bool:
         return self.hide_usage_chunk and not chunk.choices and chunk.usage is not None
 
     def on_item(self, chunk: Any) -> None:
-        if self.response_id is None:
-            self.response_id = getattr(chunk, "id", None)
-            self.model = getattr(chunk, "model", None)
-            self.service_tier = getattr(chunk, "service_tier", None)
+        # Each field from the first chunk that has it: Azure's first chunk carries only
+        # ``prompt_filter_results``, with empty ``id``, ``model`` and ``choices``.
+        if not self.response_id:
+            self.response_id = getattr(chunk, "id", None) or None
+        if not self.model:
+            self.model = getattr(chunk, "model", None) or None
+        if not self.service_tier:
+            self.service_tier = getattr(chunk, "service_tier", None) or None
+        if not self.system_fingerprint:
+            self.system_fingerprint = getattr(chunk, "system_fingerprint", None) or None
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self.usage = usage
@@ -440,6 +478,8 @@ class ChunkStreamAccumulator:
 
     def finish(self, call: LLMCall) -> None:
         extra: dict[str, AttributeValue] = {}
+        if isinstance(self.system_fingerprint, str):
+            extra[semconv.RESPONSE_SYSTEM_FINGERPRINT] = self.system_fingerprint
         if self.settings.capture_content:
             limit = self.settings.content_max_chars
             indexes = sorted(set(self.texts) | set(self.finish_reasons))

@@ -7,9 +7,13 @@ Fixed usage: 100 uncached input tokens, 200 read from cache, 300 written to cach
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
+import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from aimon_otel.testing.openai_wire import (
     CHUNKS_HEADER,
@@ -66,6 +70,8 @@ class AnthropicWire:
     def handle(self, path: str, headers: Mapping[str, str], body: Mapping[str, Any]) -> WireResponse | None:
         route = path.split("?")[0].rstrip("/")
         scenario = headers.get(SCENARIO_HEADER, "")
+        if route.startswith("/model/") and route.endswith(("/invoke", "/invoke-with-response-stream")):
+            return self.bedrock(route, headers, body)
         if ":rawPredict" in route or ":streamRawPredict" in route:  # Vertex: the model is in the URL
             model = route.rsplit("/models/", 1)[-1].split(":")[0]
             return self.messages({**body, "model": model}, scenario, headers.get(CHUNKS_HEADER))
@@ -79,6 +85,19 @@ class AnthropicWire:
         if route == "/v1/complete":
             return self.complete(body)
         return None
+
+    def bedrock(self, route: str, headers: Mapping[str, str], body: Mapping[str, Any]) -> WireResponse:
+        """Bedrock's InvokeModel: the model is in the URL; a stream is AWS event-stream frames of SSE events."""
+        model = unquote(route.split("/")[2])
+        streamed = route.endswith("/invoke-with-response-stream")
+        answer = self.messages(
+            {**body, "model": model, "stream": streamed}, headers.get(SCENARIO_HEADER, ""), headers.get(CHUNKS_HEADER)
+        )
+        if answer.events is None:
+            return answer
+        return WireResponse(
+            answer.status, events=_as_event_stream(answer.events), media_type="application/vnd.amazon.eventstream"
+        )
 
     def failure(self, scenario: str) -> WireResponse | None:
         if scenario == "error-400":
@@ -177,3 +196,25 @@ class AnthropicWire:
         if body.get("stream"):
             return WireResponse(200, events=iter([sse(json.dumps(completion), event="completion")]))
         return json_response(200, completion)
+
+
+def _as_event_stream(frames: Iterator[bytes]) -> Iterator[bytes]:
+    """SSE frames re-sent as Bedrock sends them: one AWS event-stream ``chunk`` message per event."""
+    for frame in frames:
+        data = next(line[6:] for line in frame.decode().splitlines() if line.startswith("data: "))
+        payload = json.dumps({"bytes": base64.b64encode(data.encode()).decode()}).encode()
+        yield event_stream_message(
+            {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}, payload
+        )
+
+
+def event_stream_message(headers: Mapping[str, str], payload: bytes) -> bytes:
+    """One message of the AWS event-stream binary format (string headers only): prelude, CRCs, headers, payload."""
+    encoded = b"".join(
+        struct.pack("!B", len(name)) + name.encode() + struct.pack("!BH", 7, len(value.encode())) + value.encode()
+        for name, value in headers.items()
+    )
+    total = 12 + len(encoded) + len(payload) + 4
+    prelude = struct.pack("!II", total, len(encoded))
+    message = prelude + struct.pack("!I", zlib.crc32(prelude)) + encoded + payload
+    return message + struct.pack("!I", zlib.crc32(message))

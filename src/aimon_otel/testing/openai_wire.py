@@ -53,9 +53,13 @@ class WireResponse:
     events: Iterator[bytes] | None = None
     """SSE byte frames for a streamed answer (``body`` is then None)."""
     headers: dict[str, str] = field(default_factory=dict)
+    media_type: str | None = None
+    """The content type when it is not JSON or SSE (Bedrock's event stream)."""
 
     @property
     def content_type(self) -> str:
+        if self.media_type is not None:
+            return self.media_type
         return "text/event-stream" if self.events is not None else "application/json"
 
 
