@@ -89,7 +89,7 @@ def test_bedrock_event_stream(telemetry: Telemetry, fake: FakeProvider, surface:
     client = bedrock(fake)
     api = client.beta.messages if surface == "beta.messages" else client.messages
     events = list(api.create(model=BEDROCK_MODEL, max_tokens=100, messages=MESSAGES, stream=True))
-    assert [e.type for e in events][0] == "message_start" and events[-1].type == "message_stop"
+    assert events[0].type == "message_start" and events[-1].type == "message_stop"
     text = "".join(e.delta.text for e in events if e.type == "content_block_delta")
     assert text == wire.REPLY_TEXT
     check_span(telemetry, "aws.bedrock", BEDROCK_MODEL, "aws", stream=True)

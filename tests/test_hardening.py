@@ -122,14 +122,47 @@ def test_changed_sdk_signature_falls_back_to_calling_through(
     assert telemetry.spans() == []
 
 
-@pytest.mark.parametrize("usage", [None, {"prompt_tokens": "many"}, {"completion_tokens": -1}, {}])
-def test_malformed_usage(telemetry: Telemetry, fake: FakeProvider, usage: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {},
+        {"prompt_tokens": None, "completion_tokens": None},
+        {"prompt_tokens": "many", "completion_tokens": 3},
+        {"prompt_tokens": 12, "completion_tokens": -1},
+        {"prompt_tokens": 12.5, "completion_tokens": 3},
+        {"prompt_tokens": 12, "completion_tokens": True},
+        {"prompt_tokens": 12, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": -5}},
+    ],
+)
+def test_malformed_usage_is_invalid_never_zero(
+    telemetry: Telemetry,
+    fake: FakeProvider,
+    usage: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     monkeypatch.setattr(wire, "chat_usage", lambda cost=None: usage)
     client = openai.OpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0)
-    completion = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    assert completion.choices[0].message.content == wire.REPLY_TEXT
+    for _ in range(2):
+        completion = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert completion.choices[0].message.content == wire.REPLY_TEXT
+    for span in telemetry.spans():
+        assert span.attributes["aimon.pricing.status"] == "invalid_usage"
+        assert "gen_ai.usage.cost" not in span.attributes and "aimon.pricing.model" not in span.attributes
+    unpriced = telemetry.points("aimon.pricing.unpriced_calls")
+    assert [(p.attributes["aimon.pricing.status"], p.value) for p in unpriced] == [("invalid_usage", 2)]
+    assert telemetry.points("gen_ai.usage.cost") == []
+    warnings = [r for r in caplog.records if "invalid_usage" in r.getMessage()]
+    assert len(warnings) == 1 and "gpt-4o-mini" in warnings[0].getMessage()  # once per model, naming it
+
+
+def test_no_usage_at_all_is_no_usage(telemetry: Telemetry, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "chat_usage", lambda cost=None: None)
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     span = telemetry.span()
-    assert "gen_ai.usage.cost" not in span.attributes or span.attributes["gen_ai.usage.cost"] >= 0
+    assert span.attributes["aimon.pricing.status"] == "no_usage"
+    assert "aimon.pricing.model" not in span.attributes
 
 
 def test_64_threads_and_1000_tasks_exact_per_tenant(telemetry: Telemetry, fake: FakeProvider) -> None:

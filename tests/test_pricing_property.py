@@ -104,7 +104,13 @@ def test_breakdown_adds_up_to_total() -> None:
     model = provider.find_model("claude-sonnet-4-5")
     assert model is not None
     parts = compile_model_price(model.get_prices(WHEN[1])).parts(
-        {"input_tokens": 1000, "cache_read_tokens": 200, "cache_write_tokens": 300, "output_tokens": 100, "web_searches": 2}
+        {
+            "input_tokens": 1000,
+            "cache_read_tokens": 200,
+            "cache_write_tokens": 300,
+            "output_tokens": 100,
+            "web_searches": 2,
+        }
     )
     # $10 per thousand web searches (genai-prices: anthropic web_searches_kcount 10)
     assert parts.requests == Decimal("0.02")

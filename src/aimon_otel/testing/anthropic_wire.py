@@ -96,7 +96,7 @@ class AnthropicWire:
         if answer.events is None:
             return answer
         return WireResponse(
-            answer.status, events=_as_event_stream(answer.events), media_type="application/vnd.amazon.eventstream"
+            answer.status, events=as_event_stream(answer.events), media_type="application/vnd.amazon.eventstream"
         )
 
     def failure(self, scenario: str) -> WireResponse | None:
@@ -198,7 +198,7 @@ class AnthropicWire:
         return json_response(200, completion)
 
 
-def _as_event_stream(frames: Iterator[bytes]) -> Iterator[bytes]:
+def as_event_stream(frames: Iterator[bytes]) -> Iterator[bytes]:
     """SSE frames re-sent as Bedrock sends them: one AWS event-stream ``chunk`` message per event."""
     for frame in frames:
         data = next(line[6:] for line in frame.decode().splitlines() if line.startswith("data: "))

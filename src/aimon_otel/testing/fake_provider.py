@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -19,6 +20,8 @@ from typing import Any
 
 from aimon_otel.testing.anthropic_wire import AnthropicWire
 from aimon_otel.testing.openai_wire import OpenAIWire, WireResponse, error_response
+
+REPLAY_HEADER = "x-fake-replay"
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -48,6 +51,8 @@ class FakeProvider:
         self.openai = OpenAIWire(reject_stream_options=reject_stream_options)
         self.anthropic = AnthropicWire()
         self.requests: list[ReceivedRequest] = []
+        self.replays: dict[str, Callable[[], WireResponse]] = {}
+        """Answers by name for requests with the ``x-fake-replay`` header (recorded real responses)."""
         self._lock = threading.Lock()
         self._server = _QuietServer((host, 0), _handler_for(self))
         self._thread: threading.Thread | None = None
@@ -90,6 +95,9 @@ class FakeProvider:
     def answer(self, method: str, path: str, headers: dict[str, str], body: dict[str, Any]) -> WireResponse:
         with self._lock:
             self.requests.append(ReceivedRequest(method, path, headers, body))
+        replay = self.replays.get(headers.get(REPLAY_HEADER, ""))
+        if replay is not None:
+            return replay()
         response = self.openai.handle(path, headers, body) or self.anthropic.handle(path, headers, body)
         if response is None:
             return error_response(404, f"no fake route for {method} {path}", "not_found")

@@ -1,0 +1,109 @@
+"""Correctness on the call path: what matched, what is suppressed, and faults of ours that must not reach the app."""
+
+from __future__ import annotations
+
+import gc
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import openai
+import pytest
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from aimon_otel import PricingEngine
+from aimon_otel.pricing.catalog import MAX_COMPILED_PER_MODEL
+from aimon_otel.testing import FakeProvider
+from aimon_otel.testing import openai_wire as wire
+from tests.conftest import MESSAGES, Telemetry
+
+
+def test_pricing_model_is_absent_when_nothing_matched(telemetry: Telemetry, client: openai.OpenAI) -> None:
+    client.chat.completions.create(model="initech-finetune-v2", messages=MESSAGES)
+    unknown = telemetry.span().attributes or {}
+    assert unknown["aimon.pricing.status"] == "unknown_model"
+    assert "aimon.pricing.model" not in unknown
+    telemetry.exporter.clear()
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers={wire.SCENARIO_HEADER: "error-429"}
+        )
+    failed = telemetry.span().attributes or {}
+    assert failed["aimon.pricing.status"] == "no_usage" and "aimon.pricing.model" not in failed
+    telemetry.exporter.clear()
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert (telemetry.span().attributes or {})["aimon.pricing.model"] == "gpt-4o-mini"  # the entry, not the snapshot
+
+
+def test_suppress_instrumentation_is_honoured(telemetry: Telemetry, client: openai.OpenAI) -> None:
+    with suppress_instrumentation():
+        completion = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert completion.choices[0].message.content == wire.REPLY_TEXT
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert telemetry.spans() == []
+    assert telemetry.points("gen_ai.client.operation.duration") == []
+    assert telemetry.points("gen_ai.usage.cost") == []
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # and on again outside it
+    assert len(telemetry.spans()) == 1
+
+
+async def test_suppress_instrumentation_async(telemetry: Telemetry, async_client: openai.AsyncOpenAI) -> None:
+    with suppress_instrumentation():
+        await async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert telemetry.spans() == []
+
+
+def test_a_fault_deciding_what_to_hide_shows_the_item(
+    telemetry: Telemetry, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aimon_otel.providers.openai import ChunkStreamAccumulator
+
+    def broken(self: Any, chunk: Any) -> bool:
+        raise RuntimeError("bug in hides")
+
+    monkeypatch.setattr(ChunkStreamAccumulator, "hides", broken)
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == wire.REPLY_TEXT
+    span = telemetry.span()
+    assert span.attributes["aimon.stream.outcome"] == "completed"
+
+
+@pytest.mark.parametrize("where", ["activate", "fallback", "first_chunk"])
+def test_faults_around_the_call_never_reach_the_app(
+    where: str, telemetry: Telemetry, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aimon_otel import telemetry as telemetry_module
+    from aimon_otel.providers.openai import OpenAIPlan
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"bug in {where}")
+
+    if where == "activate":
+        monkeypatch.setattr(telemetry_module.LLMCall, "activate", boom)
+    elif where == "fallback":
+        monkeypatch.setattr(OpenAIPlan, "without_additions", boom)
+    else:
+        monkeypatch.setattr(telemetry_module.LLMCall, "mark_first_chunk", boom)
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-x", max_retries=0)
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    with pytest.raises(openai.BadRequestError):  # the app's own error, not ours
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={wire.SCENARIO_HEADER: "error-400"}
+        )
+
+
+def test_time_of_day_prices_keep_memory_flat() -> None:
+    engine = PricingEngine()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for minute in range(3 * MAX_COMPILED_PER_MODEL):
+        result = aimon_cost(engine, start + timedelta(minutes=minute))
+        assert result.priced
+    model = engine.catalog.model("deepseek", "deepseek-chat")
+    assert model is not None and not model.daily  # the premise: DeepSeek prices by time of day
+    assert len(model.compiled) <= MAX_COMPILED_PER_MODEL
+    gc.collect()
+
+
+def aimon_cost(engine: PricingEngine, at: datetime) -> Any:
+    return engine.price_counts("deepseek", "deepseek-chat", {"input_tokens": 1000, "output_tokens": 10}, at=at)

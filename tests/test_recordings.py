@@ -1,0 +1,212 @@
+"""Real provider responses (``tests/recordings/``) replayed through the real SDKs over HTTP.
+
+Each recording names its source. The fake provider answers a request carrying the
+``x-fake-replay`` header with the recorded body (JSON, SSE, or Bedrock's event stream).
+Clients that must look like a real host (OpenRouter, DeepSeek...) keep that base URL, and an
+httpx transport sends their requests to the loopback server instead, so provider detection
+sees the real host. Checks, as for the fake provider's own answers: the app gets the same
+objects with and without instrumentation; exact tokens; the cost equals genai-prices' own
+``calc_price`` (summed over model passes) to 1e-9 USD, or the status says why there is none.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+from genai_prices import Usage as PriceUsage
+from genai_prices import calc_price
+
+from aimon_otel.testing import FakeProvider
+from aimon_otel.testing.anthropic_wire import as_event_stream
+from aimon_otel.testing.fake_provider import REPLAY_HEADER
+from aimon_otel.testing.openai_wire import WireResponse
+from tests.conftest import API_KEY, OPENAI_HAS_RESPONSES, make_telemetry
+
+try:  # openai 3.x and anthropic 2.x use the httpx2 fork; older releases use httpx
+    import httpx2 as httpx_module
+except ImportError:  # pragma: no cover - the oldest SDKs
+    import httpx as httpx_module  # type: ignore[no-redef]
+
+RECORDINGS = sorted((Path(__file__).parent / "recordings").glob("*.json"))
+TOKEN_ATTRIBUTES = {
+    "input_tokens": "gen_ai.usage.input_tokens",
+    "output_tokens": "gen_ai.usage.output_tokens",
+    "cache_read": "gen_ai.usage.cache_read.input_tokens",
+    "cache_write": "gen_ai.usage.cache_creation.input_tokens",
+    "reasoning": "gen_ai.usage.reasoning.output_tokens",
+}
+
+
+def load(path: Path) -> dict[str, Any]:
+    recording: dict[str, Any] = json.loads(path.read_text())
+    assert recording.get("source"), f"{path.name}: every recording names its source"
+    return recording
+
+
+def wire_response(recording: dict[str, Any]) -> WireResponse:
+    response = recording["response"]
+    if "json" in response:
+        return WireResponse(response["status"], json.dumps(response["json"]).encode())
+    frames = [_sse_frame(event) for event in response["sse"]]
+    if recording["client"] == "bedrock":
+        return WireResponse(
+            response["status"], events=as_event_stream(iter(frames)), media_type="application/vnd.amazon.eventstream"
+        )
+    return WireResponse(response["status"], events=iter(frames))
+
+
+def _sse_frame(event: Any) -> bytes:
+    if isinstance(event, str):
+        return f"data: {event}\n\n".encode()
+    if "event" in event and "data" in event:
+        return f"event: {event['event']}\ndata: {json.dumps(event['data'])}\n\n".encode()
+    return f"data: {json.dumps(event)}\n\n".encode()
+
+
+class ToLoopback(httpx_module.HTTPTransport):  # type: ignore[misc]
+    """Sends every request to the fake provider, whatever host the client was given."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+
+    def handle_request(self, request: Any) -> Any:
+        request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self.port)
+        return super().handle_request(request)
+
+
+def make_client(recording: dict[str, Any], fake: FakeProvider, name: str) -> Any:
+    headers = {REPLAY_HEADER: name}
+    kind = recording["client"]
+    if kind == "openai":
+        base_url = recording.get("base_url")
+        http_client = httpx_module.Client(transport=ToLoopback(fake.port)) if base_url else None
+        return openai.OpenAI(
+            base_url=base_url or fake.openai_base_url,
+            api_key=API_KEY,
+            max_retries=0,
+            default_headers=headers,
+            http_client=http_client,
+        )
+    if kind == "azure":
+        return openai.AzureOpenAI(
+            azure_endpoint="https://contoso-eastus.openai.azure.com",
+            api_key=API_KEY,
+            api_version="2024-10-21",
+            max_retries=0,
+            default_headers=headers,
+            http_client=httpx_module.Client(transport=ToLoopback(fake.port)),
+        )
+    no_native: dict[str, Any] = {"open_telemetry": False} if hasattr(anthropic, "_tracing") else {}
+    if kind == "anthropic":
+        return anthropic.Anthropic(
+            base_url=fake.anthropic_base_url, api_key=API_KEY, max_retries=0, default_headers=headers, **no_native
+        )
+    if kind == "bedrock":
+        pytest.importorskip("botocore")
+        return anthropic.AnthropicBedrock(
+            aws_region="us-east-1",
+            aws_access_key="AKIAFAKEFAKEFAKE",
+            aws_secret_key="fake-secret",
+            base_url=fake.base_url,
+            max_retries=0,
+            default_headers=headers,
+            **no_native,
+        )
+    raise AssertionError(f"unknown client kind {kind!r}")
+
+
+def call(client: Any, recording: dict[str, Any]) -> Any:
+    """Make the recorded call the way an app would; streams are read to the end. Returns what the app saw."""
+    target = client
+    for part in recording["method"].split("."):
+        target = getattr(target, part)
+    request = dict(recording["request"])
+    if recording["method"].startswith("beta.") and "betas" in request and not _accepts(target, "betas"):
+        request.pop("betas")
+    if not _accepts(target, "context_management"):
+        request.pop("context_management", None)
+    result = target(**request)
+    if request.get("stream"):
+        return [_dump(item) for item in result]
+    return _dump(result)
+
+
+def _accepts(method: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return True
+
+
+def _dump(item: Any) -> Any:
+    return item.model_dump() if hasattr(item, "model_dump") else item
+
+
+def expected_cost(expect: dict[str, Any], at: datetime) -> Decimal:
+    return sum(
+        (
+            calc_price(
+                PriceUsage(**part["usage"]), part["model"], provider_id=part["provider_id"], genai_request_timestamp=at
+            ).total_price
+            for part in expect["price"]
+        ),
+        Decimal(0),
+    )
+
+
+@pytest.mark.parametrize("path", RECORDINGS, ids=[p.stem for p in RECORDINGS])
+def test_recording(path: Path, fake: FakeProvider) -> None:
+    recording = load(path)
+    if recording.get("needs") == "responses" and not OPENAI_HAS_RESPONSES:
+        pytest.skip("this openai SDK has no Responses API")
+    name = path.stem
+    fake.replays[name] = lambda: wire_response(recording)
+    try:
+        bare = call(make_client(recording, fake, name), recording)
+        telemetry = make_telemetry()
+        try:
+            seen = call(make_client(recording, fake, name), recording)
+        finally:
+            telemetry.instrumentor.uninstrument()
+    finally:
+        del fake.replays[name]
+    assert seen == bare, "the app must see the same objects with instrumentation on"
+
+    expect = recording["expect"]
+    span = telemetry.span()
+    attributes = dict(span.attributes or {})
+    assert attributes["gen_ai.provider.name"] == expect["provider"]
+    assert attributes["gen_ai.response.model"] == expect["response_model"]
+    if "response_id" in expect:
+        assert attributes["gen_ai.response.id"] == expect["response_id"]
+    for key, value in expect.get("attributes", {}).items():
+        assert attributes[key] == (tuple(value) if isinstance(value, list) else value), key
+    for key, value in expect.get("usage", {}).items():
+        assert attributes.get(TOKEN_ATTRIBUTES[key], 0 if value == 0 else None) == value, key
+
+    if expect.get("status"):
+        assert attributes["aimon.pricing.status"] == expect["status"]
+        assert "gen_ai.usage.cost" not in attributes and "aimon.pricing.model" not in attributes
+        return
+    assert attributes["aimon.pricing.status"] == "priced"
+    if "provider_cost" in expect:
+        assert attributes["aimon.cost.source"] == "provider"
+        assert attributes["gen_ai.usage.cost"] == expect["provider_cost"]
+        return
+    started = datetime.fromtimestamp((span.start_time or 0) / 1e9, UTC)
+    assert attributes["gen_ai.usage.cost"] == pytest.approx(float(expected_cost(expect, started)), abs=1e-9)
+    parts = sum(attributes.get(f"aimon.cost.{p}", 0.0) for p in ("input", "output", "cache_read", "cache_write"))
+    parts += attributes.get("aimon.cost.requests", 0.0)
+    assert parts == pytest.approx(attributes["gen_ai.usage.cost"], abs=1e-12)
+    if "cost_requests" in expect:
+        assert attributes["aimon.cost.requests"] == pytest.approx(expect["cost_requests"], abs=1e-12)
