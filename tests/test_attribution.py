@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import openai
 import pytest
@@ -25,7 +25,7 @@ def chat(client: openai.OpenAI) -> None:
 
 
 def test_context_manager_on_span_and_metrics(telemetry: Telemetry, client: openai.OpenAI) -> None:
-    with aimon_otel.attributes(tenant_id="acme", user_id="u-1", feature="support_reply", team="growth"):
+    with aimon_otel.attributes(tenant_id="acme", user_id="u-1", feature="support_reply", extra={"team": "growth"}):
         chat(client)
     chat(client)
     attributed, plain = telemetry.spans()
@@ -111,10 +111,25 @@ def test_resolver_hook_from_env(monkeypatch: pytest.MonkeyPatch, client: openai.
     assert second.attributes["tenant.id"] == "acme"
 
 
-def test_bad_resolver_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_resolver_in_code_is_a_clear_error() -> None:
+    with pytest.raises(aimon_otel.AimonConfigError, match="'no_such_module:fn' cannot be loaded"):
+        make_telemetry(tenant_resolver="no_such_module:fn")
+
+
+def test_bad_resolver_in_the_environment_is_logged_and_calls_go_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fake: FakeProvider
+) -> None:
     monkeypatch.setenv("AIMON_TENANT_RESOLVER", "no_such_module:fn")
-    with pytest.raises(aimon_otel.AimonConfigError, match="AIMON_TENANT_RESOLVER='no_such_module:fn' cannot be loaded"):
-        make_telemetry()
+    telemetry = make_telemetry()
+    try:
+        client = openai.OpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0)
+        with aimon_otel.attributes(tenant_id="acme"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        telemetry.instrumentor.uninstrument()
+    assert telemetry.span().attributes["tenant.id"] == "acme"
+    (warning,) = [r.getMessage() for r in caplog.records if "no_such_module" in r.getMessage()]
+    assert "AIMON_TENANT_RESOLVER='no_such_module:fn' cannot be loaded" in warning and "module:function" in warning
 
 
 def test_threads_and_tasks_do_not_cross_talk(telemetry: Telemetry, fake: FakeProvider) -> None:
@@ -149,3 +164,86 @@ def test_threads_and_tasks_do_not_cross_talk(telemetry: Telemetry, fake: FakePro
     sums = {p.attributes["tenant.id"]: p for p in telemetry.points("gen_ai.usage.cost")}
     assert len(sums) == 16
     assert all(p.count == 3 and p.sum == sum([GPT_4O_MINI_COST] * 3) for p in sums.values())
+
+
+resolver_calls: list[int] = []
+resolver_result: list[object] = [None]
+
+
+def counting_resolver() -> object:
+    resolver_calls.append(1)
+    value = resolver_result[0]
+    if isinstance(value, Exception):
+        raise value
+    return value
+
+
+@pytest.fixture
+def resolver_telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
+    monkeypatch.setenv("AIMON_TENANT_RESOLVER", "tests.test_attribution:counting_resolver")
+    resolver_calls.clear()
+    made = make_telemetry()
+    yield made
+    made.instrumentor.uninstrument()
+
+
+def test_resolver_is_called_only_when_a_value_is_missing(resolver_telemetry: Telemetry, client: openai.OpenAI) -> None:
+    resolver_result[0] = {"tenant_id": "resolved", "user_id": "r-user", "feature": "r-feature"}
+    with aimon_otel.attributes(tenant_id="acme", user_id="u-1", feature="chat"):
+        chat(client)
+    assert resolver_calls == []  # everything was given: the resolver is not paid for
+    upstream = baggage.set_baggage("tenant.id", "from-baggage")
+    token = otel_context.attach(upstream)
+    try:
+        with aimon_otel.attributes(feature="explicit"):
+            chat(client)
+    finally:
+        otel_context.detach(token)
+    assert resolver_calls == [1]
+    full, mixed = resolver_telemetry.spans()
+    assert (full.attributes["tenant.id"], full.attributes["user.id"]) == ("acme", "u-1")
+    # attributes(...) beats baggage beats the resolver, key by key
+    assert mixed.attributes["aimon.feature"] == "explicit"
+    assert mixed.attributes["tenant.id"] == "from-baggage"
+    assert mixed.attributes["user.id"] == "r-user"
+
+
+@pytest.mark.parametrize("bad", [42, ["acme"], {"tenant_id": 7}, RuntimeError("resolver bug")])
+def test_bad_resolver_results_are_logged_once_and_calls_recorded(
+    bad: object, resolver_telemetry: Telemetry, client: openai.OpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    resolver_result[0] = bad
+    for _ in range(3):
+        chat(client)
+    resolver_result[0] = None
+    spans = resolver_telemetry.spans()
+    assert len(spans) == 3 and all("tenant.id" not in s.attributes for s in spans)
+    assert sum(p.count for p in resolver_telemetry.points("gen_ai.client.operation.duration")) == 3
+    assert sum(p.count for p in resolver_telemetry.points("gen_ai.usage.cost")) == 3
+    mentions = [r for r in caplog.records if "resolver" in r.getMessage()]
+    assert len(mentions) == 1, [r.getMessage() for r in mentions]
+
+
+def test_unknown_keyword_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        aimon_otel.attributes(tenant="acme")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        aimon_otel.attributes(extra=["team"])  # type: ignore[arg-type]
+
+
+def test_long_and_control_character_values_are_cut_and_cleaned(
+    telemetry: Telemetry, client: openai.OpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aimon_otel.context import MAX_VALUE_CHARS
+
+    long_tenant = "t" * 500
+    with aimon_otel.attributes(tenant_id=long_tenant, feature="sum\x00mar\nise\x1b[31m"):
+        chat(client)
+        chat(client)
+    span = telemetry.spans()[0]
+    assert span.attributes["tenant.id"] == "t" * MAX_VALUE_CHARS
+    assert span.attributes["aimon.feature"] == "summarise[31m"
+    (cost,) = telemetry.points("gen_ai.usage.cost")
+    assert cost.attributes["tenant.id"] == "t" * MAX_VALUE_CHARS and cost.attributes["aimon.feature"] == "summarise[31m"
+    warnings = [r.getMessage() for r in caplog.records if "cut or cleaned" in r.getMessage()]
+    assert len(warnings) == 2  # one per attribute, not one per call

@@ -68,13 +68,13 @@ def test_size_cap(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize(
     ("env", "value", "fragment"),
     [
-        ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "maybe", "'true' or 'false'"),
+        ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "maybe", "SPAN_ONLY, SPAN_AND_EVENT, EVENT_ONLY"),
         ("AIMON_CAPTURE_CONTENT_MAX_CHARS", "-3", "positive whole number"),
     ],
 )
 def test_bad_setting_names_the_variable_and_fix(env: str, value: str, fragment: str) -> None:
     with pytest.raises(AimonConfigError) as info:
-        Settings.load({env: value})
+        Settings.load({env: value}, strict=True)
     assert env in str(info.value) and repr(value) in str(info.value) and fragment in str(info.value)
 
 

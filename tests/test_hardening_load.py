@@ -255,10 +255,9 @@ def test_runaway_model_and_user_ids_are_capped_on_metrics(fake: FakeProvider, ca
     assert sorted(str(r.args[0]) for r in warnings) == ["gen_ai.request.model", "gen_ai.response.model", "user.id"]
 
 
-def test_bad_metrics_max_values_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIMON_METRICS_MAX_VALUES", "lots")
-    with pytest.raises(aimon_otel.AimonConfigError, match="AIMON_METRICS_MAX_VALUES='lots' must be a positive"):
-        make_telemetry()
+def test_bad_metrics_max_values_is_a_clear_error_in_code() -> None:
+    with pytest.raises(aimon_otel.AimonConfigError, match=r"metrics_max_values='lots'.*must be a positive"):
+        make_telemetry(metrics_max_values="lots")
 
 
 def test_runaway_unknown_models_do_not_grow_memory_or_logs(

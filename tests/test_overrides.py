@@ -129,7 +129,6 @@ def test_bad_file_names_file_entry_and_fix(tmp_path: Path, name: str, text: str,
     assert message in str(info.value)
 
 
-def test_missing_file_fails_at_instrument(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AIMON_PRICING_FILE", str(tmp_path / "nope.yaml"))
+def test_missing_file_fails_at_instrument_in_code(tmp_path: Path) -> None:
     with pytest.raises(AimonConfigError, match=r"nope\.yaml: cannot read the pricing file"):
-        make_telemetry()
+        make_telemetry(pricing_file=str(tmp_path / "nope.yaml"))

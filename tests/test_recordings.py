@@ -11,6 +11,7 @@ objects with and without instrumentation; exact tokens; the cost equals genai-pr
 
 from __future__ import annotations
 
+import importlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,10 +30,8 @@ from aimon_otel.testing.fake_provider import REPLAY_HEADER
 from aimon_otel.testing.openai_wire import WireResponse
 from tests.conftest import API_KEY, OPENAI_HAS_RESPONSES, make_telemetry
 
-try:  # openai 3.x and anthropic 2.x use the httpx2 fork; older releases use httpx
-    import httpx2 as httpx_module
-except ImportError:  # pragma: no cover - the oldest SDKs
-    import httpx as httpx_module  # type: ignore[no-redef]
+# openai 3.x uses the httpx2 fork, older releases httpx: take whichever the installed SDK's client is built on.
+httpx_module = importlib.import_module(openai.DefaultHttpxClient.__bases__[0].__module__.split(".")[0])
 
 RECORDINGS = sorted((Path(__file__).parent / "recordings").glob("*.json"))
 TOKEN_ATTRIBUTES = {

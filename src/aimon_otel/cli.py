@@ -67,7 +67,7 @@ def _when(text: str) -> datetime:
 
 
 def _engine(path: str | None) -> PricingEngine:
-    path = path or Settings.load().pricing_file
+    path = path or Settings.load(strict=True).pricing_file
     return PricingEngine(load_overrides(path) if path else None)
 
 
@@ -157,7 +157,7 @@ def _render_budgets(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    path = args.file or Settings.load().pricing_file
+    path = args.file or Settings.load(strict=True).pricing_file
     if not path:
         print("error: give a file or set AIMON_PRICING_FILE", file=sys.stderr)
         return 2

@@ -1,15 +1,21 @@
 """Settings read once from the environment (OpenTelemetry style), each also settable in code.
 
-A bad value fails at ``instrument()`` with the variable, the value and the fix, rather than
-silently falling back to a default the user did not choose.
+Two policies, one message. Environment variables are what ``opentelemetry-instrument`` users
+set: a bad value there must never make the agent skip the instrumentors loaded after ours, so
+it is logged once (the variable, the value, what is accepted, the default used) and the default
+applies. Keyword arguments given in code, and the CLI, are strict: the same message is raised
+as :class:`AimonConfigError`. An empty variable means unset.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Any
+
+logger = logging.getLogger("aimon_otel")
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 CONTENT_MAX_CHARS_ENV = "AIMON_CAPTURE_CONTENT_MAX_CHARS"
@@ -19,9 +25,16 @@ METRICS_INCLUDE_USER_ENV = "AIMON_METRICS_INCLUDE_USER"
 TENANT_RESOLVER_ENV = "AIMON_TENANT_RESOLVER"
 ENRICH_SPANS_ENV = "AIMON_ENRICH_SPANS"
 METRICS_MAX_VALUES_ENV = "AIMON_METRICS_MAX_VALUES"
+INSTRUMENT_ENV = "AIMON_INSTRUMENT"
+
+SDKS = ("openai", "anthropic")
+"""The SDKs aimon-otel can instrument, by the names ``AIMON_INSTRUMENT`` takes."""
 
 _TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
+_FALSE = {"false", "0", "no", "off"}
+# The GenAI conventions' values (opentelemetry-util-genai): content on spans, in events, both, or none.
+# aimon-otel records content on spans only; EVENT_ONLY therefore records none on spans.
+_CONTENT_MODES = {"span_only": True, "span_and_event": True, "event_only": False, "no_content": False}
 
 
 class AimonConfigError(ValueError):
@@ -46,52 +59,171 @@ class Settings:
     """Wrap the tracer provider's span processors so other instrumentations' GenAI spans get priced."""
     metrics_max_values: int = 1000
     """Distinct values per metric attribute (model, tenant, feature, user) before new ones become ``_other``."""
+    instrument: tuple[str, ...] = SDKS
+    """Which SDKs to instrument (``AIMON_INSTRUMENT=openai,anthropic``)."""
+    strict: bool = False
+    """Raise on every bad value, from the environment too (the CLI)."""
+    given_in_code: frozenset[str] = frozenset()
+    """Settings passed as keyword arguments: a failure when they are used (a pricing file) raises."""
 
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Settings from the environment, then from keyword arguments given in code."""
+    def load(cls, environ: Mapping[str, str] | None = None, *, strict: bool = False, **overrides: Any) -> Settings:
+        """Settings from the environment (lenient unless ``strict``), then keyword arguments given in code (strict)."""
         env = os.environ if environ is None else environ
-        settings = cls(
-            capture_content=_flag(env, CAPTURE_CONTENT_ENV, cls.capture_content),
-            content_max_chars=_positive_int(env, CONTENT_MAX_CHARS_ENV, cls.content_max_chars),
-            openai_stream_usage=_flag(env, STREAM_USAGE_ENV, cls.openai_stream_usage),
-            pricing_file=env.get(PRICING_FILE_ENV) or None,
-            metrics_include_user=_flag(env, METRICS_INCLUDE_USER_ENV, cls.metrics_include_user),
-            tenant_resolver=env.get(TENANT_RESOLVER_ENV) or None,
-            enrich_spans=_flag(env, ENRICH_SPANS_ENV, cls.enrich_spans),
-            metrics_max_values=_positive_int(env, METRICS_MAX_VALUES_ENV, cls.metrics_max_values),
-        )
-        known = {name for name in cls.__dataclass_fields__}
+        values: dict[str, Any] = {}
+        for name, (variable, parse) in _ENVIRONMENT.items():
+            raw = env.get(variable)
+            if raw is None or not raw.strip():
+                continue
+            try:
+                values[name] = parse(raw.strip())
+            except _RejectedError as rejected:
+                message = f"environment variable {variable}={raw!r} {rejected}"
+                if strict:
+                    raise AimonConfigError(message) from None
+                _warn_once(variable, raw, f"aimon-otel: {message}; using the default, {_default_text(name)}")
+        known = {f.name for f in fields(cls)} - {"strict", "given_in_code"}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise AimonConfigError(
                 f"AimonInstrumentor.instrument() got unknown setting(s) {unknown}; known settings are {sorted(known)}"
             )
-        return replace(settings, **overrides)
+        for name, value in overrides.items():
+            try:
+                values[name] = _CODE[name](value)
+            except _RejectedError as rejected:
+                raise AimonConfigError(f"AimonInstrumentor.instrument({name}={value!r}): {rejected}") from None
+        return replace(cls(), **values, strict=strict, given_in_code=frozenset(overrides))
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
+class _RejectedError(ValueError):
+    """A value a parser cannot use; its text says what is accepted."""
+
+
+def _flag(raw: str) -> bool:
+    value = raw.lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise AimonConfigError(f"environment variable {name}={raw!r} is not a boolean; set it to 'true' or 'false'")
+    raise _RejectedError("is not a boolean; accepted: 'true' or 'false' (also 1/0, yes/no, on/off)")
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
+def _content(raw: str) -> bool:
+    value = raw.lower()
+    if value in _CONTENT_MODES:
+        return _CONTENT_MODES[value]
+    try:
+        return _flag(raw)
+    except _RejectedError:
+        raise _RejectedError(
+            "is not accepted; accepted: 'true', 'false', or one of the GenAI conventions' modes "
+            "SPAN_ONLY, SPAN_AND_EVENT, EVENT_ONLY, NO_CONTENT"
+        ) from None
+
+
+def _positive_int(raw: str) -> int:
     try:
         value = int(raw)
     except ValueError:
         value = 0
     if value <= 0:
-        raise AimonConfigError(
-            f"environment variable {name}={raw!r} must be a positive whole number, e.g. {name}={default}"
-        )
+        raise _RejectedError("must be a positive whole number, e.g. 1000")
     return value
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def _sdks(raw: str) -> tuple[str, ...]:
+    names = [name.strip().lower() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SDKS]
+    if unknown:
+        raise _RejectedError(f"names unknown SDK(s) {unknown}; accepted: a comma-separated list of {list(SDKS)}")
+    return tuple(dict.fromkeys(names))
+
+
+_ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "capture_content": (CAPTURE_CONTENT_ENV, _content),
+    "content_max_chars": (CONTENT_MAX_CHARS_ENV, _positive_int),
+    "openai_stream_usage": (STREAM_USAGE_ENV, _flag),
+    "pricing_file": (PRICING_FILE_ENV, _text),
+    "metrics_include_user": (METRICS_INCLUDE_USER_ENV, _flag),
+    "tenant_resolver": (TENANT_RESOLVER_ENV, _text),
+    "enrich_spans": (ENRICH_SPANS_ENV, _flag),
+    "metrics_max_values": (METRICS_MAX_VALUES_ENV, _positive_int),
+    "instrument": (INSTRUMENT_ENV, _sdks),
+}
+
+
+def _code_flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _RejectedError("must be True or False")
+
+
+def _code_content(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _content(value)
+    raise _RejectedError("must be True, False or a GenAI content mode such as 'SPAN_ONLY'")
+
+
+def _code_positive_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise _RejectedError("must be a positive whole number, e.g. 1000")
+
+
+def _code_optional_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip()):
+        return value
+    raise _RejectedError("must be a non-empty string or None")
+
+
+def _code_sdks(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return _sdks(value)
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return _sdks(",".join(sorted(value) if isinstance(value, (set, frozenset)) else value))
+    raise _RejectedError(f"must be a list of SDK names from {list(SDKS)}")
+
+
+_CODE: dict[str, Callable[[Any], Any]] = {
+    "capture_content": _code_content,
+    "content_max_chars": _code_positive_int,
+    "openai_stream_usage": _code_flag,
+    "pricing_file": _code_optional_text,
+    "metrics_include_user": _code_flag,
+    "tenant_resolver": _code_optional_text,
+    "enrich_spans": _code_flag,
+    "metrics_max_values": _code_positive_int,
+    "instrument": _code_sdks,
+}
+
+
+def _default_text(name: str) -> str:
+    value = getattr(Settings(), name)
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(variable: str, raw: str, message: str) -> None:
+    if (variable, raw) in _warned:
+        return
+    _warned.add((variable, raw))
+    logger.warning("%s", message)
+
+
+def report(settings: Settings, name: str, error: AimonConfigError) -> None:
+    """A setting that failed when used (a pricing file, a resolver): raise if given in code or strict,
+    else log once and go on without it."""
+    if settings.strict or name in settings.given_in_code:
+        raise error
+    _warn_once(name, str(error), f"aimon-otel: {error}; going on without it")

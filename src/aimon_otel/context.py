@@ -1,9 +1,11 @@
 """Who a call is for: tenant, user and feature, carried in OpenTelemetry context.
 
-Three sources, strongest first: ``aimon_otel.attributes(...)`` around the code; a resolver
-function the app already has (``AIMON_TENANT_RESOLVER=module:function``); W3C baggage keys
-``tenant.id``, ``user.id``, ``aimon.feature`` set by an upstream service. Context is a
-contextvar, so values follow asyncio tasks and threads that copy context.
+Three sources, strongest first: ``aimon_otel.attributes(...)`` around the code; W3C baggage
+keys ``tenant.id``, ``user.id``, ``aimon.feature`` set by an upstream service; a resolver
+function the app already has (``AIMON_TENANT_RESOLVER=module:function``), called only when a
+value is still missing. Context is a contextvar, so values follow asyncio tasks and threads
+that copy context. Values are capped at :data:`MAX_VALUE_CHARS` characters and control
+characters are removed (one warning per attribute), on spans and metrics alike.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -22,8 +25,13 @@ from aimon_otel import semconv
 from aimon_otel.config import AimonConfigError
 from aimon_otel.faults import report_fault
 
+logger = logging.getLogger("aimon_otel")
+
+MAX_VALUE_CHARS = 128
+"""Longest tenant, user, feature or extra value kept; longer ones are cut (with one warning per attribute)."""
+
 _KEY = otel_context.create_key("aimon.attributes")
-_BAGGAGE_KEYS = (semconv.TENANT_ID, semconv.USER_ID, semconv.FEATURE)
+_ATTRIBUTION_KEYS = (semconv.TENANT_ID, semconv.USER_ID, semconv.FEATURE)
 _SHORT_NAMES = {"tenant_id": semconv.TENANT_ID, "user_id": semconv.USER_ID, "feature": semconv.FEATURE}
 
 Resolver = Callable[[], "str | Mapping[str, Any] | None"]
@@ -32,16 +40,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class attributes:  # noqa: N801 - used like a function: `with aimon_otel.attributes(...)`
-    """Attribute the LLM calls inside to a tenant, user and feature (and any extra keys).
+    """Attribute the LLM calls inside to a tenant, user and feature (and ``extra`` span attributes).
 
     A context manager (sync and async) and a decorator. Nested uses merge, inner wins.
+    Unknown keywords are a ``TypeError`` (a typo such as ``tenant=`` must not be lost silently);
+    other attributes go in ``extra={"team": "growth"}``.
     """
 
     def __init__(
-        self, tenant_id: str | None = None, user_id: str | None = None, feature: str | None = None, **extra: str
+        self,
+        tenant_id: str | None = None,
+        user_id: str | None = None,
+        feature: str | None = None,
+        *,
+        extra: Mapping[str, str] | None = None,
     ) -> None:
-        values = {semconv.TENANT_ID: tenant_id, semconv.USER_ID: user_id, semconv.FEATURE: feature, **extra}
-        self.values = {key: str(value) for key, value in values.items() if value is not None}
+        values: dict[str, Any] = {semconv.TENANT_ID: tenant_id, semconv.USER_ID: user_id, semconv.FEATURE: feature}
+        if extra is not None:
+            if not isinstance(extra, Mapping):
+                raise TypeError(f"attributes(extra=...) must be a mapping of names to strings, got {extra!r}")
+            values.update(extra)
+        self.values = {key: clean(key, str(value)) for key, value in values.items() if value is not None}
         self._tokens: list[object] = []
 
     def __enter__(self) -> attributes:
@@ -88,34 +107,80 @@ def _from_values(values: dict[str, str]) -> attributes:
 
 
 def current_attributes(context: otel_context.Context | None = None) -> dict[str, str]:
-    """tenant.id / user.id / aimon.feature (and extras) for a call starting in ``context``."""
-    found: dict[str, str] = {}
+    """tenant.id / user.id / aimon.feature (and extras) for a call starting in ``context``.
+
+    ``attributes(...)`` wins, then baggage; the resolver is asked only for what is still missing.
+    """
+    explicit: Mapping[str, str] | None = otel_context.get_value(_KEY, context)  # type: ignore[assignment]
+    found = dict(explicit) if explicit else {}
+    if len(found) >= 3 and all(key in found for key in _ATTRIBUTION_KEYS):
+        return found
     carried = baggage.get_all(context)
     if carried:
-        for key in _BAGGAGE_KEYS:
-            value = carried.get(key)
-            if value is not None:
-                found[key] = str(value)
-    if _resolver is not None:
-        found.update(_resolve())
-    explicit = otel_context.get_value(_KEY, context)
-    if explicit:
-        found.update(explicit)  # type: ignore[call-overload]
+        for key in _ATTRIBUTION_KEYS:
+            if key not in found:
+                value = carried.get(key)
+                if value is not None:
+                    found[key] = clean(key, str(value))
+    if _resolver is not None and any(key not in found for key in _ATTRIBUTION_KEYS):
+        for key, value in _resolve().items():
+            found.setdefault(key, value)
     return found
 
 
 def _resolve() -> dict[str, str]:
-    assert _resolver is not None
+    resolver = _resolver
+    if resolver is None:
+        return {}
     try:
-        value = _resolver()
+        value = resolver()
     except Exception as fault:
         report_fault("tenant resolver", fault)
         return {}
     if value is None:
         return {}
     if isinstance(value, str):
-        return {semconv.TENANT_ID: value}
-    return {_SHORT_NAMES.get(k, k): str(v) for k, v in value.items() if v is not None}
+        return {semconv.TENANT_ID: clean(semconv.TENANT_ID, value)} if value else {}
+    if isinstance(value, Mapping):
+        resolved: dict[str, str] = {}
+        for key, item in value.items():
+            name = _SHORT_NAMES.get(key, key)
+            if name not in _ATTRIBUTION_KEYS:
+                _warn_once(("resolver key", str(key)), f"tenant resolver returned an unknown key {key!r}; ignored")
+            elif isinstance(item, str) and item:
+                resolved[name] = clean(name, item)
+            elif item is not None:
+                _warn_once(("resolver value", name), f"tenant resolver returned {name}={item!r}, not a string; ignored")
+        return resolved
+    _warn_once(
+        ("resolver result", type(value).__name__),
+        f"tenant resolver returned a {type(value).__name__}; it must return a tenant id (str), a mapping with "
+        "tenant_id / user_id / feature, or None; ignored",
+    )
+    return {}
+
+
+def clean(key: str, value: str) -> str:
+    """``value`` cut to MAX_VALUE_CHARS and without control characters; warns once per attribute."""
+    if len(value) <= MAX_VALUE_CHARS and value.isprintable():
+        return value
+    cleaned = "".join(ch for ch in value if ch.isprintable())[:MAX_VALUE_CHARS]
+    _warn_once(
+        ("value", key),
+        f"a {key} value was longer than {MAX_VALUE_CHARS} characters or held control characters; "
+        f"it was cut or cleaned to {cleaned[:40]!r}... (logged once per attribute)",
+    )
+    return cleaned
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(key: tuple[str, str], message: str) -> None:
+    if key in _warned or len(_warned) > 1000:
+        return
+    _warned.add(key)
+    logger.warning("aimon-otel: %s", message)
 
 
 def set_resolver(spec: str | Resolver | None, source: str = "AIMON_TENANT_RESOLVER") -> None:
@@ -132,5 +197,5 @@ def set_resolver(spec: str | Resolver | None, source: str = "AIMON_TENANT_RESOLV
             f"{source}={spec!r} cannot be loaded ({exc}); give it as module:function, e.g. myapp.tenancy:current_tenant"
         ) from None
     if not callable(found):
-        raise AimonConfigError(f"{source}={spec!r} is not a function")
+        raise AimonConfigError(f"{source}={spec!r} is not a function; give it as module:function")
     _resolver = found

@@ -20,7 +20,7 @@ from opentelemetry.instrumentation.utils import unwrap
 
 from aimon_otel import semconv
 from aimon_otel.calls import async_wrapper, sync_wrapper
-from aimon_otel.config import Settings
+from aimon_otel.config import AimonConfigError, Settings, report
 from aimon_otel.context import set_resolver
 from aimon_otel.faults import logger, report_fault
 from aimon_otel.manual import set_active_telemetry
@@ -61,13 +61,34 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return get_dependency_conflicts([], _instruments_any)
 
     def _instrument(self, **kwargs: Any) -> None:
+        """Keyword arguments are strict (a bad one raises); the environment is lenient (logged, default used).
+
+        Under ``opentelemetry-instrument`` nothing here may raise: the agent would skip every
+        instrumentor loaded after ours.
+        """
         tracer_provider = kwargs.pop("tracer_provider", None)
         meter_provider = kwargs.pop("meter_provider", None)
         engine_override = kwargs.pop("pricing_engine", None)
         settings = Settings.load(**kwargs)
-        overrides = load_overrides(settings.pricing_file) if settings.pricing_file else None
-        set_resolver(settings.tenant_resolver)
-        engine = engine_override or PricingEngine(overrides)
+        try:
+            self._start(settings, tracer_provider, meter_provider, engine_override)
+        except AimonConfigError:
+            raise
+        except Exception as fault:  # never break the app's start-up
+            report_fault("instrument", fault)
+
+    def _start(self, settings: Settings, tracer_provider: Any, meter_provider: Any, engine: Any) -> None:
+        overrides = None
+        if settings.pricing_file:
+            try:
+                overrides = load_overrides(settings.pricing_file)
+            except AimonConfigError as error:
+                report(settings, "pricing_file", error)
+        try:
+            set_resolver(settings.tenant_resolver)
+        except AimonConfigError as error:
+            report(settings, "tenant_resolver", error)
+        engine = engine or PricingEngine(overrides)
         engine.catalog.warm_up()
         self.settings = settings
         telemetry = Telemetry(
@@ -81,8 +102,10 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         set_active_telemetry(telemetry)
         if settings.enrich_spans:
             self._unwrap_processors = wrap_provider_processors(tracer_provider or trace.get_tracer_provider(), engine)
-        self._when_imported("openai", lambda module: self._wrap_openai(telemetry, module))
-        self._when_imported("anthropic", lambda module: self._wrap_anthropic(telemetry, module))
+        if "openai" in settings.instrument:
+            self._when_imported("openai", lambda module: self._wrap_openai(telemetry, module))
+        if "anthropic" in settings.instrument:
+            self._when_imported("anthropic", lambda module: self._wrap_anthropic(telemetry, module))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._generation += 1  # import hooks still pending now do nothing
