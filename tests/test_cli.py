@@ -59,3 +59,68 @@ def test_pricing_check(tmp_path: Path) -> None:
     failed = run("pricing", "check", str(bad))
     assert failed.returncode == 2
     assert f"{bad}: multipliers[0]: factor must be above 0" in failed.stderr
+
+
+def test_cost_names_the_flag_at_fault() -> None:
+    result = run("cost", "gpt-4o", "--input", "10", "--cache-read", "50", "--output", "1")
+    assert result.returncode == 1
+    assert result.stdout.strip() == "gpt-4o: invalid_usage (--cache-read exceeds --input)"
+    negative = run("cost", "gpt-4o", "--input", "-5")
+    assert negative.returncode == 2 and "argument --input: -5 is negative" in negative.stderr
+    not_a_number = run("cost", "gpt-4o", "--output", "lots")
+    assert not_a_number.returncode == 2 and "'lots' is not a whole number" in not_a_number.stderr
+
+
+def test_bad_at_lists_the_accepted_formats() -> None:
+    result = run("price", "gpt-4o", "--at", "yesterday")
+    assert result.returncode == 2
+    assert "'yesterday' is not a date or time; accepted: 2026-06-01, 2026-06-01T14:30" in result.stderr
+    assert "_when" not in result.stderr  # no internal names
+
+
+def test_provider_is_inferred_from_the_model() -> None:
+    claude = run("price", "claude-sonnet-4-5", "--json", "--at", "2026-11-01")
+    assert claude.returncode == 0 and json.loads(claude.stdout)["provider"] == "anthropic"
+    groq = run("price", "llama-3.1-8b-instant", "--json")
+    assert groq.returncode == 0 and json.loads(groq.stdout)["provider"] == "groq"
+    cost = run("cost", "claude-haiku-4-5", "--input", "100", "--output", "10")
+    assert cost.returncode == 0 and cost.stdout.startswith("$0.00015 (claude-haiku-4-5, anthropic)")
+
+
+def test_ambiguous_model_asks_for_the_provider() -> None:
+    result = run("price", "anthropic.claude-haiku-4-5-20251001-v1:0")
+    assert result.returncode == 2
+    assert "priced by several providers (aws, google); choose one with --provider" in result.stderr
+    chosen = run("price", "anthropic.claude-haiku-4-5-20251001-v1:0", "--provider", "aws.bedrock", "--json")
+    assert chosen.returncode == 0 and json.loads(chosen.stdout)["provider"] == "aws"
+
+
+def test_unknown_service_tier_is_an_error() -> None:
+    result = run("price", "gpt-4o", "--service-tier", "turbo")
+    assert result.returncode == 2
+    assert "unknown --service-tier 'turbo'; accepted:" in result.stderr and "flex" in result.stderr
+    assert run("price", "gpt-4o", "--service-tier", "flex").returncode == 0
+
+
+def test_budgets_render_on_the_cli_path(tmp_path: Path) -> None:
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text(Path(__file__).parents[1].joinpath("examples", "budgets.yaml").read_text())
+    out = tmp_path / "rules.yml"
+    result = run("budgets", "render", str(budgets), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    import yaml
+
+    groups = yaml.safe_load(out.read_text())["groups"]
+    assert groups and all(rule.get("expr") for group in groups for rule in group["rules"])
+    from tests.tools import require
+
+    checked = subprocess.run(
+        [require("promtool"), "check", "rules", str(out)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    stdout = run("budgets", "render", str(budgets))
+    assert stdout.returncode == 0 and yaml.safe_load(stdout.stdout) == yaml.safe_load(out.read_text())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("budgets: [{tenant: a, period: fortnightly, amount_usd: 5}]\n")
+    failed = run("budgets", "render", str(bad))
+    assert failed.returncode == 2 and str(bad) in failed.stderr

@@ -118,6 +118,32 @@ def test_toml_file_and_env_var_reach_the_instrumentation(
             "dates overlap another price",
         ),
         ("factor.yaml", "multipliers:\n  - {factor: 0}\n", "multipliers[0]: factor must be above 0"),
+        # numbers that are not prices: YAML reads 1e400 as text, which Decimal takes as finite but huge
+        ("huge.yaml", "models:\n  - {model: m, prices: {input_mtok: 1e400, output_mtok: 1}}\n", "above 100000"),
+        ("inf.yaml", "models:\n  - {model: m, prices: {input_mtok: .inf, output_mtok: 1}}\n", "finite number"),
+        ("nan.yaml", "models:\n  - {model: m, prices: {input_mtok: .nan, output_mtok: 1}}\n", "finite number"),
+        ("nan-text.yaml", "models:\n  - {model: m, prices: {input_mtok: 1, output_mtok: nan}}\n", "finite number"),
+        ("inf.toml", "[[models]]\nmodel = 'm'\nprices = {input_mtok = 1e400, output_mtok = 1}\n", "finite number"),
+        ("neg-out.yaml", "models:\n  - {model: m, prices: {input_mtok: 1, output_mtok: -0.5}}\n", "must not be"),
+        ("big-factor.yaml", "multipliers:\n  - {factor: 1e400}\n", "at most 100"),
+        (
+            "twice.yaml",
+            "models:\n  - {model: m, prices: {input_mtok: 1, output_mtok: 1}}\n"
+            "  - {model: n, prices: {input_mtok: 1, output_mtok: 1}}\n"
+            "  - {model: m, prices: {input_mtok: 2, output_mtok: 2}}\n",
+            "models[2]: model 'm' is already priced at ",
+        ),
+        (
+            "alias-twice.yaml",
+            "aliases:\n  - {model: a, target: gpt-4o}\n  - {model: a, target: gpt-4o-mini}\n",
+            "aliases[1]: model 'a' is already aliased at ",
+        ),
+        (
+            "cycle.yaml",
+            "aliases:\n  - {model: a, target: b}\n  - {model: b, target: c}\n  - {model: c, target: a}\n",
+            "aliases form a cycle (a -> b -> c -> a)",
+        ),
+        ("self.yaml", "aliases:\n  - {model: a, target: a}\n", "aliases form a cycle (a -> a)"),
     ],
 )
 def test_bad_file_names_file_entry_and_fix(tmp_path: Path, name: str, text: str, message: str) -> None:
@@ -132,3 +158,28 @@ def test_bad_file_names_file_entry_and_fix(tmp_path: Path, name: str, text: str,
 def test_missing_file_fails_at_instrument_in_code(tmp_path: Path) -> None:
     with pytest.raises(AimonConfigError, match=r"nope\.yaml: cannot read the pricing file"):
         make_telemetry(pricing_file=str(tmp_path / "nope.yaml"))
+
+
+def test_duplicate_model_names_both_places(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(
+        "models:\n  - {model: m, provider: openai, prices: {input_mtok: 1, output_mtok: 1}}\n"
+        "  - {model: m, provider: openai, prices: {input_mtok: 2, output_mtok: 2}}\n"
+    )
+    with pytest.raises(AimonConfigError) as info:
+        load_overrides(path)
+    assert f"{path}: models[1]" in str(info.value) and f"{path}: models[0]" in str(info.value)
+
+
+def test_alias_chains_are_followed(tmp_path: Path) -> None:
+    path = tmp_path / "chain.yaml"
+    path.write_text("aliases:\n  - {model: prod, target: staging}\n  - {model: staging, target: gpt-4o-mini}\n")
+    engine = PricingEngine(load_overrides(path))
+    assert engine.price("openai", "prod", USAGE).total == Decimal("0.000033")
+
+
+def test_a_huge_price_never_becomes_an_infinite_cost() -> None:
+    from aimon_otel.pricing.overrides import Overrides
+
+    with pytest.raises(AimonConfigError, match="above 100000"):
+        Overrides().model("m", input_mtok="1e400", output_mtok=1)

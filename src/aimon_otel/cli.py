@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cost.add_argument("model")
     _common(cost)
     for name in ("input", "output", "cache-read", "cache-write", "cache-write-1h", "reasoning"):
-        cost.add_argument(f"--{name}", type=int, default=None, metavar="TOKENS")
+        cost.add_argument(f"--{name}", type=_count, default=None, metavar="TOKENS")
 
     pricing = commands.add_parser("pricing", help="pricing files")
     pricing_commands = pricing.add_subparsers(dest="pricing_command", required=True)
@@ -47,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "pricing":
             return _check(args)
         engine = _engine(getattr(args, "pricing_file", None))
+        args.provider = args.provider or _infer_provider(engine, args.model)
+        _check_service_tier(engine, args.service_tier)
         return _price(engine, args) if args.command == "price" else _cost(engine, args)
     except AimonConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -54,16 +56,59 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--provider", default="openai", help="gen_ai.provider.name (default: openai)")
-    parser.add_argument("--at", type=_when, default=None, help="date or time the call was made (default: now)")
-    parser.add_argument("--service-tier", default=None)
+    parser.add_argument(
+        "--provider",
+        default=None,
+        help="gen_ai.provider.name or genai-prices provider id (default: inferred from the model name)",
+    )
+    parser.add_argument(
+        "--at", type=_when, default=None, help="date or time of the call, e.g. 2026-06-01 (default: now)"
+    )
+    parser.add_argument("--service-tier", default=None, help="e.g. flex, priority, batch (default: standard)")
     parser.add_argument("--pricing-file", default=None, help="override file (default: $AIMON_PRICING_FILE)")
     parser.add_argument("--json", action="store_true")
 
 
 def _when(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date or time; accepted: 2026-06-01, 2026-06-01T14:30, 2026-06-01T14:30:00+02:00 "
+            "(ISO 8601; UTC unless an offset is given)"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of tokens") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; token counts are 0 or more")
+    return value
+
+
+def _infer_provider(engine: PricingEngine, model: str) -> str:
+    """The provider whose models this name belongs to; asks for ``--provider`` when it is not one."""
+    for (provider, name), _ in engine.overrides.models.items():
+        if name == model and provider:
+            return provider
+    candidates = engine.catalog.providers_of(model)
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        return "openai"  # reported as unknown_model below, naming the provider tried
+    raise AimonConfigError(
+        f"model {model!r} is priced by several providers ({', '.join(candidates)}); choose one with --provider"
+    )
+
+
+def _check_service_tier(engine: PricingEngine, tier: str | None) -> None:
+    known = engine.catalog.service_tiers()
+    if tier is not None and tier not in known:
+        raise AimonConfigError(f"unknown --service-tier {tier!r}; accepted: {', '.join(sorted(known))}")
 
 
 def _engine(path: str | None) -> PricingEngine:
@@ -133,7 +178,10 @@ def _cost(engine: PricingEngine, args: argparse.Namespace) -> int:
     }
     result = engine.price_counts(args.provider, args.model, counts, at=args.at, service_tier=args.service_tier)
     if result.total is None:
-        _emit(args, result.as_dict(), f"{args.model}: {result.status.value}")
+        why = f" ({_as_flags(result.detail)})" if result.detail else ""
+        if result.status.value == "unknown_model":
+            why = f" (no price for provider {args.provider}; try --provider or a pricing file)"
+        _emit(args, result.as_dict(), f"{args.model}: {result.status.value}{why}")
         return 1
     _emit(
         args,
@@ -142,6 +190,23 @@ def _cost(engine: PricingEngine, args: argparse.Namespace) -> int:
         f"output ${usd(result.output)}, cache read ${usd(result.cache_read)}, cache write ${usd(result.cache_write)}",
     )
     return 0
+
+
+_FLAGS = {
+    "input_tokens": "--input",
+    "output_tokens": "--output",
+    "cache_read_tokens": "--cache-read",
+    "cache_write_tokens": "--cache-write",
+    "cache_write_1h_tokens": "--cache-write-1h",
+    "output_reasoning_tokens": "--reasoning",
+}
+
+
+def _as_flags(detail: str) -> str:
+    """A pricing complaint in the CLI's own words: ``--cache-read exceed --input``."""
+    for key, flag in sorted(_FLAGS.items(), key=lambda item: -len(item[0])):
+        detail = detail.replace(key, flag)
+    return detail
 
 
 def _render_budgets(args: argparse.Namespace) -> int:

@@ -116,8 +116,25 @@ class Catalog:
             self._models[key] = found
         return found
 
-    def providers(self) -> list[Any]:
-        return list((self._snapshot if self._loaded.is_set() else self._load()).providers)
+    def providers_of(self, model: str) -> list[str]:
+        """genai-prices ids of the providers that claim this model name (by their name patterns), else that price it."""
+        snapshot = self._snapshot if self._loaded.is_set() else self._load()
+        name = model.lower()
+        pricing = [p for p in snapshot.providers if p.find_model(name) is not None]
+        claimed = [p.id for p in pricing if p.model_match is not None and p.model_match.is_match(name)]
+        return claimed or [p.id for p in pricing]
+
+    def service_tiers(self) -> set[str]:
+        """Every service tier some price depends on, and the names of the standard tier."""
+        snapshot = self._snapshot if self._loaded.is_set() else self._load()
+        tiers = {"default", "standard", "auto"}
+        for provider in snapshot.providers:
+            for model in provider.models:
+                for variant in model.price_variants or ():
+                    tier = (variant.when or {}).get("service_tier")
+                    if isinstance(tier, str):
+                        tiers.add(tier)
+        return tiers
 
 
 def utc_now() -> datetime:

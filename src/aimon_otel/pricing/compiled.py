@@ -96,7 +96,9 @@ class CompiledPrice:
                 for index in unit.subtract:
                     leaf -= leaves[index]
                 if leaf < 0:
-                    raise InvalidUsageError(f"more specific usage exceeds {unit.usage_key}")
+                    parts = [usage_key for usage_key in self._more_specific(unit) if usage.get(usage_key)]
+                    verb = "exceeds" if len(parts) == 1 else "exceed"
+                    raise InvalidUsageError(f"{' + '.join(parts)} {verb} {unit.usage_key}")
             leaves.append(leaf)
             if not leaf:
                 continue
@@ -125,8 +127,8 @@ class CompiledPrice:
     ) -> CostResult:
         try:
             total, uncached, output, cache_read, cache_write, requests = self.parts(usage, request_fee)
-        except InvalidUsageError:
-            return CostResult(PricingStatus.INVALID_USAGE, model=model, provider=provider)
+        except InvalidUsageError as error:
+            return CostResult(PricingStatus.INVALID_USAGE, model=model, provider=provider, detail=str(error))
         savings = self.cache_savings(usage, cache_read)
         if factor is not None:
             total, uncached, output = total * factor, uncached * factor, output * factor
@@ -145,6 +147,9 @@ class CompiledPrice:
             savings,
             requests,
         )
+
+    def _more_specific(self, unit: PricedUnit) -> list[str]:
+        return [self.units[index].usage_key for index in unit.subtract]
 
     def cache_savings(self, usage: Mapping[str, int], cache_read_cost: Decimal) -> Decimal:
         """What the cache-read tokens would have cost as plain input, less what they did cost."""
@@ -166,7 +171,7 @@ def _count(usage: Mapping[str, int], key: str, ambiguous_if: Ambiguity) -> int:
     if value is not None:
         return value
     if ambiguous_if.hit(usage):
-        raise InvalidUsageError(f"missing usage for {key}")
+        raise InvalidUsageError(f"{key} is missing but more specific counts were given")
     return 0
 
 

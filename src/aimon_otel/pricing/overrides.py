@@ -38,6 +38,9 @@ PRICE_KEYS = (
     "output_audio_mtok",
 )
 _SECTIONS = ("aliases", "models", "multipliers")
+MAX_PRICE_MTOK = Decimal(100_000)
+"""No model costs this much per million tokens: a bigger figure is a unit mistake (or ``1e400``)."""
+MAX_FACTOR = Decimal(100)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Overrides:
 
     def alias(self, model: str, target: str, provider: str | None = None) -> Overrides:
         self.aliases[(provider, model)] = target
+        _check_alias_cycles(self.aliases, self.source)
         return self
 
     def model(
@@ -107,7 +111,13 @@ class Overrides:
         return self
 
     def resolve_alias(self, provider: str, model: str) -> str:
-        return self.aliases.get((provider, model)) or self.aliases.get((None, model)) or model
+        """Follow aliases to the model they name (chains allowed; cycles are refused at load)."""
+        for _ in range(len(self.aliases) + 1):
+            target = self.aliases.get((provider, model)) or self.aliases.get((None, model))
+            if target is None or target == model:
+                return model
+            model = target
+        return model
 
     def custom_price(self, provider: str, model: str, day: date) -> CompiledPrice | None:
         for key in ((provider, model), (None, model)):
@@ -147,21 +157,39 @@ def load_overrides(path: str | Path) -> Overrides:
     if unknown:
         raise AimonConfigError(f"{name}: unknown section(s) {unknown}; the sections are {list(_SECTIONS)}")
     overrides = Overrides(source=name)
+    alias_at: dict[tuple[str | None, str], str] = {}
     for index, entry in enumerate(_list(data, "aliases", name)):
         where = f"{name}: aliases[{index}]"
         _keys(entry, where, required=("model", "target"), optional=("provider",))
-        overrides.aliases[(_opt_str(entry, "provider", where), _str(entry, "model", where))] = _str(
-            entry, "target", where
-        )
+        key = (_opt_str(entry, "provider", where), _str(entry, "model", where))
+        if key in alias_at:
+            raise AimonConfigError(
+                f"{where}: {_describe(key)} is already aliased at {alias_at[key]}; keep one of the two"
+            )
+        alias_at[key] = where
+        overrides.aliases[key] = _str(entry, "target", where)
+    _check_alias_cycles(overrides.aliases, name)
+    model_at: dict[tuple[str | None, str], str] = {}
     for index, entry in enumerate(_list(data, "models", name)):
-        _add_model(overrides, entry, f"{name}: models[{index}]")
+        where = f"{name}: models[{index}]"
+        if isinstance(entry, dict) and isinstance(entry.get("model"), str):
+            provider = entry.get("provider")
+            key = (provider if isinstance(provider, str) else None, entry["model"])
+            if key in model_at:
+                raise AimonConfigError(
+                    f"{where}: {_describe(key)} is already priced at {model_at[key]}; give one entry a list of "
+                    "prices with effective_from/effective_to instead"
+                )
+            model_at[key] = where
+        _add_model(overrides, entry, where)
     for index, entry in enumerate(_list(data, "multipliers", name)):
         where = f"{name}: multipliers[{index}]"
         _keys(entry, where, required=("factor",), optional=("provider", "model"))
         factor = _decimal(entry["factor"], where, "factor")
-        if factor <= 0:
+        if factor <= 0 or factor > MAX_FACTOR:
             raise AimonConfigError(
-                f"{where}: factor must be above 0 (e.g. 0.8 for a 20% discount), got {entry['factor']!r}"
+                f"{where}: factor must be above 0 and at most {MAX_FACTOR} (e.g. 0.8 for a 20% discount), "
+                f"got {entry['factor']!r}"
             )
         overrides.multipliers.append(
             Multiplier(_opt_str(entry, "provider", where), _opt_str(entry, "model", where), factor)
@@ -200,7 +228,7 @@ def _add_model(overrides: Overrides, entry: Any, where: str) -> None:
         raise AimonConfigError(
             f"{where}: 'prices' must be a list of price entries such as {{input_mtok: 0.3, output_mtok: 1.2}}"
         )
-    dated: list[DatedPrice] = []
+    dated: list[DatedPrice] = list(overrides.models.get((provider, model), ()))
     for index, price in enumerate(prices):
         at = f"{where}.prices[{index}]"
         _keys(price, at, required=(), optional=(*PRICE_KEYS, "effective_from", "effective_to"))
@@ -213,6 +241,11 @@ def _add_model(overrides: Overrides, entry: Any, where: str) -> None:
         for key, amount in amounts.items():
             if amount < 0:
                 raise AimonConfigError(f"{at}: {key} must not be negative, got {price[key]!r}")
+            if amount > MAX_PRICE_MTOK:
+                raise AimonConfigError(
+                    f"{at}: {key} is {price[key]!r} USD per million tokens, above {MAX_PRICE_MTOK}; "
+                    "prices are in USD per million tokens (e.g. input_mtok: 2.5)"
+                )
         start, end = (
             _date(price.get("effective_from"), at, "effective_from"),
             _date(price.get("effective_to"), at, "effective_to"),
@@ -226,7 +259,28 @@ def _add_model(overrides: Overrides, entry: Any, where: str) -> None:
                     "give each price its own effective_from/effective_to"
                 )
         dated.append(DatedPrice(compile_model_price(ModelPrice(**amounts)), start, end))
-    overrides.models.setdefault((provider, model), []).extend(dated)
+    overrides.models[(provider, model)] = dated
+
+
+def _describe(key: tuple[str | None, str]) -> str:
+    provider, model = key
+    return f"model {model!r}" + (f" of provider {provider!r}" if provider else "")
+
+
+def _check_alias_cycles(aliases: dict[tuple[str | None, str], str], name: str) -> None:
+    """An alias chain must end at a model: ``a -> b -> a`` is an error naming the cycle."""
+    for (provider, start), _ in aliases.items():
+        chain = [start]
+        current = start
+        while True:
+            target = aliases.get((provider, current)) or aliases.get((None, current))
+            if target is None:
+                break
+            if target in chain:
+                cycle = " -> ".join([*chain[chain.index(target) :], target])
+                raise AimonConfigError(f"{name}: aliases form a cycle ({cycle}); an alias must lead to a real model")
+            chain.append(target)
+            current = target
 
 
 def _overlap(a0: date | None, a1: date | None, b0: date | None, b1: date | None) -> bool:

@@ -38,6 +38,8 @@ class CostResult:
     """What cache-read tokens would have cost as plain input, less what they cost."""
     requests: Decimal = Decimal(0)
     """Per-request fees: a flat fee per call, server-side tool use such as web search."""
+    detail: str | None = None
+    """Why the usage could not be priced (``invalid_usage``), naming the counts at fault."""
 
     @property
     def priced(self) -> bool:
@@ -57,6 +59,7 @@ class CostResult:
             "source": self.source,
             "model": self.model,
             "provider": self.provider,
+            **({"detail": self.detail} if self.detail else {}),
         }
 
 
