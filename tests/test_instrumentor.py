@@ -37,10 +37,27 @@ def test_uninstrument_restores_originals_and_reinstrument_works(client: openai.O
     assert Completions.__dict__["create"] is original
 
 
-def test_instrument_twice_wraps_once(telemetry: Telemetry, client: openai.OpenAI) -> None:
-    AimonInstrumentor().instrument()  # a second instrument() is a no-op: the instrumentor is a singleton
-    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+def test_instrument_twice_wraps_once(client: openai.OpenAI) -> None:
+    """However often the wrapping runs (a second instrument(), an import hook firing again): one layer,
+    and uninstrument() gives back the SDK's own function (not one layer too deep: it has a ``__wrapped__``)."""
+    import openai as openai_module
+    import wrapt
+
+    original = Completions.__dict__["create"]
+    telemetry = make_telemetry()
+    try:
+        AimonInstrumentor().instrument()
+        instrumentor = telemetry.instrumentor
+        assert instrumentor.telemetry is not None
+        instrumentor._wrap_openai(instrumentor.telemetry, openai_module)  # as if the import hook fired again
+        assert Completions.__dict__["create"].__wrapped__ is original
+        assert not isinstance(Completions.__dict__["create"].__wrapped__, wrapt.ObjectProxy)
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        telemetry.instrumentor.uninstrument()
+    assert Completions.__dict__["create"] is original
     assert len(telemetry.spans()) == 1
+    assert sum(p.count for p in telemetry.points("gen_ai.client.operation.duration")) == 1
 
 
 def test_fault_in_response_reading_is_logged_once_and_never_raised(

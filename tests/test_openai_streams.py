@@ -160,3 +160,13 @@ def test_endpoint_rejecting_stream_options_is_retried_once_then_remembered(telem
     assert [s.status.status_code for s in spans] == [StatusCode.UNSET, StatusCode.UNSET, StatusCode.ERROR]
     assert [s.attributes.get("aimon.stream.outcome") for s in spans[:2]] == ["completed", "completed"]
     assert spans[0].attributes["gen_ai.response.finish_reasons"] == ("stop",)
+
+
+def test_an_unrelated_400_is_not_sent_twice(telemetry: Telemetry, fake: FakeProvider) -> None:
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0)
+    before = len(fake.requests)
+    with pytest.raises(openai.BadRequestError):
+        list(stream(client, extra_headers={wire.SCENARIO_HEADER: "error-400"}))
+    assert len(fake.requests) == before + 1  # the caller's bad request went out once, as without us
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True).close()
+    assert "stream_options" in fake.requests[-1].body  # and the usage request was not given up on

@@ -137,8 +137,9 @@ class OpenAIEndpoint:
         send, original = kwargs, None
         if stream and self.asks_stream_usage and base_url not in self.rejects_stream_usage:
             options = kwargs.get("stream_options")
-            options = options if isinstance(options, dict) else {}
-            if not options.get("include_usage"):
+            options = {} if options is None else options
+            # Only a mapping is extended; anything else is the caller's to send (and the API's to refuse).
+            if isinstance(options, dict) and not options.get("include_usage"):
                 send = {**kwargs, "stream_options": {**options, "include_usage": True}}
                 original = kwargs
         request = Request(
@@ -154,7 +155,11 @@ class OpenAIEndpoint:
         return OpenAIPlan(request, send, base_url, original)
 
     def should_fall_back(self, plan: OpenAIPlan, exc: BaseException) -> bool:
-        return getattr(exc, "status_code", None) == 400
+        """A 400 that names the option we added; any other 400 is the caller's and is not sent twice."""
+        if getattr(exc, "status_code", None) != 400:
+            return False
+        text = str(exc).lower()
+        return "stream_options" in text or "include_usage" in text
 
     def fell_back(self, plan: OpenAIPlan) -> None:
         self.rejects_stream_usage.add(plan.base_url)

@@ -182,6 +182,10 @@ class OpenAIWire:
             )
         if scenario == "error-400":
             return error_response(400, "Invalid value for 'temperature'.", "invalid_request_error")
+        if "stream_options" in body and not isinstance(body["stream_options"], (dict, type(None))):
+            return error_response(
+                400, "Invalid type for 'stream_options': expected an object.", "invalid_request_error"
+            )
         if scenario == "error-429":
             return error_response(
                 429, "Rate limit reached for requests", "requests", {"retry-after": "1", "retry-after-ms": "5"}
