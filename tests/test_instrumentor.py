@@ -8,7 +8,6 @@ import sys
 
 import openai
 import pytest
-from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
 
 from aimon_otel import AimonInstrumentor
 from aimon_otel.providers.openai import OpenAIEndpoint
@@ -107,7 +106,9 @@ def test_entry_point_is_registered_and_loadable() -> None:
 
     (entry,) = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "aimon"]
     assert entry.load() is AimonInstrumentor
-    assert get_dist_dependency_conflicts(distribution("aimon-otel")) is None
+    dependencies = pytest.importorskip("opentelemetry.instrumentation.dependencies")
+    if hasattr(dependencies, "get_dist_dependency_conflicts"):  # opentelemetry-instrumentation >= 0.57b0
+        assert dependencies.get_dist_dependency_conflicts(distribution("aimon-otel")) is None
     assert AimonInstrumentor()._check_dependency_conflicts() is None
 
 

@@ -57,8 +57,17 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments_any
 
     def _check_dependency_conflicts(self) -> DependencyConflict | None:
-        # Any one supported SDK is enough; BaseInstrumentor would require all of them.
-        return get_dependency_conflicts([], _instruments_any)
+        """Any one supported SDK is enough; BaseInstrumentor would require all of them.
+
+        One requirement at a time: ``get_dependency_conflicts`` took no "any of" list before 0.57b0.
+        """
+        first: DependencyConflict | None = None
+        for requirement in _instruments_any:
+            conflict = get_dependency_conflicts([requirement])
+            if conflict is None:
+                return None
+            first = first or conflict
+        return first
 
     def _instrument(self, **kwargs: Any) -> None:
         """Keyword arguments are strict (a bad one raises); the environment is lenient (logged, default used).

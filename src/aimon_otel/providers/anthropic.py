@@ -26,6 +26,7 @@ from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.faults import report_fault
 from aimon_otel.providers.detect import base_url_of, detect_server
+from aimon_otel.providers.request import request_numbers, stop_sequences
 from aimon_otel.telemetry import LLMCall, Request, Telemetry
 from aimon_otel.usage import CountReader, Usage
 
@@ -75,7 +76,7 @@ _REQUEST_NUMBERS = (
     ("max_tokens_to_sample", semconv.REQUEST_MAX_TOKENS),
     ("temperature", semconv.REQUEST_TEMPERATURE),
     ("top_p", semconv.REQUEST_TOP_P),
-    ("top_k", "gen_ai.request.top_k"),
+    ("top_k", semconv.REQUEST_TOP_K),
 )
 
 
@@ -142,10 +143,10 @@ class AnthropicEndpoint:
             attributes[semconv.SERVER_PORT] = port
         if self.api != COUNT_TOKENS:
             attributes[semconv.REQUEST_STREAM] = stream
-        for key, name in _REQUEST_NUMBERS:
-            value = kwargs.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                attributes[name] = value
+        attributes.update(request_numbers(kwargs, _REQUEST_NUMBERS))
+        stops = stop_sequences(kwargs.get("stop_sequences"))
+        if stops:
+            attributes[semconv.REQUEST_STOP_SEQUENCES] = stops
         if self.settings.capture_content:
             attributes.update(_input_content(kwargs, self.settings.content_max_chars))
         request = Request(
@@ -157,7 +158,9 @@ class AnthropicEndpoint:
             stream=stream,
             attributes=attributes,
             secrets=tuple(s for s in (getattr(client, "api_key", None), getattr(client, "auth_token", None)) if s),
-            sdk_traces_itself=sdk_traces_itself(client),
+            # The SDK's own span can only be priced through our span processor; with AIMON_ENRICH_SPANS=false
+            # there is none, so our own span carries the price (the SDK's becomes its child).
+            sdk_traces_itself=self.settings.enrich_spans and sdk_traces_itself(client),
             billable=self.api != COUNT_TOKENS,
         )
         return AnthropicPlan(request, kwargs)

@@ -17,6 +17,7 @@ from aimon_otel.calls import is_raw_response, sdk_model_type
 from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.providers.detect import base_url_of, detect_server
+from aimon_otel.providers.request import request_numbers, stop_sequences
 from aimon_otel.telemetry import LLMCall, Request
 from aimon_otel.usage import CountReader, Usage
 
@@ -69,6 +70,8 @@ _REQUEST_NUMBERS = (
     ("top_p", semconv.REQUEST_TOP_P),
     ("seed", semconv.REQUEST_SEED),
     ("n", semconv.REQUEST_CHOICE_COUNT),
+    ("frequency_penalty", semconv.REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", semconv.REQUEST_PRESENCE_PENALTY),
 )
 
 
@@ -124,10 +127,10 @@ class OpenAIEndpoint:
             attributes[semconv.SERVER_PORT] = server.port
         if self.api != EMBEDDINGS:
             attributes[semconv.REQUEST_STREAM] = stream
-        for key, name in _REQUEST_NUMBERS:
-            value = kwargs.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                attributes[name] = value
+        attributes.update(request_numbers(kwargs, _REQUEST_NUMBERS))
+        stops = stop_sequences(kwargs.get("stop"))
+        if stops:
+            attributes[semconv.REQUEST_STOP_SEQUENCES] = stops
         tier = kwargs.get("service_tier")
         if isinstance(tier, str):
             attributes[semconv.REQUEST_SERVICE_TIER] = tier
@@ -137,7 +140,7 @@ class OpenAIEndpoint:
         send, original = kwargs, None
         if stream and self.asks_stream_usage and base_url not in self.rejects_stream_usage:
             options = kwargs.get("stream_options")
-            options = {} if options is None else options
+            options = options or {}  # None and the SDK's NOT_GIVEN / omit sentinels (all falsy) mean unset
             # Only a mapping is extended; anything else is the caller's to send (and the API's to refuse).
             if isinstance(options, dict) and not options.get("include_usage"):
                 send = {**kwargs, "stream_options": {**options, "include_usage": True}}
