@@ -59,7 +59,7 @@ def genai_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def show_spans(spans: list[dict[str, Any]]) -> None:
     print(
-        f"{'span':<36} {'tenant':<8} {'response model':<24} {'in':>4} {'cached':>6} {'out':>4} "
+        f"{'span':<36} {'tenant':<8} {'response model':<24} {'in':>4} {'cached':>6} {'c.write':>7} {'out':>4} "
         f"{'cost USD':>13} {'ms':>6}  status"
     )
     for span in spans:
@@ -70,7 +70,7 @@ def show_spans(spans: list[dict[str, Any]]) -> None:
         print(
             f"{span['name']:<36} {a.get('tenant.id', '-'):<8} {a.get('gen_ai.response.model', '-'):<24} "
             f"{a.get('gen_ai.usage.input_tokens', '-'):>4} {a.get('gen_ai.usage.cache_read.input_tokens', '-'):>6} "
-            f"{a.get('gen_ai.usage.output_tokens', '-'):>4} {cost_text:>13} {_duration_ms(span):>6.1f}  {status}"
+            f"{a.get('gen_ai.usage.cache_creation.input_tokens', '-'):>7} {a.get('gen_ai.usage.output_tokens', '-'):>4} {cost_text:>13} {_duration_ms(span):>6.1f}  {status}"
         )
 
 

@@ -177,3 +177,13 @@ def test_otel_disabled_instrumentations_is_honoured(fake: FakeProvider, tmp_path
     assert spans == []
     spans, _ = run_zero_code(fake, tmp_path, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="requests, flask")
     assert len(spans) == 2
+
+
+def test_every_setting_is_documented() -> None:
+    from aimon_otel import config
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    variables = [value for name, value in vars(config).items() if name.endswith("_ENV")]
+    assert len(variables) == len(Settings.__dataclass_fields__) - 2  # all but strict and given_in_code
+    for variable in variables:
+        assert f"`{variable}`" in readme, f"{variable} is not in the README's configuration table"
