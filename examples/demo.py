@@ -70,7 +70,8 @@ def show_spans(spans: list[dict[str, Any]]) -> None:
         print(
             f"{span['name']:<36} {a.get('tenant.id', '-'):<8} {a.get('gen_ai.response.model', '-'):<24} "
             f"{a.get('gen_ai.usage.input_tokens', '-'):>4} {a.get('gen_ai.usage.cache_read.input_tokens', '-'):>6} "
-            f"{a.get('gen_ai.usage.cache_creation.input_tokens', '-'):>7} {a.get('gen_ai.usage.output_tokens', '-'):>4} {cost_text:>13} {_duration_ms(span):>6.1f}  {status}"
+            f"{a.get('gen_ai.usage.cache_creation.input_tokens', '-'):>7} "
+            f"{a.get('gen_ai.usage.output_tokens', '-'):>4} {cost_text:>13} {_duration_ms(span):>6.1f}  {status}"
         )
 
 
