@@ -72,7 +72,7 @@ def emitted_metrics(fake: Any) -> dict[str, set[str]]:
     instrumentor = aimon_otel.AimonInstrumentor()
     instrumentor.instrument(
         tracer_provider=TracerProvider(),
-        meter_provider=MeterProvider(metric_readers=[reader]),
+        meter_provider=MeterProvider(metric_readers=[reader], shutdown_on_exit=False),
         metrics_include_user=True,  # the "Spend by user" panel is for those who opt in
     )
     try:
@@ -95,9 +95,12 @@ def emitted_metrics(fake: Any) -> dict[str, set[str]]:
                     messages=[{"role": "user", "content": "hi"}],
                     extra_headers={"x-fake-scenario": "error-429"},
                 )
-        registry.register(reader._collector)
-        from prometheus_client import generate_latest
+        from prometheus_client import REGISTRY, generate_latest
 
+        # The reader registers itself in prometheus_client's global registry, which other tests serve:
+        # move it to a registry of our own so nothing recorded here shows up there.
+        REGISTRY.unregister(reader._collector)
+        registry.register(reader._collector)
         text = generate_latest(registry).decode()
     finally:
         instrumentor.uninstrument()
