@@ -41,8 +41,7 @@ PROMETHEUS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 TEMPO = DataSourceRef(type_val="tempo", uid="${tempo}")
 TOKENS = "gen_ai_client_token_usage_sum"
 FAILED = 'error_type!=""'
-TOTAL_TOKEN_TYPES = 'gen_ai_token_type=~"input|output"'
-SAVINGS = "aimon_cost_cache_savings_USD_total"
+PRICED_APART = "aimon_usage_tokens_total"
 HAS_USER = 'user_id!=""'
 FILTER = (
     'job=~"$service", deployment_environment=~"$environment", gen_ai_provider_name=~"$provider", '
@@ -86,9 +85,10 @@ def series_panel(title: str, queries: list[Query], unit: str, description: str, 
     )
 
 
-def bar_panel(title: str, query: Query, unit: str, description: str, width: int = 8) -> bargauge.Panel:
+def bar_panel(title: str, query: Query | list[Query], unit: str, description: str, width: int = 8) -> bargauge.Panel:
+    queries = query if isinstance(query, list) else [query]
     return with_targets(
-        bargauge.Panel().title(title).description(description).unit(unit).span(width).height(8), [query]
+        bargauge.Panel().title(title).description(description).unit(unit).span(width).height(8), queries
     )
 
 
@@ -215,9 +215,17 @@ def overview() -> dashboard.Dashboard:
         ),
         bar_panel(
             "Token mix",
-            Query(f"sum by (gen_ai_token_type) (increase({f(TOKENS)}[$__range]))", "{{gen_ai_token_type}}", True),
+            [
+                Query(f"sum by (gen_ai_token_type) (increase({f(TOKENS)}[$__range]))", "{{gen_ai_token_type}}", True),
+                Query(
+                    f"sum by (aimon_token_type) (increase({f(PRICED_APART)}[$__range]))",
+                    "of which {{aimon_token_type}}",
+                    True,
+                ),
+            ],
             "short",
-            "Input (cached included) and output (reasoning included) tokens.",
+            "Input (cached included) and output (reasoning included) tokens, and the parts of them priced apart: "
+            "cache read and write (of input), reasoning (of output).",
         ),
         bar_panel(
             "Unpriced calls",

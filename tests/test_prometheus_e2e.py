@@ -216,6 +216,9 @@ def test_live_metrics_are_scraped_with_exact_values(prometheus: Prometheus) -> N
     assert {s["metric"]["gen_ai_token_type"]: float(s["value"][1]) for s in tokens} == {
         "input": 2160.0,
         "output": 340.0,
+    }
+    parts = prometheus.query('sum by (aimon_token_type) (aimon_usage_tokens_total{job="demo-app", tenant_id="acme"})')
+    assert {s["metric"]["aimon_token_type"]: float(s["value"][1]) for s in parts} == {
         "cache_read": 720.0,  # 4 x 40 + 200 per round
         "cache_write": 600.0,  # 300 per round (Anthropic)
         "reasoning": 80.0,  # 4 x 10 per round

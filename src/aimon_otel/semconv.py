@@ -76,7 +76,8 @@ OP_EMBEDDINGS: Final = "embeddings"
 
 TOKEN_INPUT: Final = "input"
 TOKEN_OUTPUT: Final = "output"
-# Sub-kinds, parts of input or output (DESIGN.md allows them): never add them to input + output.
+# ``aimon.token.type`` on ``aimon.usage.tokens``: parts of input or output priced apart.
+AIMON_TOKEN_TYPE: Final = "aimon.token.type"
 TOKEN_CACHE_READ: Final = "cache_read"
 TOKEN_CACHE_WRITE: Final = "cache_write"
 TOKEN_REASONING: Final = "reasoning"
@@ -93,6 +94,7 @@ METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk
 METRIC_COST: Final = "gen_ai.usage.cost"
 METRIC_UNPRICED_CALLS: Final = "aimon.pricing.unpriced_calls"
 METRIC_CACHE_SAVINGS: Final = "aimon.cost.cache_savings"
+METRIC_USAGE_TOKENS: Final = "aimon.usage.tokens"
 
 # Bucket boundaries advised by the GenAI metric conventions.
 TOKEN_BUCKETS: Final = (

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -61,6 +60,12 @@ class Telemetry:
             unit="USD",
             description="Cost of GenAI calls in US dollars",
             explicit_bucket_boundaries_advisory=list(semconv.COST_BUCKETS),
+        )
+        self.usage_tokens: Counter = meter.create_counter(
+            semconv.METRIC_USAGE_TOKENS,
+            unit="{token}",
+            description="Tokens priced apart, by aimon.token.type: cache read and write (part of input), "
+            "reasoning (part of output); recorded only when above 0",
         )
         self.cache_savings: Counter = meter.create_counter(
             semconv.METRIC_CACHE_SAVINGS,
@@ -274,8 +279,17 @@ class LLMCall:
         usage = self.usage
         if usage is None:
             return
-        for token_type, count in _token_counts(usage):
-            telemetry.token_usage.record(count, {**attributes, semconv.TOKEN_TYPE: token_type}, context=_NO_EXEMPLAR)
+        # gen_ai.client.token.usage carries input and output only (as the conventions define them), so
+        # any GenAI dashboard's sum over it is right; the parts priced apart go to aimon.usage.tokens.
+        if usage.input_tokens is not None:
+            token_attributes = {**attributes, semconv.TOKEN_TYPE: semconv.TOKEN_INPUT}
+            telemetry.token_usage.record(usage.input_tokens, token_attributes, context=_NO_EXEMPLAR)
+        if usage.output_tokens is not None:
+            token_attributes = {**attributes, semconv.TOKEN_TYPE: semconv.TOKEN_OUTPUT}
+            telemetry.token_usage.record(usage.output_tokens, token_attributes, context=_NO_EXEMPLAR)
+        for token_type, count in _priced_apart(usage):
+            token_attributes = {**attributes, semconv.AIMON_TOKEN_TYPE: token_type}
+            telemetry.usage_tokens.add(count, token_attributes, context=_NO_EXEMPLAR)
 
 
 _ALREADY_ENDED = CostResult(PricingStatus.NO_USAGE)
@@ -310,25 +324,11 @@ def cost_attributes(cost: CostResult) -> dict[str, AttributeValue]:
     return attributes
 
 
-def _token_counts(usage: Usage) -> Iterable[tuple[str, int]]:
-    """``input`` and ``output``, then the sub-kinds that are part of them (when there are any):
-    sum only ``input`` and ``output`` for totals."""
-    if usage.input_tokens is not None:
-        yield semconv.TOKEN_INPUT, usage.input_tokens
-    if usage.output_tokens is not None:
-        yield semconv.TOKEN_OUTPUT, usage.output_tokens
+def _priced_apart(usage: Usage) -> Iterable[tuple[str, int]]:
+    """The parts of input and output priced differently, when there are any."""
     if usage.cache_read_input_tokens:
         yield semconv.TOKEN_CACHE_READ, usage.cache_read_input_tokens
     if usage.cache_creation_input_tokens:
         yield semconv.TOKEN_CACHE_WRITE, usage.cache_creation_input_tokens
     if usage.reasoning_output_tokens:
         yield semconv.TOKEN_REASONING, usage.reasoning_output_tokens
-
-
-def int_or_none(value: Any) -> int | None:
-    """An SDK usage field as an int; sentinels, None and junk become None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    return None
