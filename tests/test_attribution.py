@@ -41,7 +41,7 @@ def test_context_manager_on_span_and_metrics(telemetry: Telemetry, client: opena
     assert costs["acme"].attributes["aimon.feature"] == "support_reply"
     assert "user.id" not in costs["acme"].attributes  # unbounded: only on opt-in
     tokens = [p for p in telemetry.points("gen_ai.client.token.usage") if p.attributes.get("tenant.id") == "acme"]
-    assert len(tokens) == 4  # input, output, cache_read, reasoning
+    assert len(tokens) == 2  # input, output (the parts priced apart are aimon.usage.tokens)
 
 
 def test_user_on_metrics_only_when_opted_in(monkeypatch: pytest.MonkeyPatch, client: openai.OpenAI) -> None:

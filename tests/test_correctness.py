@@ -56,12 +56,12 @@ async def test_suppress_instrumentation_async(telemetry: Telemetry, async_client
 def test_a_fault_deciding_what_to_hide_shows_the_item(
     telemetry: Telemetry, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aimon_otel.providers.openai import ChunkStreamAccumulator
+    from aimon_otel.providers.openai import ChunkStreamReader
 
     def broken(self: Any, chunk: Any) -> bool:
         raise RuntimeError("bug in hides")
 
-    monkeypatch.setattr(ChunkStreamAccumulator, "hides", broken)
+    monkeypatch.setattr(ChunkStreamReader, "hides", broken)
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == wire.REPLY_TEXT
     span = telemetry.span()
@@ -72,18 +72,19 @@ def test_a_fault_deciding_what_to_hide_shows_the_item(
 def test_faults_around_the_call_never_reach_the_app(
     where: str, telemetry: Telemetry, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aimon_otel import telemetry as telemetry_module
-    from aimon_otel.providers.openai import OpenAIPlan
+    from aimon_otel.invocation import Invocation
+    from aimon_otel.pipeline import Call
+    from aimon_otel.providers.openai import StreamUsagePlan
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"bug in {where}")
 
     if where == "activate":
-        monkeypatch.setattr(telemetry_module.LLMCall, "activate", boom)
+        monkeypatch.setattr(Call, "activate", boom)
     elif where == "fallback":
-        monkeypatch.setattr(OpenAIPlan, "without_additions", boom)
+        monkeypatch.setattr(StreamUsagePlan, "without_additions", boom)
     else:
-        monkeypatch.setattr(telemetry_module.LLMCall, "mark_first_chunk", boom)
+        monkeypatch.setattr(Invocation, "first_chunk", boom)
     client = openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-x", max_retries=0)
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     assert chunks[-1].choices[0].finish_reason == "stop"

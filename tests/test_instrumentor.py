@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from aimon_otel import AimonInstrumentor
-from aimon_otel.providers.openai import OpenAIEndpoint
+from aimon_otel.providers.openai import ChatCompletions, OpenAIEndpoint
 from aimon_otel.testing import openai_wire as wire
 from tests.conftest import MESSAGES, Telemetry, make_telemetry
 
@@ -46,9 +46,11 @@ def test_instrument_twice_wraps_once(client: openai.OpenAI) -> None:
     telemetry = make_telemetry()
     try:
         AimonInstrumentor().instrument()
+        from aimon_otel.providers.openai import TARGETS
+
         instrumentor = telemetry.instrumentor
-        assert instrumentor.telemetry is not None
-        instrumentor._wrap_openai(instrumentor.telemetry, openai_module)  # as if the import hook fired again
+        assert instrumentor.pipeline is not None
+        instrumentor._wrap_sdk(instrumentor.pipeline, openai_module, TARGETS)  # as if the import hook fired again
         assert Completions.__dict__["create"].__wrapped__ is original
         assert not isinstance(Completions.__dict__["create"].__wrapped__, wrapt.ObjectProxy)
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -65,7 +67,7 @@ def test_fault_in_response_reading_is_logged_once_and_never_raised(
     def broken(*args: object) -> None:
         raise RuntimeError("boom in extraction")
 
-    monkeypatch.setattr(OpenAIEndpoint, "record_response", broken)
+    monkeypatch.setattr(ChatCompletions, "record_response", broken)
     monkeypatch.setattr("aimon_otel.faults._reported", set())
     with caplog.at_level(logging.WARNING, logger="aimon_otel"):
         first = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -90,12 +92,12 @@ def test_fault_in_request_reading_calls_through(
 def test_fault_in_stream_reading_keeps_the_stream(
     telemetry: Telemetry, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aimon_otel.providers.openai import ChunkStreamAccumulator
+    from aimon_otel.providers.openai import ChunkStreamReader
 
     def broken(self: object, chunk: object) -> bool:
         raise ValueError("boom per chunk")
 
-    monkeypatch.setattr(ChunkStreamAccumulator, "on_item", broken)
+    monkeypatch.setattr(ChunkStreamReader, "on_item", broken)
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     assert [c.choices[0].delta.content for c in chunks[1:-1]] == ["Hello", " from", " the", " fake", " provider."]
     assert telemetry.span().attributes["aimon.stream.outcome"] == "completed"
@@ -151,3 +153,46 @@ def test_a_second_instrumentor_object_can_uninstrument(client: openai.OpenAI) ->
     assert vars(openai.resources.chat.completions.Completions)["create"] is not original
     AimonInstrumentor().uninstrument()
     assert vars(openai.resources.chat.completions.Completions)["create"] is original
+
+
+def test_two_providers_one_after_the_other_do_not_leak(client: openai.OpenAI, tmp_path: object) -> None:
+    """The instrumentor owns its state: after uninstrument() nothing of the first setup is used again."""
+    from pathlib import Path
+
+    import aimon_otel
+
+    prices = Path(str(tmp_path)) / "prices.yaml"
+    prices.write_text("models:\n  - {model: house-model, prices: {input_mtok: 1, output_mtok: 2}}\n")
+    first = make_telemetry(pricing_file=str(prices), tenant_resolver=lambda: "first-tenant")
+    client.chat.completions.create(model="house-model", messages=MESSAGES)
+    assert aimon_otel.cost("openai", "house-model", 1_000_000, 0).priced  # the pricing file, while instrumented
+    first.instrumentor.uninstrument()
+    assert first.instrumentor.pipeline is None
+
+    second = make_telemetry()
+    try:
+        client.chat.completions.create(model="house-model", messages=MESSAGES)
+        assert not aimon_otel.cost("openai", "house-model", 1_000_000, 0).priced  # the old file is gone
+    finally:
+        second.instrumentor.uninstrument()
+    (one,) = first.spans()
+    (two,) = second.spans()
+    assert one.attributes["tenant.id"] == "first-tenant" and "tenant.id" not in two.attributes  # resolver gone
+    assert one.attributes["aimon.pricing.status"] == "priced"
+    assert two.attributes["aimon.pricing.status"] == "unknown_model"
+    for made in (first, second):
+        assert sum(p.count for p in made.points("gen_ai.client.operation.duration")) == 1
+
+
+def test_record_usage_follows_the_current_instrumentation() -> None:
+    import aimon_otel
+
+    made = make_telemetry()
+    try:
+        aimon_otel.record_usage(provider="openai", model="gpt-4o-mini", input_tokens=120, output_tokens=30)
+    finally:
+        made.instrumentor.uninstrument()
+    (span,) = made.spans()
+    assert span.attributes["gen_ai.usage.cost"] == pytest.approx(0.0000360, abs=1e-12)
+    aimon_otel.record_usage(provider="openai", model="gpt-4o-mini", input_tokens=1, output_tokens=1)
+    assert len(made.spans()) == 1  # after uninstrument(), not to the old provider

@@ -53,8 +53,8 @@ class Settings:
     """A YAML or TOML file of price overrides (custom models, aliases, multipliers)."""
     metrics_include_user: bool = False
     """Put ``user.id`` on metrics too (unbounded cardinality: opt in deliberately)."""
-    tenant_resolver: str | None = None
-    """``module:function`` returning the current tenant (or a mapping) when none is set."""
+    tenant_resolver: str | Callable[[], Any] | None = None
+    """``module:function`` (or, in code, a function) returning the current tenant (or a mapping) when none is set."""
     enrich_spans: bool = True
     """Wrap the tracer provider's span processors so other instrumentations' GenAI spans get priced."""
     metrics_max_values: int = 1000
@@ -183,6 +183,12 @@ def _code_optional_text(value: Any) -> str | None:
     raise _RejectedError("must be a non-empty string or None")
 
 
+def _code_resolver(value: Any) -> Any:
+    if callable(value):
+        return value
+    return _code_optional_text(value)
+
+
 def _code_sdks(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return _sdks(value)
@@ -197,7 +203,7 @@ _CODE: dict[str, Callable[[Any], Any]] = {
     "openai_stream_usage": _code_flag,
     "pricing_file": _code_optional_text,
     "metrics_include_user": _code_flag,
-    "tenant_resolver": _code_optional_text,
+    "tenant_resolver": _code_resolver,
     "enrich_spans": _code_flag,
     "metrics_max_values": _code_positive_int,
     "instrument": _code_sdks,

@@ -35,7 +35,6 @@ _ATTRIBUTION_KEYS = (semconv.TENANT_ID, semconv.USER_ID, semconv.FEATURE)
 _SHORT_NAMES = {"tenant_id": semconv.TENANT_ID, "user_id": semconv.USER_ID, "feature": semconv.FEATURE}
 
 Resolver = Callable[[], "str | Mapping[str, Any] | None"]
-_resolver: Resolver | None = None
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -106,10 +105,10 @@ def _from_values(values: dict[str, str]) -> attributes:
     return made
 
 
-def current_attributes(context: otel_context.Context | None = None) -> dict[str, str]:
+def current_attributes(context: otel_context.Context | None = None, resolver: Resolver | None = None) -> dict[str, str]:
     """tenant.id / user.id / aimon.feature (and extras) for a call starting in ``context``.
 
-    ``attributes(...)`` wins, then baggage; the resolver is asked only for what is still missing.
+    ``attributes(...)`` wins, then baggage; ``resolver`` is asked only for what is still missing.
     """
     explicit: Mapping[str, str] | None = otel_context.get_value(_KEY, context)  # type: ignore[assignment]
     found = dict(explicit) if explicit else {}
@@ -122,16 +121,13 @@ def current_attributes(context: otel_context.Context | None = None) -> dict[str,
                 value = carried.get(key)
                 if value is not None:
                     found[key] = clean(key, str(value))
-    if _resolver is not None and any(key not in found for key in _ATTRIBUTION_KEYS):
-        for key, value in _resolve().items():
+    if resolver is not None and any(key not in found for key in _ATTRIBUTION_KEYS):
+        for key, value in _resolve(resolver).items():
             found.setdefault(key, value)
     return found
 
 
-def _resolve() -> dict[str, str]:
-    resolver = _resolver
-    if resolver is None:
-        return {}
+def _resolve(resolver: Resolver) -> dict[str, str]:
     try:
         value = resolver()
     except Exception as fault:
@@ -183,12 +179,10 @@ def _warn_once(key: tuple[str, str], message: str) -> None:
     logger.warning("aimon-otel: %s", message)
 
 
-def set_resolver(spec: str | Resolver | None, source: str = "AIMON_TENANT_RESOLVER") -> None:
-    """Use ``module:function`` (or a callable) to find the tenant of calls with none set."""
-    global _resolver
+def load_resolver(spec: str | Resolver | None, source: str = "AIMON_TENANT_RESOLVER") -> Resolver | None:
+    """The function ``module:function`` names (or the callable given) that finds the tenant of calls with none."""
     if spec is None or callable(spec):
-        _resolver = spec
-        return
+        return spec
     module_name, _, attribute = spec.partition(":")
     try:
         found = getattr(importlib.import_module(module_name), attribute)
@@ -198,4 +192,4 @@ def set_resolver(spec: str | Resolver | None, source: str = "AIMON_TENANT_RESOLV
         ) from None
     if not callable(found):
         raise AimonConfigError(f"{source}={spec!r} is not a function; give it as module:function")
-    _resolver = found
+    return found  # type: ignore[no-any-return]

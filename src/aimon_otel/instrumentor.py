@@ -21,16 +21,15 @@ from opentelemetry.instrumentation.utils import unwrap
 from aimon_otel import semconv
 from aimon_otel.calls import async_wrapper, sync_wrapper
 from aimon_otel.config import AimonConfigError, Settings, report
-from aimon_otel.context import set_resolver
+from aimon_otel.context import load_resolver
 from aimon_otel.faults import logger, report_fault
-from aimon_otel.manual import set_active_telemetry
 from aimon_otel.package import _instruments_any
+from aimon_otel.pipeline import Pipeline
 from aimon_otel.pricing import PricingEngine, load_overrides
-from aimon_otel.pricing.engine import set_default_engine
 from aimon_otel.processor import wrap_provider_processors
 from aimon_otel.providers import anthropic as anthropic_adapter
 from aimon_otel.providers import openai as openai_adapter
-from aimon_otel.telemetry import Telemetry
+from aimon_otel.providers.base import Endpoint
 from aimon_otel.version import __version__
 
 
@@ -51,7 +50,9 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._generation = 0
         self._unwrap_processors: Callable[[], None] | None = None
         self.settings: Settings | None = None
-        self.telemetry: Telemetry | None = None
+        self.pipeline: Pipeline | None = None
+        """The instrumented calls' telemetry; None when not instrumented."""
+        self._fallback: Pipeline | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments_any
@@ -93,28 +94,30 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 overrides = load_overrides(settings.pricing_file)
             except AimonConfigError as error:
                 report(settings, "pricing_file", error)
+        resolver = None
         try:
-            set_resolver(settings.tenant_resolver)
+            resolver = load_resolver(settings.tenant_resolver)
         except AimonConfigError as error:
             report(settings, "tenant_resolver", error)
         engine = engine or PricingEngine(overrides)
         engine.catalog.warm_up()
         self.settings = settings
-        telemetry = Telemetry(
+        pipeline = Pipeline(
             trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, tracer_provider),
             metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, meter_provider),
             settings,
             engine,
+            resolver,
         )
-        self.telemetry = telemetry
-        set_default_engine(engine)
-        set_active_telemetry(telemetry)
+        self.pipeline = pipeline
         if settings.enrich_spans:
-            self._unwrap_processors = wrap_provider_processors(tracer_provider or trace.get_tracer_provider(), engine)
+            self._unwrap_processors = wrap_provider_processors(
+                tracer_provider or trace.get_tracer_provider(), engine, pipeline.attribution
+            )
         if "openai" in settings.instrument:
-            self._when_imported("openai", lambda module: self._wrap_openai(telemetry, module))
+            self._when_imported("openai", lambda module: self._wrap_sdk(pipeline, module, openai_adapter.TARGETS))
         if "anthropic" in settings.instrument:
-            self._when_imported("anthropic", lambda module: self._wrap_anthropic(telemetry, module))
+            self._when_imported("anthropic", lambda module: self._wrap_sdk(pipeline, module, anthropic_adapter.TARGETS))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._generation += 1  # import hooks still pending now do nothing
@@ -124,10 +127,26 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if self._unwrap_processors is not None:
             self._unwrap_processors()
             self._unwrap_processors = None
-        set_resolver(None)
-        set_default_engine(None)
-        set_active_telemetry(None)
-        self.telemetry = None
+        self.pipeline = None
+        self.settings = None
+
+    def pricing_engine(self) -> PricingEngine:
+        """The engine of the instrumented calls (with the pricing file), else a plain one kept for later."""
+        if self.pipeline is not None:
+            return self.pipeline.engine
+        return self.fallback_pipeline().engine
+
+    def fallback_pipeline(self) -> Pipeline:
+        """For ``record_usage()`` without ``instrument()``: the global providers, settings from the environment."""
+        if self.pipeline is not None:
+            return self.pipeline
+        if self._fallback is None:
+            self._fallback = Pipeline(
+                trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__),
+                metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__),
+                Settings.load(),
+            )
+        return self._fallback
 
     def _when_imported(self, module_name: str, setup: Callable[[Any], None]) -> None:
         """Run ``setup(module)`` now if the module is imported, else right after it is.
@@ -152,28 +171,21 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         else:
             wrapt.register_post_import_hook(hook, module_name)
 
-    def _wrap_openai(self, telemetry: Telemetry, openai: Any) -> None:
+    def _wrap_sdk(self, pipeline: Pipeline, sdk: Any, targets: Any) -> None:
+        """Wrap each target method with its endpoint (one endpoint per API, shared by sync and async)."""
         stream_types = tuple(
-            t for t in (getattr(openai, "Stream", None), getattr(openai, "AsyncStream", None)) if isinstance(t, type)
+            t for t in (getattr(sdk, "Stream", None), getattr(sdk, "AsyncStream", None)) if isinstance(t, type)
         )
-        endpoints = {
-            api: openai_adapter.OpenAIEndpoint(api, telemetry.settings, stream_types)
-            for api in {target.api for target in openai_adapter.TARGETS}
-        }
-        for target in openai_adapter.TARGETS:
-            endpoint = endpoints[target.api]
-            make = async_wrapper if target.is_async else sync_wrapper
-            self._wrap(target.module, target.method, make(telemetry, endpoint))
-
-    def _wrap_anthropic(self, telemetry: Telemetry, anthropic: Any) -> None:
-        candidates = (getattr(anthropic, "Stream", None), getattr(anthropic, "AsyncStream", None))
-        stream_types = tuple(t for t in candidates if isinstance(t, type))
-        for target in anthropic_adapter.TARGETS:
-            endpoint = anthropic_adapter.AnthropicEndpoint(target.api, telemetry.settings, stream_types)
-            if target.api == anthropic_adapter.STREAM_MANAGER:
-                wrapper = anthropic_adapter.stream_manager_wrapper(telemetry, endpoint)
+        endpoints: dict[type, Endpoint] = {}
+        for target in targets:
+            endpoint = endpoints.get(target.endpoint)
+            if endpoint is None:
+                endpoint = endpoints[target.endpoint] = target.endpoint(pipeline.settings, stream_types)
+            make_wrapper = getattr(endpoint, "make_wrapper", None)
+            if make_wrapper is not None:
+                wrapper = make_wrapper(pipeline)
             else:
-                wrapper = (async_wrapper if target.is_async else sync_wrapper)(telemetry, endpoint)
+                wrapper = (async_wrapper if target.is_async else sync_wrapper)(pipeline, endpoint)
             self._wrap(target.module, target.method, wrapper)
 
     def _wrap(self, module_name: str, method: str, wrapper: Any) -> None:

@@ -4,35 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from opentelemetry import metrics, trace
-
 from aimon_otel import semconv
-from aimon_otel.config import Settings
+from aimon_otel.instrumentor import AimonInstrumentor
+from aimon_otel.invocation import Invocation
 from aimon_otel.pricing import CostResult
-from aimon_otel.pricing.engine import default_engine
-from aimon_otel.telemetry import LLMCall, Request, Telemetry
 from aimon_otel.usage import Usage
-from aimon_otel.version import __version__
-
-_active: Telemetry | None = None
-
-
-def set_active_telemetry(telemetry: Telemetry | None) -> None:
-    global _active
-    _active = telemetry
-
-
-def _telemetry() -> Telemetry:
-    """The instrumentor's telemetry, or one on the global providers if not instrumented."""
-    global _active
-    if _active is None:
-        _active = Telemetry(
-            trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__),
-            metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__),
-            Settings.load(),
-            default_engine(),
-        )
-    return _active
 
 
 def cost(
@@ -50,7 +26,8 @@ def cost(
 ) -> CostResult:
     """What a call would cost: ``input_tokens`` include cached ones, ``output_tokens`` reasoning.
 
-    ``provider`` is a ``gen_ai.provider.name`` (``openai``, ``anthropic``, ``aws.bedrock``...).
+    ``provider`` is a ``gen_ai.provider.name`` (``openai``, ``anthropic``, ``aws.bedrock``...). Priced
+    with the instrumentor's engine (and so its pricing file) once ``instrument()`` has run.
     """
     usage = Usage(
         input_tokens=input_tokens,
@@ -60,7 +37,7 @@ def cost(
         cache_creation_1h_input_tokens=cache_write_1h_tokens,
         reasoning_output_tokens=reasoning_tokens,
     )
-    return default_engine().price(provider, model, usage, at=at, service_tier=service_tier)
+    return AimonInstrumentor().pricing_engine().price(provider, model, usage, at=at, service_tier=service_tier)
 
 
 def record_usage(
@@ -81,24 +58,8 @@ def record_usage(
 
     Call it right after the call returns; the span covers only the recording. Returns the cost.
     """
-    telemetry = _telemetry()
-    call = LLMCall(
-        telemetry,
-        Request(
-            operation=operation,
-            provider=provider,
-            model=model,
-            server_address=None,
-            server_port=None,
-            stream=False,
-            attributes={
-                semconv.OPERATION_NAME: operation,
-                semconv.PROVIDER_NAME: provider,
-                semconv.REQUEST_MODEL: model,
-            },
-        ),
-    )
-    call.set_response(
+    invocation = Invocation(operation=operation, provider=provider, request_model=model)
+    invocation.answered(
         model=response_model or model,
         usage=Usage(
             input_tokens=input_tokens,
@@ -110,5 +71,5 @@ def record_usage(
         ),
     )
     if error_type:
-        call.fail_with(error_type, error_type)
-    return call.end()
+        invocation.failed(error_type, error_type)
+    return AimonInstrumentor().fallback_pipeline().start(invocation).end()

@@ -4,7 +4,7 @@ The SDK freezes a span's attributes before ``on_end`` (``Span.end`` in
 ``opentelemetry/sdk/trace``), so a processor cannot add a cost to a span that has ended.
 Two doors instead:
 
-* our own spans are priced by the instrumentation just before they end (``LLMCall.end``);
+* our own spans are priced by the instrumentation just before they end (``pipeline.Call.end``);
 * other instrumentations' GenAI spans (the anthropic SDK's own, OpenLLMetry's, the official
   ones) are priced here: this processor *wraps* the processor that exports, and hands it an
   enriched read-only copy of each GenAI span that carries token usage but no price.
@@ -30,11 +30,12 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from aimon_otel import semconv
 from aimon_otel.context import current_attributes
 from aimon_otel.faults import logger, report_fault
-from aimon_otel.native_spans import current_link, link_of
+from aimon_otel.native_spans import LinkRegistry, current_link
+from aimon_otel.pipeline import cost_attributes
 from aimon_otel.pricing import PricingEngine
-from aimon_otel.pricing.engine import default_engine
-from aimon_otel.telemetry import cost_attributes
 from aimon_otel.usage import Usage
+
+Attribution = Callable[[Context | None], dict[str, str]]
 
 # Older ``gen_ai.system`` values -> ``gen_ai.provider.name``
 _SYSTEM_TO_PROVIDER = {
@@ -90,9 +91,33 @@ def provider_of(attributes: Mapping[str, Any]) -> str:
 class CostEnrichmentSpanProcessor(SpanProcessor):
     """Wraps the exporting span processor (``inner``); see the module docstring."""
 
-    def __init__(self, inner: SpanProcessor | None = None, engine: PricingEngine | None = None) -> None:
+    def __init__(
+        self,
+        inner: SpanProcessor | None = None,
+        engine: PricingEngine | None = None,
+        attribution: Attribution | None = None,
+    ) -> None:
+        """``engine`` and ``attribution`` default to the instrumentor's (its pricing file, its resolver)."""
         self.inner = inner
-        self.engine = engine or default_engine()
+        self._engine = engine
+        self._attribution = attribution
+        self.links = LinkRegistry()
+
+    @property
+    def engine(self) -> PricingEngine:
+        if self._engine is None:
+            from aimon_otel.instrumentor import AimonInstrumentor
+
+            self._engine = AimonInstrumentor().pricing_engine()
+        return self._engine
+
+    def attribution(self, context: Context | None) -> dict[str, str]:
+        if self._attribution is not None:
+            return self._attribution(context)
+        from aimon_otel.instrumentor import AimonInstrumentor
+
+        pipeline = AimonInstrumentor().pipeline
+        return pipeline.attribution(context) if pipeline is not None else current_attributes(context)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
@@ -101,8 +126,8 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
             if is_genai(attributes) and (scope is None or scope.name != semconv.INSTRUMENTATION_SCOPE):
                 link = current_link.get()
                 if link is not None:  # the SDK's own span for a call we are following
-                    link.adopt(span)
-                stamped = {k: v for k, v in current_attributes(parent_context).items() if k not in attributes}  # type: ignore[operator]
+                    link.adopt(span, self.links)
+                stamped = {k: v for k, v in self.attribution(parent_context).items() if k not in attributes}  # type: ignore[operator]
                 if stamped:
                     span.set_attributes(stamped)
         except Exception as fault:
@@ -113,7 +138,7 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if self.inner is None:
             return
-        link = link_of(span)
+        link = self.links.get(span)
         if link is not None:
             link.deliver(self._forward_with, span)
             return
@@ -171,7 +196,9 @@ def _copy_with(span: ReadableSpan, attributes: Mapping[str, Any]) -> ReadableSpa
     )
 
 
-def wrap_provider_processors(tracer_provider: Any, engine: PricingEngine) -> Callable[[], None] | None:
+def wrap_provider_processors(
+    tracer_provider: Any, engine: PricingEngine, attribution: Attribution | None = None
+) -> Callable[[], None] | None:
     """Wrap each processor of an SDK ``TracerProvider`` so foreign GenAI spans get priced.
 
     Returns a function that undoes it, or None when the provider is not the SDK's (then use
@@ -184,7 +211,8 @@ def wrap_provider_processors(tracer_provider: Any, engine: PricingEngine) -> Cal
         logger.debug("aimon-otel: tracer provider %r has no SDK span processors to wrap", tracer_provider)
         return None
     wrapped = tuple(
-        p if isinstance(p, CostEnrichmentSpanProcessor) else CostEnrichmentSpanProcessor(p, engine) for p in processors
+        p if isinstance(p, CostEnrichmentSpanProcessor) else CostEnrichmentSpanProcessor(p, engine, attribution)
+        for p in processors
     )
     with lock:
         multi._span_processors = wrapped  # type: ignore[union-attr]

@@ -10,52 +10,41 @@ and every attribute of the SDK's stream keep working.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import wrapt
 
 from aimon_otel import semconv
 from aimon_otel.faults import report_fault
-from aimon_otel.telemetry import LLMCall
+
+if TYPE_CHECKING:
+    from aimon_otel.pipeline import Call
+    from aimon_otel.providers.base import StreamReader
 
 
-class StreamAccumulator(Protocol):
-    """Reads a provider's stream items; knows which of them the caller must not see."""
-
-    def on_item(self, item: Any) -> None:
-        """Take note of one item."""
-
-    def hides(self, item: Any) -> bool:
-        """True for an item only we asked for, which the caller must not see.
-
-        Kept apart from ``on_item`` so a fault while reading an item never changes
-        what the caller sees.
-        """
-
-    def finish(self, call: LLMCall) -> None:
-        """Report what the stream told us to the call."""
-
-
-def _finish(call: LLMCall, accumulator: StreamAccumulator, outcome: str, exc: BaseException | None) -> None:
+def _finish(call: Call, reader: StreamReader, outcome: str, exc: BaseException | None) -> None:
     try:
-        accumulator.finish(call)
+        invocation = call.invocation
+        reader.finish(invocation)
         if exc is not None:
-            call.fail(exc)
-        call.end({semconv.STREAM_OUTCOME: outcome})
+            invocation.raised(exc)
+        invocation.stream_outcome = outcome
+        call.end()
     except Exception as fault:  # never let telemetry break the stream
         report_fault("stream end", fault)
 
 
-def _observe(call: LLMCall, accumulator: StreamAccumulator, item: Any) -> bool:
+def _observe(call: Call, reader: StreamReader, item: Any) -> bool:
     """Take note of one item; True if the caller must not see it. A fault shows the item."""
     try:
-        if call.first_chunk_at is None:
-            call.mark_first_chunk()
-        accumulator.on_item(item)
+        invocation = call.invocation
+        if invocation.first_chunk_at is None:
+            invocation.first_chunk()
+        reader.on_item(item)
     except Exception as fault:
         report_fault("stream item", fault)
     try:
-        return accumulator.hides(item)
+        return reader.hides(item)
     except Exception as fault:
         report_fault("stream item", fault)
         return False
@@ -64,16 +53,16 @@ def _observe(call: LLMCall, accumulator: StreamAccumulator, item: Any) -> bool:
 class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Wraps a sync SDK stream (``openai.Stream``)."""
 
-    def __init__(self, wrapped: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
+    def __init__(self, wrapped: Any, call: Call, reader: StreamReader) -> None:
         super().__init__(wrapped)
         self._self_call = call
-        self._self_accumulator = accumulator
+        self._self_reader = reader
         self._self_done = False
 
     def _self_end(self, outcome: str, exc: BaseException | None = None) -> None:
         if not self._self_done:
             self._self_done = True
-            _finish(self._self_call, self._self_accumulator, outcome, exc)
+            _finish(self._self_call, self._self_reader, outcome, exc)
 
     def __iter__(self) -> SyncStreamProxy:
         return self
@@ -88,7 +77,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             except BaseException as exc:
                 self._self_end(semconv.STREAM_ERROR, exc)
                 raise
-            if not _observe(self._self_call, self._self_accumulator, item):
+            if not _observe(self._self_call, self._self_reader, item):
                 return item
 
     def close(self) -> None:
@@ -119,16 +108,16 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Wraps an async SDK stream (``openai.AsyncStream``)."""
 
-    def __init__(self, wrapped: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
+    def __init__(self, wrapped: Any, call: Call, reader: StreamReader) -> None:
         super().__init__(wrapped)
         self._self_call = call
-        self._self_accumulator = accumulator
+        self._self_reader = reader
         self._self_done = False
 
     def _self_end(self, outcome: str, exc: BaseException | None = None) -> None:
         if not self._self_done:
             self._self_done = True
-            _finish(self._self_call, self._self_accumulator, outcome, exc)
+            _finish(self._self_call, self._self_reader, outcome, exc)
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
@@ -143,7 +132,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             except BaseException as exc:
                 self._self_end(semconv.STREAM_ERROR, exc)
                 raise
-            if not _observe(self._self_call, self._self_accumulator, item):
+            if not _observe(self._self_call, self._self_reader, item):
                 return item
 
     async def close(self) -> None:

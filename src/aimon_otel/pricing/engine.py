@@ -162,19 +162,3 @@ class PricingEngine:
             model,
             provider,
         )
-
-
-_default_engine: PricingEngine | None = None
-
-
-def default_engine() -> PricingEngine:
-    """The engine ``cost()`` and processors use unless given one (the instrumentor's, once instrumented)."""
-    global _default_engine
-    if _default_engine is None:
-        _default_engine = PricingEngine()
-    return _default_engine
-
-
-def set_default_engine(engine: PricingEngine | None) -> None:
-    global _default_engine
-    _default_engine = engine

@@ -14,62 +14,26 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from opentelemetry.trace import NoOpTracer, ProxyTracer
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
-from aimon_otel.calls import Wrapper, inside_call, is_raw_response, run_async, run_sync, sdk_model_type
+from aimon_otel.calls import Wrapper, inside_call, run_async, run_sync
 from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.faults import report_fault
+from aimon_otel.invocation import Invocation
+from aimon_otel.pipeline import Pipeline
+from aimon_otel.providers.base import Endpoint, Plan
 from aimon_otel.providers.detect import base_url_of, detect_server
 from aimon_otel.providers.request import request_numbers, stop_sequences
-from aimon_otel.telemetry import LLMCall, Request, Telemetry
 from aimon_otel.usage import CountReader, Usage
-
-MESSAGES = "messages"
-STREAM_MANAGER = "stream_manager"
-COUNT_TOKENS = "count_tokens"
-COMPLETIONS = "completions"
 
 OP_COUNT_TOKENS = "count_tokens"
 """Not named by the conventions: token counting is free, so its spans carry no cost."""
-
-
-class Target(NamedTuple):
-    module: str
-    method: str
-    api: str
-    is_async: bool
-
-
-# Bedrock's and Vertex's ``beta.messages`` classes copy the first-party methods when they are
-# imported (``create = FirstPartyMessagesAPI.create``), so they are wrapped where they live.
-_MESSAGES_MODULES = (
-    "anthropic.resources.messages",
-    "anthropic.resources.beta.messages",
-    "anthropic.lib.bedrock._beta_messages",
-    "anthropic.lib.vertex._beta_messages",
-)
-_MESSAGES_METHODS = (
-    ("create", MESSAGES),
-    ("parse", MESSAGES),
-    ("stream", STREAM_MANAGER),
-    ("count_tokens", COUNT_TOKENS),
-)
-TARGETS: tuple[Target, ...] = (
-    *(
-        Target(module, f"{prefix}Messages.{method}", api, prefix == "Async")
-        for module in _MESSAGES_MODULES
-        for prefix in ("", "Async")
-        for method, api in _MESSAGES_METHODS
-    ),
-    Target("anthropic.resources.completions", "Completions.create", COMPLETIONS, False),
-    Target("anthropic.resources.completions", "AsyncCompletions.create", COMPLETIONS, True),
-)
 
 _REQUEST_NUMBERS = (
     ("max_tokens", semconv.REQUEST_MAX_TOKENS),
@@ -78,15 +42,6 @@ _REQUEST_NUMBERS = (
     ("top_p", semconv.REQUEST_TOP_P),
     ("top_k", semconv.REQUEST_TOP_K),
 )
-
-
-@dataclass(frozen=True)
-class AnthropicPlan:
-    request: Request
-    kwargs: dict[str, Any]
-
-    def without_additions(self) -> None:
-        return None  # we add nothing to Anthropic requests
 
 
 def provider_of(client: Any) -> tuple[str, str | None, int | None]:
@@ -113,89 +68,143 @@ def sdk_traces_itself(client: Any) -> bool:
     return not isinstance(tracer, NoOpTracer)
 
 
-class AnthropicEndpoint:
-    """Reads one kind of Anthropic call: messages (plain or streamed), token counting, legacy completions."""
+class AnthropicEndpoint(Endpoint):
+    """What every anthropic SDK API shares: the client, its cloud, the request's options."""
 
-    def __init__(self, api: str, settings: Settings, stream_types: tuple[type, ...]) -> None:
-        self.api = api
-        self.operation = {COUNT_TOKENS: OP_COUNT_TOKENS, COMPLETIONS: semconv.OP_TEXT_COMPLETION}.get(
-            api, semconv.OP_CHAT
-        )
-        self.settings = settings
-        self.stream_types = stream_types
-        self.model_type = sdk_model_type()
+    operation = semconv.OP_CHAT
+    streams = True
+    """The API takes ``stream=True`` (token counting does not)."""
+    always_streams = False
+    billable = True
 
-    def plan(self, instance: Any, kwargs: dict[str, Any]) -> AnthropicPlan:
+    def plan(self, instance: Any, kwargs: dict[str, Any]) -> Plan:
         client = instance._client
         provider, address, port = provider_of(client)
         model = kwargs.get("model")
-        model = model if isinstance(model, str) else None
-        stream = self.api == STREAM_MANAGER or kwargs.get("stream") is True
-        attributes: dict[str, AttributeValue] = {
-            semconv.OPERATION_NAME: self.operation,
-            semconv.PROVIDER_NAME: provider,
-        }
-        if model:
-            attributes[semconv.REQUEST_MODEL] = model
-        if address:
-            attributes[semconv.SERVER_ADDRESS] = address
-        if port is not None:
-            attributes[semconv.SERVER_PORT] = port
-        if self.api != COUNT_TOKENS:
+        stream = self.always_streams or kwargs.get("stream") is True
+        attributes = request_numbers(kwargs, _REQUEST_NUMBERS)
+        if self.streams:
             attributes[semconv.REQUEST_STREAM] = stream
-        attributes.update(request_numbers(kwargs, _REQUEST_NUMBERS))
         stops = stop_sequences(kwargs.get("stop_sequences"))
         if stops:
             attributes[semconv.REQUEST_STOP_SEQUENCES] = stops
         if self.settings.capture_content:
             attributes.update(_input_content(kwargs, self.settings.content_max_chars))
-        request = Request(
+        invocation = Invocation(
             operation=self.operation,
             provider=provider,
-            model=model,
+            request_model=model if isinstance(model, str) else None,
             server_address=address,
             server_port=port,
             stream=stream,
-            attributes=attributes,
-            secrets=tuple(s for s in (getattr(client, "api_key", None), getattr(client, "auth_token", None)) if s),
+            request_attributes=attributes,
+            billable=self.billable,
             # The SDK's own span can only be priced through our span processor; with AIMON_ENRICH_SPANS=false
             # there is none, so our own span carries the price (the SDK's becomes its child).
             sdk_traces_itself=self.settings.enrich_spans and sdk_traces_itself(client),
-            billable=self.api != COUNT_TOKENS,
+            secrets=tuple(s for s in (getattr(client, "api_key", None), getattr(client, "auth_token", None)) if s),
         )
-        return AnthropicPlan(request, kwargs)
+        return Plan(invocation, kwargs)  # nothing is added to Anthropic requests
 
-    def should_fall_back(self, plan: AnthropicPlan, exc: BaseException) -> bool:
-        return False
 
-    def fell_back(self, plan: AnthropicPlan) -> None:
-        """Never: nothing is added to Anthropic requests."""
+class Messages(AnthropicEndpoint):
+    """``messages.create`` / ``parse`` (plain or ``stream=True``), first-party, Bedrock and Vertex."""
 
-    def is_stream(self, result: Any) -> bool:
-        return isinstance(result, self.stream_types)
-
-    def is_raw_response(self, result: Any) -> bool:
-        return is_raw_response(result, self.model_type)
-
-    def record_response(self, call: LLMCall, response: Any) -> None:
-        if self.api == COUNT_TOKENS:
-            return
+    def record_response(self, invocation: Invocation, response: Any) -> None:
         extra: dict[str, AttributeValue] = {}
         if self.settings.capture_content:
             extra[semconv.OUTPUT_MESSAGES] = to_json(
                 [_output_message(field(response, "content"), field(response, "stop_reason"), self.settings)]
             )
         stop = field(response, "stop_reason")
-        call.set_response(
+        invocation.answered(
             model=field(response, "model"),
             response_id=field(response, "id"),
             finish_reasons=[stop] if isinstance(stop, str) else None,
             usage=messages_usage(field(response, "usage")),
-            extra=extra,
+            attributes=extra,
         )
 
-    def stream_accumulator(self, call: LLMCall, plan: AnthropicPlan) -> AnthropicStreamAccumulator:
-        return AnthropicStreamAccumulator(self.settings)
+    def stream_reader(self, invocation: Invocation, plan: Plan) -> AnthropicStreamReader:
+        return AnthropicStreamReader(self.settings)
+
+
+class MessageStreams(Messages):
+    """``messages.stream(...)``: a manager that sends the request on ``__enter__``.
+
+    The manager keeps that request in a private attribute; we wrap it so the call is traced
+    when it is really made, and the raw event stream the helper reads is our proxy.
+    """
+
+    always_streams = True
+
+    def make_wrapper(self, pipeline: Pipeline) -> Wrapper:
+        endpoint = self
+
+        def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            manager = wrapped(*args, **kwargs)
+            if inside_call():
+                return manager
+            try:
+                name = next(n for n in vars(manager) if n.endswith("__api_request"))
+                request = getattr(manager, name)
+                sent = {**kwargs, "stream": True}
+                if inspect.isawaitable(request):
+                    setattr(manager, name, run_async(pipeline, endpoint, instance, sent, lambda _: request))
+                else:
+                    setattr(manager, name, lambda: run_sync(pipeline, endpoint, instance, sent, lambda _: request()))
+            except Exception as fault:
+                report_fault("anthropic stream manager", fault)
+            return manager
+
+        return wrapper
+
+
+class CountTokens(AnthropicEndpoint):
+    """``messages.count_tokens``: a span and a duration, no cost (counting is free)."""
+
+    operation = OP_COUNT_TOKENS
+    streams = False
+    billable = False
+
+
+class LegacyCompletions(Messages):
+    """Legacy ``completions.create``: a ``completion`` object or event, no usage."""
+
+    operation = semconv.OP_TEXT_COMPLETION
+
+
+class Target(NamedTuple):
+    module: str
+    method: str
+    endpoint: type[AnthropicEndpoint]
+    is_async: bool
+
+
+# Bedrock's and Vertex's ``beta.messages`` classes copy the first-party methods when they are
+# imported (``create = FirstPartyMessagesAPI.create``), so they are wrapped where they live.
+_MESSAGES_MODULES = (
+    "anthropic.resources.messages",
+    "anthropic.resources.beta.messages",
+    "anthropic.lib.bedrock._beta_messages",
+    "anthropic.lib.vertex._beta_messages",
+)
+_MESSAGES_METHODS: tuple[tuple[str, type[AnthropicEndpoint]], ...] = (
+    ("create", Messages),
+    ("parse", Messages),
+    ("stream", MessageStreams),
+    ("count_tokens", CountTokens),
+)
+TARGETS: tuple[Target, ...] = (
+    *(
+        Target(module, f"{prefix}Messages.{method}", endpoint, prefix == "Async")
+        for module in _MESSAGES_MODULES
+        for prefix in ("", "Async")
+        for method, endpoint in _MESSAGES_METHODS
+    ),
+    Target("anthropic.resources.completions", "Completions.create", LegacyCompletions, False),
+    Target("anthropic.resources.completions", "AsyncCompletions.create", LegacyCompletions, True),
+)
 
 
 def messages_usage(usage: Any, output_tokens: Any = None) -> Usage | None:
@@ -275,7 +284,7 @@ _DELTA_USAGE_KEYS = (
 )
 
 
-class AnthropicStreamAccumulator:
+class AnthropicStreamReader:
     """Messages stream events (and legacy completion events)."""
 
     __slots__ = ("message", "output_tokens", "settings", "start_usage", "stop_reason", "texts", "tool_calls", "usage")
@@ -324,7 +333,7 @@ class AnthropicStreamAccumulator:
             if getattr(block, "type", None) == "tool_use":
                 self.tool_calls.setdefault(event.index, {"arguments": ""}).update(id=block.id, name=block.name)
 
-    def finish(self, call: LLMCall) -> None:
+    def finish(self, invocation: Invocation) -> None:
         usage = None
         if self.start_usage is not None:
             merged = {**_as_dict(self.start_usage), **self.usage}
@@ -346,12 +355,12 @@ class AnthropicStreamAccumulator:
             extra[semconv.OUTPUT_MESSAGES] = to_json(
                 [{"role": "assistant", "parts": parts, "finish_reason": self.stop_reason}]
             )
-        call.set_response(
+        invocation.answered(
             model=field(self.message, "model"),
             response_id=field(self.message, "id"),
             finish_reasons=[self.stop_reason] if isinstance(self.stop_reason, str) else None,
             usage=usage,
-            extra=extra,
+            attributes=extra,
         )
 
 
@@ -360,32 +369,6 @@ def _as_dict(usage: Any) -> dict[str, Any]:
         return usage
     dump = getattr(usage, "model_dump", None)
     return dict(dump()) if callable(dump) else {}
-
-
-def stream_manager_wrapper(telemetry: Telemetry, endpoint: AnthropicEndpoint) -> Wrapper:
-    """``messages.stream(...)`` returns a manager that sends the request on ``__enter__``.
-
-    The manager keeps that request in a private attribute; we wrap it so the call is traced
-    when it is really made, and the raw event stream the helper reads is our proxy.
-    """
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        manager = wrapped(*args, **kwargs)
-        if inside_call():
-            return manager
-        try:
-            name = next(n for n in vars(manager) if n.endswith("__api_request"))
-            request = getattr(manager, name)
-            sent = {**kwargs, "stream": True}
-            if inspect.isawaitable(request):
-                setattr(manager, name, run_async(telemetry, endpoint, instance, sent, lambda _: request))
-            else:
-                setattr(manager, name, lambda: run_sync(telemetry, endpoint, instance, sent, lambda _: request()))
-        except Exception as fault:
-            report_fault("anthropic stream manager", fault)
-        return manager
-
-    return wrapper
 
 
 # --- content shapes ---------------------------------------------------------------------

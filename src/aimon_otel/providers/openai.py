@@ -1,66 +1,27 @@
-"""The ``openai`` SDK (1.40 through 3.x): which methods we wrap and how to read them.
+"""The ``openai`` SDK (1.40 through 3.x): which methods we wrap, and how each API reads.
 
-Also used for every OpenAI-compatible provider the SDK is pointed at (Azure, OpenRouter,
-Groq, ...); :mod:`aimon_otel.providers.detect` tells them apart by base URL.
+One endpoint type per API: chat completions (which alone asks streams for their usage),
+legacy completions (the same chunk shapes), responses, embeddings. Also used for every
+OpenAI-compatible provider the SDK is pointed at (Azure, OpenRouter, Groq, ...);
+:mod:`aimon_otel.providers.detect` tells them apart by base URL.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
-from aimon_otel.calls import is_raw_response, sdk_model_type
 from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
+from aimon_otel.invocation import Invocation
+from aimon_otel.providers.base import Endpoint, Plan
 from aimon_otel.providers.detect import base_url_of, detect_server
 from aimon_otel.providers.request import request_numbers, stop_sequences
-from aimon_otel.telemetry import LLMCall, Request
 from aimon_otel.usage import CountReader, Usage
-
-CHAT = "chat"
-RESPONSES = "responses"
-EMBEDDINGS = "embeddings"
-COMPLETIONS = "completions"
-
-_OPERATION = {
-    CHAT: semconv.OP_CHAT,
-    RESPONSES: semconv.OP_CHAT,
-    EMBEDDINGS: semconv.OP_EMBEDDINGS,
-    COMPLETIONS: semconv.OP_TEXT_COMPLETION,
-}
-
-
-class Target(NamedTuple):
-    """One SDK method to wrap: ``module``, ``Class.method``, the API it calls, async or not."""
-
-    module: str
-    method: str
-    api: str
-    is_async: bool
-
-
-# What is wrapped, as data. Methods missing from the installed SDK are skipped.
-# ``chat.completions.stream`` and ``responses.stream`` call ``create`` and so are covered.
-TARGETS: tuple[Target, ...] = (
-    Target("openai.resources.chat.completions", "Completions.create", CHAT, False),
-    Target("openai.resources.chat.completions", "AsyncCompletions.create", CHAT, True),
-    Target("openai.resources.chat.completions", "Completions.parse", CHAT, False),
-    Target("openai.resources.chat.completions", "AsyncCompletions.parse", CHAT, True),
-    Target("openai.resources.beta.chat.completions", "Completions.parse", CHAT, False),
-    Target("openai.resources.beta.chat.completions", "AsyncCompletions.parse", CHAT, True),
-    Target("openai.resources.responses", "Responses.create", RESPONSES, False),
-    Target("openai.resources.responses", "AsyncResponses.create", RESPONSES, True),
-    Target("openai.resources.responses", "Responses.parse", RESPONSES, False),
-    Target("openai.resources.responses", "AsyncResponses.parse", RESPONSES, True),
-    Target("openai.resources.embeddings", "Embeddings.create", EMBEDDINGS, False),
-    Target("openai.resources.embeddings", "AsyncEmbeddings.create", EMBEDDINGS, True),
-    Target("openai.resources.completions", "Completions.create", COMPLETIONS, False),
-    Target("openai.resources.completions", "AsyncCompletions.create", COMPLETIONS, True),
-)
 
 _REQUEST_NUMBERS = (
     ("max_tokens", semconv.REQUEST_MAX_TOKENS),
@@ -75,59 +36,23 @@ _REQUEST_NUMBERS = (
 )
 
 
-@dataclass(frozen=True)
-class OpenAIPlan:
-    request: Request
-    kwargs: dict[str, Any]
-    base_url: str
-    original_kwargs: dict[str, Any] | None
-    """The caller's kwargs when we added ``stream_options``; None when we added nothing."""
+class OpenAIEndpoint(Endpoint):
+    """What every openai SDK API shares: the client, its provider and the request's options."""
 
-    @property
-    def hide_usage_chunk(self) -> bool:
-        return self.original_kwargs is not None
+    operation = semconv.OP_CHAT
+    streams = True
+    """The API takes ``stream=True`` (embeddings do not)."""
 
-    def without_additions(self) -> OpenAIPlan | None:
-        if self.original_kwargs is None:
-            return None
-        return replace(self, kwargs=self.original_kwargs, original_kwargs=None)
-
-
-class OpenAIEndpoint:
-    """Reads one kind of OpenAI API call (chat, responses, embeddings, completions)."""
-
-    def __init__(self, api: str, settings: Settings, stream_types: tuple[type, ...]) -> None:
-        self.api = api
-        self.operation = _OPERATION[api]
-        self.settings = settings
-        self.stream_types = stream_types
-        self.model_type = sdk_model_type()
-        self.asks_stream_usage = api in (CHAT, COMPLETIONS) and settings.openai_stream_usage
-        # Base URLs that answered 400 to ``stream_options`` and then accepted the call without it.
-        self.rejects_stream_usage: set[str] = set()
-
-    # --- request --------------------------------------------------------------------
-    def plan(self, instance: Any, kwargs: dict[str, Any]) -> OpenAIPlan:
+    def plan(self, instance: Any, kwargs: dict[str, Any]) -> Plan:
         client = instance._client
         base_url = base_url_of(client)
         server = detect_server(base_url)
         provider = "azure.ai.openai" if "Azure" in type(client).__name__ else server.provider
         model = kwargs.get("model")
-        model = model if isinstance(model, str) else None
         stream = kwargs.get("stream") is True
-        attributes: dict[str, AttributeValue] = {
-            semconv.OPERATION_NAME: self.operation,
-            semconv.PROVIDER_NAME: provider,
-        }
-        if model:
-            attributes[semconv.REQUEST_MODEL] = model
-        if server.address:
-            attributes[semconv.SERVER_ADDRESS] = server.address
-        if server.port is not None:
-            attributes[semconv.SERVER_PORT] = server.port
-        if self.api != EMBEDDINGS:
+        attributes = request_numbers(kwargs, _REQUEST_NUMBERS)
+        if self.streams:
             attributes[semconv.REQUEST_STREAM] = stream
-        attributes.update(request_numbers(kwargs, _REQUEST_NUMBERS))
         stops = stop_sequences(kwargs.get("stop"))
         if stops:
             attributes[semconv.REQUEST_STOP_SEQUENCES] = stops
@@ -135,80 +60,159 @@ class OpenAIEndpoint:
         if isinstance(tier, str):
             attributes[semconv.REQUEST_SERVICE_TIER] = tier
         if self.settings.capture_content:
-            attributes.update(self._input_content(kwargs))
+            attributes.update(self.input_content(kwargs))
+        invocation = Invocation(
+            operation=self.operation,
+            provider=provider,
+            request_model=model if isinstance(model, str) else None,
+            server_address=server.address,
+            server_port=server.port,
+            stream=stream,
+            request_attributes=attributes,
+            secrets=(getattr(client, "api_key", None) or "",),
+        )
+        return self.sending(invocation, kwargs, base_url)
 
-        send, original = kwargs, None
-        if stream and self.asks_stream_usage and base_url not in self.rejects_stream_usage:
+    def sending(self, invocation: Invocation, kwargs: dict[str, Any], base_url: str) -> Plan:
+        """What to send: the caller's arguments, unless an API adds to them."""
+        return Plan(invocation, kwargs)
+
+    def input_content(self, kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
+        return {}
+
+
+@dataclass(frozen=True)
+class StreamUsagePlan(Plan):
+    """A chat stream sent with ``stream_options.include_usage`` added by us."""
+
+    base_url: str = ""
+    original_kwargs: dict[str, Any] | None = None
+    """The caller's kwargs when we added ``stream_options``; None when we added nothing."""
+
+    def without_additions(self) -> Plan | None:
+        if self.original_kwargs is None:
+            return None
+        return Plan(self.invocation, self.original_kwargs)
+
+
+class ChatCompletions(OpenAIEndpoint):
+    """``chat.completions``: choices and chunks. Streams report usage only if asked, so we ask,
+    hide the usage-only chunk the caller did not ask for, and stop asking an endpoint that refuses."""
+
+    def __init__(self, settings: Settings, stream_types: tuple[type, ...]) -> None:
+        super().__init__(settings, stream_types)
+        # Base URLs that answered 400 to ``stream_options`` and then accepted the call without it.
+        self.rejects_stream_usage: set[str] = set()
+
+    def sending(self, invocation: Invocation, kwargs: dict[str, Any], base_url: str) -> Plan:
+        if invocation.stream and self.settings.openai_stream_usage and base_url not in self.rejects_stream_usage:
             options = kwargs.get("stream_options")
             options = options or {}  # None and the SDK's NOT_GIVEN / omit sentinels (all falsy) mean unset
             # Only a mapping is extended; anything else is the caller's to send (and the API's to refuse).
             if isinstance(options, dict) and not options.get("include_usage"):
                 send = {**kwargs, "stream_options": {**options, "include_usage": True}}
-                original = kwargs
-        request = Request(
-            operation=self.operation,
-            provider=provider,
-            model=model,
-            server_address=server.address,
-            server_port=server.port,
-            stream=stream,
-            attributes=attributes,
-            secrets=(getattr(client, "api_key", None) or "",),
-        )
-        return OpenAIPlan(request, send, base_url, original)
+                return StreamUsagePlan(invocation, send, base_url, kwargs)
+        return StreamUsagePlan(invocation, kwargs, base_url, None)
 
-    def should_fall_back(self, plan: OpenAIPlan, exc: BaseException) -> bool:
+    def should_fall_back(self, plan: Plan, exc: BaseException) -> bool:
         """A 400 that names the option we added; any other 400 is the caller's and is not sent twice."""
         if getattr(exc, "status_code", None) != 400:
             return False
         text = str(exc).lower()
         return "stream_options" in text or "include_usage" in text
 
-    def fell_back(self, plan: OpenAIPlan) -> None:
-        self.rejects_stream_usage.add(plan.base_url)
+    def fell_back(self, plan: Plan) -> None:
+        if isinstance(plan, StreamUsagePlan):
+            self.rejects_stream_usage.add(plan.base_url)
 
-    # --- response -------------------------------------------------------------------
-    def is_stream(self, result: Any) -> bool:
-        return isinstance(result, self.stream_types)
+    def record_response(self, invocation: Invocation, response: Any) -> None:
+        _record_choices(invocation, response, self.settings)
 
-    def is_raw_response(self, result: Any) -> bool:
-        return is_raw_response(result, self.model_type)
+    def stream_reader(self, invocation: Invocation, plan: Plan) -> ChunkStreamReader:
+        hide = isinstance(plan, StreamUsagePlan) and plan.original_kwargs is not None
+        return ChunkStreamReader(hide, self.settings)
 
-    def record_response(self, call: LLMCall, response: Any) -> None:
-        if self.api == RESPONSES:
-            _record_responses_api(call, response, self.settings)
-        elif self.api == EMBEDDINGS:
-            _record_embeddings(call, response)
-        else:
-            _record_choices(call, response, self.settings)
-
-    def stream_accumulator(self, call: LLMCall, plan: OpenAIPlan) -> Any:
-        if self.api == RESPONSES:
-            return ResponsesStreamAccumulator(self.settings)
-        return ChunkStreamAccumulator(plan.hide_usage_chunk, self.settings)
-
-    def _input_content(self, kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
-        limit = self.settings.content_max_chars
-        if self.api == CHAT:
-            messages = kwargs.get("messages")
-            if isinstance(messages, (list, tuple)):
-                return {semconv.INPUT_MESSAGES: to_json([_chat_message(m, limit) for m in messages])}
-        elif self.api == RESPONSES:
-            out: dict[str, AttributeValue] = {}
-            instructions = kwargs.get("instructions")
-            if isinstance(instructions, str):
-                out[semconv.SYSTEM_INSTRUCTIONS] = to_json([text_part(instructions, limit)])
-            given = kwargs.get("input")
-            if isinstance(given, str):
-                out[semconv.INPUT_MESSAGES] = to_json([{"role": "user", "parts": [text_part(given, limit)]}])
-            elif isinstance(given, (list, tuple)):
-                out[semconv.INPUT_MESSAGES] = to_json([_chat_message(m, limit) for m in given])
-            return out
-        elif self.api == COMPLETIONS:
-            prompt = kwargs.get("prompt")
-            if isinstance(prompt, str):
-                return {semconv.INPUT_MESSAGES: to_json([{"role": "user", "parts": [text_part(prompt, limit)]}])}
+    def input_content(self, kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
+        messages = kwargs.get("messages")
+        if isinstance(messages, (list, tuple)):
+            limit = self.settings.content_max_chars
+            return {semconv.INPUT_MESSAGES: to_json([_chat_message(m, limit) for m in messages])}
         return {}
+
+
+class Completions(ChatCompletions):
+    """Legacy ``completions``: the same choice and chunk shapes (and stream usage) with a text prompt."""
+
+    operation = semconv.OP_TEXT_COMPLETION
+
+    def input_content(self, kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
+        prompt = kwargs.get("prompt")
+        if isinstance(prompt, str):
+            limit = self.settings.content_max_chars
+            return {semconv.INPUT_MESSAGES: to_json([{"role": "user", "parts": [text_part(prompt, limit)]}])}
+        return {}
+
+
+class Responses(OpenAIEndpoint):
+    """``responses``: one response object; streams end with a ``response.*`` event carrying it whole."""
+
+    def record_response(self, invocation: Invocation, response: Any) -> None:
+        _record_responses_api(invocation, response, self.settings)
+
+    def stream_reader(self, invocation: Invocation, plan: Plan) -> ResponsesStreamReader:
+        return ResponsesStreamReader(self.settings)
+
+    def input_content(self, kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
+        limit = self.settings.content_max_chars
+        out: dict[str, AttributeValue] = {}
+        instructions = kwargs.get("instructions")
+        if isinstance(instructions, str):
+            out[semconv.SYSTEM_INSTRUCTIONS] = to_json([text_part(instructions, limit)])
+        given = kwargs.get("input")
+        if isinstance(given, str):
+            out[semconv.INPUT_MESSAGES] = to_json([{"role": "user", "parts": [text_part(given, limit)]}])
+        elif isinstance(given, (list, tuple)):
+            out[semconv.INPUT_MESSAGES] = to_json([_chat_message(m, limit) for m in given])
+        return out
+
+
+class Embeddings(OpenAIEndpoint):
+    """``embeddings``: input tokens only, and the vectors' size."""
+
+    operation = semconv.OP_EMBEDDINGS
+    streams = False
+
+    def record_response(self, invocation: Invocation, response: Any) -> None:
+        _record_embeddings(invocation, response)
+
+
+class Target(NamedTuple):
+    """One SDK method to wrap: ``module``, ``Class.method``, the endpoint that reads it, async or not."""
+
+    module: str
+    method: str
+    endpoint: type[OpenAIEndpoint]
+    is_async: bool
+
+
+# What is wrapped, as data. Methods missing from the installed SDK are skipped.
+# ``chat.completions.stream`` and ``responses.stream`` call ``create`` and so are covered.
+TARGETS: tuple[Target, ...] = (
+    Target("openai.resources.chat.completions", "Completions.create", ChatCompletions, False),
+    Target("openai.resources.chat.completions", "AsyncCompletions.create", ChatCompletions, True),
+    Target("openai.resources.chat.completions", "Completions.parse", ChatCompletions, False),
+    Target("openai.resources.chat.completions", "AsyncCompletions.parse", ChatCompletions, True),
+    Target("openai.resources.beta.chat.completions", "Completions.parse", ChatCompletions, False),
+    Target("openai.resources.beta.chat.completions", "AsyncCompletions.parse", ChatCompletions, True),
+    Target("openai.resources.responses", "Responses.create", Responses, False),
+    Target("openai.resources.responses", "AsyncResponses.create", Responses, True),
+    Target("openai.resources.responses", "Responses.parse", Responses, False),
+    Target("openai.resources.responses", "AsyncResponses.parse", Responses, True),
+    Target("openai.resources.embeddings", "Embeddings.create", Embeddings, False),
+    Target("openai.resources.embeddings", "AsyncEmbeddings.create", Embeddings, True),
+    Target("openai.resources.completions", "Completions.create", Completions, False),
+    Target("openai.resources.completions", "AsyncCompletions.create", Completions, True),
+)
 
 
 # --- reading responses ----------------------------------------------------------------
@@ -278,7 +282,7 @@ def _service_tier(response: Any) -> str | None:
     return tier if isinstance(tier, str) else None
 
 
-def _record_choices(call: LLMCall, response: Any, settings: Settings) -> None:
+def _record_choices(invocation: Invocation, response: Any, settings: Settings) -> None:
     choices = field(response, "choices") or []
     extra: dict[str, AttributeValue] = {}
     fingerprint = field(response, "system_fingerprint")
@@ -296,17 +300,17 @@ def _record_choices(call: LLMCall, response: Any, settings: Settings) -> None:
                 for c in choices
             ]
         )
-    call.set_response(
+    invocation.answered(
         model=field(response, "model"),
         response_id=field(response, "id"),
         finish_reasons=[r for r in (field(c, "finish_reason") for c in choices) if isinstance(r, str)],
         usage=chat_usage(field(response, "usage")),
         service_tier=_service_tier(response),
-        extra=extra,
+        attributes=extra,
     )
 
 
-def _record_embeddings(call: LLMCall, response: Any) -> None:
+def _record_embeddings(invocation: Invocation, response: Any) -> None:
     usage = field(response, "usage")
     data = field(response, "data") or []
     extra: dict[str, AttributeValue] = {}
@@ -314,17 +318,13 @@ def _record_embeddings(call: LLMCall, response: Any) -> None:
         vector = field(data[0], "embedding")
         if isinstance(vector, list):
             extra[semconv.EMBEDDINGS_DIMENSION_COUNT] = len(vector)
-    call.set_response(
-        model=field(response, "model"),
-        usage=embeddings_usage(usage),
-        extra=extra,
-    )
+    invocation.answered(model=field(response, "model"), usage=embeddings_usage(usage), attributes=extra)
 
 
 _RESPONSE_STATUS_TO_FINISH = {"completed": "stop", "incomplete": "length", "failed": "error"}
 
 
-def _record_responses_api(call: LLMCall, response: Any, settings: Settings) -> None:
+def _record_responses_api(invocation: Invocation, response: Any, settings: Settings) -> None:
     status = field(response, "status")
     finish: list[str] = []
     if isinstance(status, str):
@@ -340,14 +340,14 @@ def _record_responses_api(call: LLMCall, response: Any, settings: Settings) -> N
         )
     if status == "failed":
         code = field(field(response, "error"), "code")
-        call.fail_with(code if isinstance(code, str) else "response_failed", "the response failed")
-    call.set_response(
+        invocation.failed(code if isinstance(code, str) else "response_failed", "the response failed")
+    invocation.answered(
         model=field(response, "model"),
         response_id=field(response, "id"),
         finish_reasons=finish,
         usage=responses_usage(field(response, "usage")),
         service_tier=_service_tier(response),
-        extra=extra,
+        attributes=extra,
     )
 
 
@@ -425,7 +425,7 @@ def _output_message(text: str | None, finish_reason: Any, limit: int, tool_calls
 
 
 # --- streams ----------------------------------------------------------------------------
-class ChunkStreamAccumulator:
+class ChunkStreamReader:
     """Chat and completions chunks: id, model, finish reasons, usage (and text if captured).
 
     With ``hide_usage_chunk`` the usage-only chunk we asked for is hidden from the caller,
@@ -484,7 +484,7 @@ class ChunkStreamAccumulator:
                     if isinstance(text, str):
                         self.texts.setdefault(choice.index, []).append(text)
 
-    def finish(self, call: LLMCall) -> None:
+    def finish(self, invocation: Invocation) -> None:
         extra: dict[str, AttributeValue] = {}
         if isinstance(self.system_fingerprint, str):
             extra[semconv.RESPONSE_SYSTEM_FINGERPRINT] = self.system_fingerprint
@@ -497,20 +497,20 @@ class ChunkStreamAccumulator:
                     for i in indexes
                 ]
             )
-        call.set_response(
+        invocation.answered(
             model=self.model,
             response_id=self.response_id,
             finish_reasons=[self.finish_reasons[i] for i in sorted(self.finish_reasons)],
             usage=chat_usage(self.usage),
             service_tier=self.service_tier if isinstance(self.service_tier, str) else None,
-            extra=extra,
+            attributes=extra,
         )
 
 
 _FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
-class ResponsesStreamAccumulator:
+class ResponsesStreamReader:
     """Responses API events: the final ``response.*`` event carries the whole response."""
 
     __slots__ = ("final", "first", "settings")
@@ -530,8 +530,8 @@ class ResponsesStreamAccumulator:
         elif self.first is None and kind == "response.created":
             self.first = event.response
 
-    def finish(self, call: LLMCall) -> None:
+    def finish(self, invocation: Invocation) -> None:
         if self.final is not None:
-            _record_responses_api(call, self.final, self.settings)
+            _record_responses_api(invocation, self.final, self.settings)
         elif self.first is not None:
-            call.set_response(model=field(self.first, "model"), response_id=field(self.first, "id"))
+            invocation.answered(model=field(self.first, "model"), response_id=field(self.first, "id"))

@@ -1,0 +1,327 @@
+"""Invocation → telemetry, in one pass and one direction: attribution → price → span attributes → metrics → sinks.
+
+A :class:`Pipeline` belongs to one ``instrument()``: its tracer, instruments, pricing engine,
+settings and tenant resolver. :meth:`Pipeline.start` opens a :class:`Call` for an
+:class:`~aimon_otel.invocation.Invocation` (attribution is read then, in the caller's
+context, and the CLIENT span starts); :meth:`Call.end` is the one door out: it prices the
+call once, writes the span's attributes in one go, records the metrics and hands the result
+to the sinks (the budget ledger, when there is one). Metrics are recorded here, not derived
+from spans, so trace sampling never loses them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from aimon_otel import semconv
+from aimon_otel.cardinality import ValueLimiter
+from aimon_otel.config import Settings
+from aimon_otel.context import Resolver, current_attributes
+from aimon_otel.faults import report_fault
+from aimon_otel.invocation import Invocation
+from aimon_otel.native_spans import NativeLink, current_link
+from aimon_otel.pricing import CostResult, PricingEngine, PricingStatus
+from aimon_otel.usage import Usage
+
+Sink = Callable[[Invocation, CostResult, dict[str, str]], None]
+"""Told of every ended call with its cost and attribution (the budget ledger is one)."""
+
+
+class Pipeline:
+    """The tracer, the instruments, the pricing engine, the settings and the resolver of one ``instrument()``."""
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        meter: Meter,
+        settings: Settings,
+        engine: PricingEngine | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self.tracer = tracer
+        self.settings = settings
+        self.engine = engine or PricingEngine()
+        self.resolver = resolver
+        self.sinks: list[Sink] = []
+        self.limiter = ValueLimiter(settings.metrics_max_values)
+        self.token_usage: Histogram = meter.create_histogram(
+            semconv.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Input and output tokens used by GenAI calls",
+            explicit_bucket_boundaries_advisory=list(semconv.TOKEN_BUCKETS),
+        )
+        self.duration: Histogram = meter.create_histogram(
+            semconv.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="Duration of GenAI calls, retries and the whole stream included",
+            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS),
+        )
+        self.time_to_first_chunk: Histogram = meter.create_histogram(
+            semconv.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time from the request to the first streamed chunk",
+            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS),
+        )
+        self.cost: Histogram = meter.create_histogram(
+            semconv.METRIC_COST,
+            unit="USD",
+            description="Cost of GenAI calls in US dollars",
+            explicit_bucket_boundaries_advisory=list(semconv.COST_BUCKETS),
+        )
+        self.usage_tokens: Counter = meter.create_counter(
+            semconv.METRIC_USAGE_TOKENS,
+            unit="{token}",
+            description="Tokens priced apart, by aimon.token.type: cache read and write (part of input), "
+            "reasoning (part of output); recorded only when above 0",
+        )
+        self.cache_savings: Counter = meter.create_counter(
+            semconv.METRIC_CACHE_SAVINGS,
+            unit="USD",
+            description="What prompt caching saved: cache-read tokens at the input price, less their cost",
+        )
+        self.unpriced_calls: Counter = meter.create_counter(
+            semconv.METRIC_UNPRICED_CALLS,
+            unit="{call}",
+            description="GenAI calls that could not be priced (unknown model, no usage reported...)",
+        )
+
+    def attribution(self, context: otel_context.Context | None = None) -> dict[str, str]:
+        return current_attributes(context, self.resolver)
+
+    def start(self, invocation: Invocation) -> Call:
+        return Call(self, invocation)
+
+    def price(self, invocation: Invocation) -> CostResult:
+        if not invocation.billable:
+            return NOT_BILLABLE
+        usage = invocation.usage
+        try:
+            return self.engine.price(
+                invocation.provider,
+                invocation.model,
+                usage,
+                at=datetime.fromtimestamp(invocation.started_wall, UTC),
+                service_tier=invocation.service_tier,
+                provider_cost=usage.provider_cost if usage is not None else None,
+            )
+        except Exception as fault:
+            report_fault("pricing", fault)
+            return CostResult(PricingStatus.INVALID_USAGE)
+
+
+class Call:
+    """One call in flight: its invocation, attribution and span (or the link to the SDK's own span)."""
+
+    __slots__ = ("attribution", "ended", "invocation", "link", "pipeline", "span")
+
+    def __init__(self, pipeline: Pipeline, invocation: Invocation) -> None:
+        self.pipeline = pipeline
+        self.invocation = invocation
+        self.ended = False
+        self.attribution = pipeline.attribution()
+        self.link: NativeLink | None = None
+        self.span: Span | None = None
+        if invocation.sdk_traces_itself:
+            self.link = NativeLink()
+        else:
+            model = invocation.request_model
+            name = f"{invocation.operation} {model}" if model else invocation.operation
+            attributes = start_attributes(invocation)
+            if self.attribution:
+                attributes.update(self.attribution)
+            self.span = pipeline.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+    def activate(self) -> Callable[[], None]:
+        """Make this call current while the SDK works; returns what undoes it.
+
+        Our span becomes the parent of HTTP spans; with the SDK's own span, the link is set so the
+        span processor can adopt that span.
+        """
+        if self.link is not None:
+            token = current_link.set(self.link)
+            return lambda: current_link.reset(token)
+        scope = otel_context.attach(trace.set_span_in_context(self.span))  # type: ignore[arg-type]
+        return lambda: otel_context.detach(scope)
+
+    def end(self) -> CostResult:
+        """Price the call, write its span and metrics, tell the sinks; once."""
+        if self.ended:
+            return ALREADY_ENDED
+        self.ended = True
+        invocation = self.invocation
+        now = time.perf_counter()
+        pipeline = self.pipeline
+        cost = pipeline.price(invocation)
+        attributes = end_attributes(invocation, cost)
+        span = self.span
+        if span is not None:
+            span.set_attributes(attributes)  # one call: each takes the span's lock
+            if invocation.error_type is not None:
+                message = invocation.error_message or invocation.error_type
+                span.set_status(Status(StatusCode.ERROR, message))
+                span.add_event("exception", {"exception.type": invocation.error_type, "exception.message": message})
+        record_metrics(pipeline, invocation, self.attribution, cost, now, self._exemplar_context())
+        for sink in pipeline.sinks:
+            try:
+                sink(invocation, cost, self.attribution)
+            except Exception as fault:
+                report_fault("sink", fault)
+        if span is not None:
+            span.end()
+        elif self.link is not None:  # the SDK's span: the processor merges these into it (its own values win)
+            self.link.complete({**start_attributes(invocation), **self.attribution, **attributes})
+        return cost
+
+    def _exemplar_context(self) -> otel_context.Context | None:
+        span = self.link.span if self.link is not None else self.span
+        return trace.set_span_in_context(span) if span is not None else None
+
+
+ALREADY_ENDED = CostResult(PricingStatus.NO_USAGE)
+NOT_BILLABLE = CostResult(PricingStatus.NO_USAGE)
+# Exemplars (links from a metric point to a trace) go on duration and cost, where one jumps to the
+# slow or costly call; token records pass an empty context so the SDK skips sampling one for each.
+_NO_EXEMPLAR = otel_context.Context()
+_METRIC_ATTRIBUTION = (semconv.TENANT_ID, semconv.FEATURE)
+_NOT_ON_COST = (semconv.SERVER_ADDRESS, semconv.SERVER_PORT)
+
+
+def start_attributes(invocation: Invocation) -> dict[str, AttributeValue]:
+    """What is known before sending: the span's attributes at start (samplers see them)."""
+    attributes: dict[str, AttributeValue] = {
+        semconv.OPERATION_NAME: invocation.operation,
+        semconv.PROVIDER_NAME: invocation.provider,
+    }
+    if invocation.request_model:
+        attributes[semconv.REQUEST_MODEL] = invocation.request_model
+    if invocation.server_address:
+        attributes[semconv.SERVER_ADDRESS] = invocation.server_address
+    if invocation.server_port is not None:
+        attributes[semconv.SERVER_PORT] = invocation.server_port
+    attributes.update(invocation.request_attributes)
+    return attributes
+
+
+def end_attributes(invocation: Invocation, cost: CostResult) -> dict[str, AttributeValue]:
+    """What the answer and the price added, set on the span once, when it ends."""
+    attributes: dict[str, AttributeValue] = {}
+    if invocation.response_model:
+        attributes[semconv.RESPONSE_MODEL] = invocation.response_model
+    if invocation.response_id:
+        attributes[semconv.RESPONSE_ID] = invocation.response_id
+    if invocation.finish_reasons:
+        attributes[semconv.RESPONSE_FINISH_REASONS] = list(invocation.finish_reasons)
+    if invocation.service_tier:
+        attributes[semconv.RESPONSE_SERVICE_TIER] = invocation.service_tier
+    if invocation.usage is not None:
+        attributes.update(invocation.usage.span_attributes())
+    if invocation.response_attributes:
+        attributes.update(invocation.response_attributes)
+    if invocation.first_chunk_at is not None:
+        attributes[semconv.RESPONSE_TIME_TO_FIRST_CHUNK] = invocation.first_chunk_at - invocation.started
+    if invocation.stream_outcome is not None:
+        attributes[semconv.STREAM_OUTCOME] = invocation.stream_outcome
+    if invocation.error_type is not None:
+        attributes[semconv.ERROR_TYPE] = invocation.error_type
+    attributes.update(cost_attributes(cost))
+    return attributes
+
+
+def cost_attributes(cost: CostResult) -> dict[str, AttributeValue]:
+    """The span attributes that say what a call cost, or why it has no cost."""
+    if cost is NOT_BILLABLE:
+        return {}
+    attributes: dict[str, AttributeValue] = {semconv.PRICING_STATUS: cost.status.value}
+    if cost.model:
+        attributes[semconv.PRICING_MODEL] = cost.model
+    if cost.total is None:
+        return attributes
+    attributes[semconv.USAGE_COST] = float(cost.total)
+    attributes[semconv.COST_SOURCE] = cost.source
+    if cost.source == "pricing":
+        attributes[semconv.COST_INPUT] = float(cost.input)
+        attributes[semconv.COST_OUTPUT] = float(cost.output)
+        attributes[semconv.COST_CACHE_READ] = float(cost.cache_read)
+        attributes[semconv.COST_CACHE_WRITE] = float(cost.cache_write)
+        if cost.requests:
+            attributes[semconv.COST_REQUESTS] = float(cost.requests)
+        if cost.cache_savings > 0:
+            attributes[semconv.COST_CACHE_SAVINGS] = float(cost.cache_savings)
+    return attributes
+
+
+def record_metrics(
+    pipeline: Pipeline,
+    invocation: Invocation,
+    attribution: dict[str, str],
+    cost: CostResult,
+    now: float,
+    context: otel_context.Context | None,
+) -> None:
+    admit = pipeline.limiter.admit
+    attributes: dict[str, AttributeValue] = {
+        semconv.OPERATION_NAME: invocation.operation,
+        semconv.PROVIDER_NAME: invocation.provider,
+    }
+    if invocation.request_model:
+        attributes[semconv.REQUEST_MODEL] = admit(semconv.REQUEST_MODEL, invocation.request_model)
+    if invocation.response_model:
+        attributes[semconv.RESPONSE_MODEL] = admit(semconv.RESPONSE_MODEL, invocation.response_model)
+    if invocation.server_address:
+        attributes[semconv.SERVER_ADDRESS] = admit(semconv.SERVER_ADDRESS, invocation.server_address)
+    if attribution:
+        for key in _METRIC_ATTRIBUTION:
+            if key in attribution:
+                attributes[key] = admit(key, attribution[key])
+        if pipeline.settings.metrics_include_user and semconv.USER_ID in attribution:
+            attributes[semconv.USER_ID] = admit(semconv.USER_ID, attribution[semconv.USER_ID])
+    if not invocation.billable:
+        pass
+    elif cost.total is not None:
+        on_cost = {key: value for key, value in attributes.items() if key not in _NOT_ON_COST}
+        on_cost[semconv.COST_SOURCE] = cost.source
+        pipeline.cost.record(float(cost.total), on_cost, context=context)
+        if cost.cache_savings > 0:
+            pipeline.cache_savings.add(float(cost.cache_savings), on_cost, context=_NO_EXEMPLAR)
+    elif cost.status is not PricingStatus.NO_USAGE or invocation.error_type is None:
+        on_unpriced = {key: value for key, value in attributes.items() if key not in _NOT_ON_COST}
+        on_unpriced[semconv.PRICING_STATUS] = cost.status.value
+        pipeline.unpriced_calls.add(1, on_unpriced, context=context)
+    on_duration = attributes
+    if invocation.error_type:
+        on_duration = {**attributes, semconv.ERROR_TYPE: invocation.error_type}
+    pipeline.duration.record(now - invocation.started, on_duration, context=context)
+    if invocation.first_chunk_at is not None:
+        pipeline.time_to_first_chunk.record(invocation.first_chunk_at - invocation.started, attributes, context=context)
+    usage = invocation.usage
+    if usage is None:
+        return
+    # gen_ai.client.token.usage carries input and output only (as the conventions define them), so
+    # any GenAI dashboard's sum over it is right; the parts priced apart go to aimon.usage.tokens.
+    if usage.input_tokens is not None:
+        token_attributes = {**attributes, semconv.TOKEN_TYPE: semconv.TOKEN_INPUT}
+        pipeline.token_usage.record(usage.input_tokens, token_attributes, context=_NO_EXEMPLAR)
+    if usage.output_tokens is not None:
+        token_attributes = {**attributes, semconv.TOKEN_TYPE: semconv.TOKEN_OUTPUT}
+        pipeline.token_usage.record(usage.output_tokens, token_attributes, context=_NO_EXEMPLAR)
+    for token_type, count in _priced_apart(usage):
+        token_attributes = {**attributes, semconv.AIMON_TOKEN_TYPE: token_type}
+        pipeline.usage_tokens.add(count, token_attributes, context=_NO_EXEMPLAR)
+
+
+def _priced_apart(usage: Usage) -> Iterable[tuple[str, int]]:
+    """The parts of input and output priced differently, when there are any."""
+    if usage.cache_read_input_tokens:
+        yield semconv.TOKEN_CACHE_READ, usage.cache_read_input_tokens
+    if usage.cache_creation_input_tokens:
+        yield semconv.TOKEN_CACHE_WRITE, usage.cache_creation_input_tokens
+    if usage.reasoning_output_tokens:
+        yield semconv.TOKEN_REASONING, usage.reasoning_output_tokens
