@@ -19,9 +19,20 @@ def field(obj: Any, name: str) -> Any:
     if obj is None:
         return None
     value = getattr(obj, name, None)
-    if value is None and isinstance(obj, Mapping):
+    if value is None and _is_mapping(type(obj)):
         return obj.get(name)
     return value
+
+
+_MAPPING_TYPES: dict[type, bool] = {}
+
+
+def _is_mapping(kind: type) -> bool:
+    """``issubclass(kind, Mapping)``, remembered per type: the ABC check costs a microsecond each time."""
+    known = _MAPPING_TYPES.get(kind)
+    if known is None:
+        known = _MAPPING_TYPES[kind] = issubclass(kind, Mapping)
+    return known
 
 
 def cut(text: str, max_chars: int) -> str:

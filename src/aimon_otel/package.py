@@ -3,4 +3,3 @@
 from __future__ import annotations
 
 _instruments_any: tuple[str, ...] = ("openai >= 1.40", "anthropic >= 0.43")
-_instruments: tuple[str, ...] = ()

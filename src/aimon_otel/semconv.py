@@ -1,49 +1,57 @@
 """Every telemetry name aimon-otel emits, in one place.
 
-Names follow the OpenTelemetry GenAI semantic conventions (experimental) where they
-name a thing; ``aimon.*`` names cover what they do not. See ``shared/DESIGN.md``.
+Names follow the OpenTelemetry GenAI semantic conventions (experimental) where they name a
+thing, imported from ``opentelemetry-semantic-conventions`` where our floor of that package
+defines them; ``aimon.*`` names cover what the conventions do not. See ``docs/design.md``.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# --- span attributes: GenAI semantic conventions -------------------------------------
-OPERATION_NAME: Final = "gen_ai.operation.name"
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
+from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import server_attributes as _server
+
+# --- span attributes: from opentelemetry-semantic-conventions --------------------------
+OPERATION_NAME: Final = _gen_ai.GEN_AI_OPERATION_NAME
+REQUEST_MODEL: Final = _gen_ai.GEN_AI_REQUEST_MODEL
+REQUEST_MAX_TOKENS: Final = _gen_ai.GEN_AI_REQUEST_MAX_TOKENS
+REQUEST_TEMPERATURE: Final = _gen_ai.GEN_AI_REQUEST_TEMPERATURE
+REQUEST_TOP_P: Final = _gen_ai.GEN_AI_REQUEST_TOP_P
+REQUEST_TOP_K: Final = _gen_ai.GEN_AI_REQUEST_TOP_K
+REQUEST_SEED: Final = _gen_ai.GEN_AI_REQUEST_SEED
+REQUEST_CHOICE_COUNT: Final = _gen_ai.GEN_AI_REQUEST_CHOICE_COUNT
+REQUEST_FREQUENCY_PENALTY: Final = _gen_ai.GEN_AI_REQUEST_FREQUENCY_PENALTY
+REQUEST_PRESENCE_PENALTY: Final = _gen_ai.GEN_AI_REQUEST_PRESENCE_PENALTY
+REQUEST_STOP_SEQUENCES: Final = _gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES
+RESPONSE_MODEL: Final = _gen_ai.GEN_AI_RESPONSE_MODEL
+RESPONSE_ID: Final = _gen_ai.GEN_AI_RESPONSE_ID
+RESPONSE_FINISH_REASONS: Final = _gen_ai.GEN_AI_RESPONSE_FINISH_REASONS
+USAGE_INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
+USAGE_OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
+TOKEN_TYPE: Final = _gen_ai.GEN_AI_TOKEN_TYPE
+SERVER_ADDRESS: Final = _server.SERVER_ADDRESS
+SERVER_PORT: Final = _server.SERVER_PORT
+ERROR_TYPE: Final = _error.ERROR_TYPE
+
+# --- span attributes: the conventions name them, our floor of the package (0.55b0) does not yet --------
+# ``tests/test_semconv.py`` checks each against the installed package wherever it defines them.
 PROVIDER_NAME: Final = "gen_ai.provider.name"
-REQUEST_MODEL: Final = "gen_ai.request.model"
 REQUEST_STREAM: Final = "gen_ai.request.stream"
-REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
-REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
-REQUEST_TOP_P: Final = "gen_ai.request.top_p"
-REQUEST_SEED: Final = "gen_ai.request.seed"
-REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
-REQUEST_TOP_K: Final = "gen_ai.request.top_k"
-REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
-REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
-REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
-REQUEST_SERVICE_TIER: Final = "gen_ai.openai.request.service_tier"
-RESPONSE_MODEL: Final = "gen_ai.response.model"
-RESPONSE_ID: Final = "gen_ai.response.id"
-RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
-RESPONSE_SERVICE_TIER: Final = "gen_ai.openai.response.service_tier"
-RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
 RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
-USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
-USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
-# DESIGN.md called this ``gen_ai.usage.cache_write.input_tokens``; the conventions have
-# since named it ``cache_creation``, and the contract defers to the conventions.
 USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
 USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 INPUT_MESSAGES: Final = "gen_ai.input.messages"
 OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
-TOKEN_TYPE: Final = "gen_ai.token.type"
 EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
-SERVER_ADDRESS: Final = "server.address"
-SERVER_PORT: Final = "server.port"
-ERROR_TYPE: Final = "error.type"
+# The current names (the ``gen_ai.openai.*`` ones are deprecated).
+REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
+RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
+RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
 
 # --- attribution (span and metric attributes) --------------------------------------------
 TENANT_ID: Final = "tenant.id"
@@ -88,9 +96,9 @@ STREAM_ABANDONED: Final = "abandoned"
 STREAM_ERROR: Final = "error"
 
 # --- metrics ----------------------------------------------------------------------------
-METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
-METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
-METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+METRIC_TOKEN_USAGE: Final = _gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
+METRIC_OPERATION_DURATION: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
+METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"  # not in the 0.55b0 package
 METRIC_COST: Final = "gen_ai.usage.cost"
 METRIC_UNPRICED_CALLS: Final = "aimon.pricing.unpriced_calls"
 METRIC_CACHE_SAVINGS: Final = "aimon.cost.cache_savings"

@@ -178,9 +178,8 @@ def _count(usage: Mapping[str, int], key: str, ambiguous_if: Ambiguity) -> int:
 def compile_model_price(model_price: Any) -> CompiledPrice:
     """Compile a genai-prices ``ModelPrice`` (built-in or from an override file)."""
     from genai_prices import types as gp
-    from genai_prices.units import _get_registry
 
-    registry = _get_registry()
+    registry = unit_registry()
     priced: list[tuple[Any, Any]] = []
     for key, value in model_price.__dict__.items():
         if key.startswith("_") or value is None:
@@ -213,6 +212,15 @@ def compile_model_price(model_price: Any) -> CompiledPrice:
     input_unit = registry.units["input_tokens"]
     plain_input = next((u for u in units if u.usage_key == "input_tokens"), None)
     return CompiledPrice(tuple(units), tiered, _ambiguity(input_unit, registry), str(model_price), plain_input)
+
+
+@cache
+def unit_registry() -> Any:
+    """genai-prices' units (public data, ``genai_prices.data_units``) in its public ``UnitRegistry``."""
+    from genai_prices.data_units import unit_data
+    from genai_prices.units import UnitRegistry
+
+    return UnitRegistry(unit_data)
 
 
 def _is_descendant_or_self(ancestor: Any, descendant: Any) -> bool:

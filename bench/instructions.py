@@ -1,0 +1,117 @@
+"""Instructions per call, counted by valgrind's callgrind: a steady figure on a noisy machine.
+
+Wall-clock timings here move by tens of percent from run to run; instruction counts do not. Each
+figure is a slope: the same workload run N and 3N times in fresh interpreters under callgrind,
+(instructions(3N) - instructions(N)) / 2N, so start-up and imports cancel out. PYTHONHASHSEED=0.
+
+    .venv/bin/python bench/instructions.py [--variant aimon] [--calls 40] [--workloads "openai chat"]
+
+Prints bare and instrumented instructions per call and what the instrumentation adds. Needs
+``valgrind`` (Debian's package). ``bench/peers.py --instructions`` runs it in each peer's virtualenv.
+A run takes minutes: Python under callgrind is ~50x slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORKER = """
+import sys
+sys.path.insert(0, {here!r})
+import overhead
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+tracer_provider = TracerProvider()
+tracer_provider.add_span_processor(BatchSpanProcessor(overhead.DroppingExporter()))
+trace.set_tracer_provider(tracer_provider)
+meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+toggle = overhead.Toggle({variant!r}, tracer_provider, meter_provider)
+work = overhead.workloads()[{workload!r}]
+if {instrumented!r}:
+    toggle.on()
+for _ in range(20):
+    work()
+for _ in range({calls}):
+    work()
+"""
+
+
+def instructions(variant: str, workload: str, instrumented: bool, calls: int) -> int:
+    with tempfile.TemporaryDirectory() as directory:
+        script = Path(directory) / "worker.py"
+        script.write_text(
+            WORKER.format(here=str(HERE), variant=variant, workload=workload, instrumented=instrumented, calls=calls)
+        )
+        out = Path(directory) / "callgrind.out"
+        result = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                "--dump-instr=no",
+                "--collect-jumps=no",
+                sys.executable,
+                str(script),
+            ],
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SystemExit(result.stderr[-3000:])
+        found = re.search(r"^summary:\s+(\d+)", out.read_text(), re.MULTILINE) or re.search(
+            r"Collected\s*:\s*(\d+)", result.stderr
+        )
+        if found is None:
+            raise SystemExit("no instruction count in callgrind's output")
+        return int(found.group(1))
+
+
+def per_call(variant: str, workload: str, instrumented: bool, calls: int) -> float:
+    low = instructions(variant, workload, instrumented, calls)
+    high = instructions(variant, workload, instrumented, 3 * calls)
+    return (high - low) / (2 * calls)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--variant", default="aimon")
+    parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument(
+        "--workloads", nargs="*", default=["openai chat", "openai stream, 100 chunks", "anthropic message"]
+    )
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    results = {}
+    for workload in args.workloads:
+        if workload.startswith("anthropic") and args.variant == "otel-openai-v2":
+            continue
+        bare = per_call(args.variant, workload, False, args.calls)
+        instrumented = per_call(args.variant, workload, True, args.calls)
+        results[workload] = {"bare": bare, "instrumented": instrumented, "added": instrumented - bare}
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(f"{args.variant}; callgrind instructions per call (slope of {args.calls} and {3 * args.calls} calls)")
+    print(f"{'workload':<28} {'bare':>12} {'instrumented':>13} {'added':>11}")
+    for workload, row in results.items():
+        print(f"{workload:<28} {row['bare']:>12,.0f} {row['instrumented']:>13,.0f} {row['added']:>+11,.0f}")
+
+
+if __name__ == "__main__":
+    main()
