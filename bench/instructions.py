@@ -33,10 +33,15 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-tracer_provider = TracerProvider()
-tracer_provider.add_span_processor(BatchSpanProcessor(overhead.DroppingExporter()))
-trace.set_tracer_provider(tracer_provider)
-meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+if {noop_sdk!r}:  # our own work alone: the OpenTelemetry SDK replaced by the API's no-op providers
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.trace import NoOpTracerProvider
+    tracer_provider, meter_provider = NoOpTracerProvider(), NoOpMeterProvider()
+else:
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(overhead.DroppingExporter()))
+    trace.set_tracer_provider(tracer_provider)
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
 toggle = overhead.Toggle({variant!r}, tracer_provider, meter_provider)
 work = overhead.workloads()[{workload!r}]
 if {instrumented!r}:
@@ -48,11 +53,18 @@ for _ in range({calls}):
 """
 
 
-def instructions(variant: str, workload: str, instrumented: bool, calls: int) -> int:
+def instructions(variant: str, workload: str, instrumented: bool, calls: int, noop_sdk: bool = False) -> int:
     with tempfile.TemporaryDirectory() as directory:
         script = Path(directory) / "worker.py"
         script.write_text(
-            WORKER.format(here=str(HERE), variant=variant, workload=workload, instrumented=instrumented, calls=calls)
+            WORKER.format(
+                here=str(HERE),
+                variant=variant,
+                workload=workload,
+                instrumented=instrumented,
+                calls=calls,
+                noop_sdk=noop_sdk,
+            )
         )
         out = Path(directory) / "callgrind.out"
         result = subprocess.run(
@@ -80,9 +92,9 @@ def instructions(variant: str, workload: str, instrumented: bool, calls: int) ->
         return int(found.group(1))
 
 
-def per_call(variant: str, workload: str, instrumented: bool, calls: int) -> float:
-    low = instructions(variant, workload, instrumented, calls)
-    high = instructions(variant, workload, instrumented, 3 * calls)
+def per_call(variant: str, workload: str, instrumented: bool, calls: int, noop_sdk: bool = False) -> float:
+    low = instructions(variant, workload, instrumented, calls, noop_sdk)
+    high = instructions(variant, workload, instrumented, 3 * calls, noop_sdk)
     return (high - low) / (2 * calls)
 
 
@@ -94,6 +106,9 @@ def main() -> None:
         "--workloads", nargs="*", default=["openai chat", "openai stream, 100 chunks", "anthropic message"]
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--split", action="store_true", help="also run with no-op OpenTelemetry providers: ours vs the SDK's share"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
@@ -104,13 +119,17 @@ def main() -> None:
         bare = per_call(args.variant, workload, False, args.calls)
         instrumented = per_call(args.variant, workload, True, args.calls)
         results[workload] = {"bare": bare, "instrumented": instrumented, "added": instrumented - bare}
+        if args.split:
+            ours = per_call(args.variant, workload, True, args.calls, noop_sdk=True) - bare
+            results[workload].update(ours=ours, sdk=instrumented - bare - ours)
     if args.json:
         print(json.dumps(results))
         return
     print(f"{args.variant}; callgrind instructions per call (slope of {args.calls} and {3 * args.calls} calls)")
-    print(f"{'workload':<28} {'bare':>12} {'instrumented':>13} {'added':>11}")
+    print(f"{'workload':<28} {'bare':>12} {'instrumented':>13} {'added':>11} {'ours':>11} {'OTel SDK':>11}")
     for workload, row in results.items():
-        print(f"{workload:<28} {row['bare']:>12,.0f} {row['instrumented']:>13,.0f} {row['added']:>+11,.0f}")
+        split = f" {row['ours']:>+11,.0f} {row['sdk']:>+11,.0f}" if "ours" in row else ""
+        print(f"{workload:<28} {row['bare']:>12,.0f} {row['instrumented']:>13,.0f} {row['added']:>+11,.0f}{split}")
 
 
 if __name__ == "__main__":

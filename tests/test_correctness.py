@@ -108,3 +108,18 @@ def test_time_of_day_prices_keep_memory_flat() -> None:
 
 def aimon_cost(engine: PricingEngine, at: datetime) -> Any:
     return engine.price_counts("deepseek", "deepseek-chat", {"input_tokens": 1000, "output_tokens": 10}, at=at)
+
+
+def test_a_fault_recording_metrics_still_ends_the_span(
+    telemetry: Telemetry, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aimon_otel import pipeline
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("metrics bug")
+
+    monkeypatch.setattr(pipeline, "record_metrics", broken)
+    completion = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert completion.choices[0].message.content == wire.REPLY_TEXT
+    span = telemetry.span()  # ended and exported, with what was known before the fault
+    assert span.attributes["gen_ai.usage.cost"] == pytest.approx(0.000033, abs=1e-12)

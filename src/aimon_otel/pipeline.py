@@ -152,32 +152,36 @@ class Call:
         return lambda: otel_context.detach(scope)
 
     def end(self) -> CostResult:
-        """Price the call, write its span and metrics, tell the sinks; once."""
+        """Price the call, write its span and metrics, tell the sinks; once. The span ends whatever fails."""
         if self.ended:
             return ALREADY_ENDED
         self.ended = True
         invocation = self.invocation
         now = time.perf_counter()
         pipeline = self.pipeline
-        cost = pipeline.price(invocation)
-        attributes = end_attributes(invocation, cost)
         span = self.span
-        if span is not None:
-            span.set_attributes(attributes)  # one call: each takes the span's lock
-            if invocation.error_type is not None:
-                message = invocation.error_message or invocation.error_type
-                span.set_status(Status(StatusCode.ERROR, message))
-                span.add_event("exception", {"exception.type": invocation.error_type, "exception.message": message})
-        record_metrics(pipeline, invocation, self.attribution, cost, now, self._exemplar_context())
-        for sink in pipeline.sinks:
-            try:
-                sink(invocation, cost, self.attribution)
-            except Exception as fault:
-                report_fault("sink", fault)
-        if span is not None:
-            span.end()
-        elif self.link is not None:  # the SDK's span: the processor merges these into it (its own values win)
-            self.link.complete({**start_attributes(invocation), **self.attribution, **attributes})
+        attributes: dict[str, AttributeValue] = {}
+        cost = ALREADY_ENDED
+        try:
+            cost = pipeline.price(invocation)
+            attributes = end_attributes(invocation, cost)
+            if span is not None:
+                span.set_attributes(attributes)  # one call: each takes the span's lock
+                if invocation.error_type is not None:
+                    message = invocation.error_message or invocation.error_type
+                    span.set_status(Status(StatusCode.ERROR, message))
+                    span.add_event("exception", {"exception.type": invocation.error_type, "exception.message": message})
+            record_metrics(pipeline, invocation, self.attribution, cost, now, self._exemplar_context())
+            for sink in pipeline.sinks:
+                try:
+                    sink(invocation, cost, self.attribution)
+                except Exception as fault:
+                    report_fault("sink", fault)
+        finally:
+            if span is not None:
+                span.end()
+            elif self.link is not None:  # the SDK's span: the processor merges these into it (its own values win)
+                self.link.complete({**start_attributes(invocation), **self.attribution, **attributes})
         return cost
 
     def _exemplar_context(self) -> otel_context.Context | None:
