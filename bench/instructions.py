@@ -7,7 +7,7 @@ figure is a slope: the same workload run N and 3N times in fresh interpreters un
     .venv/bin/python bench/instructions.py [--variant aimon] [--calls 40] [--workloads "openai chat"]
 
 Prints bare and instrumented instructions per call and what the instrumentation adds. Needs
-``valgrind`` (Debian's package). ``bench/peers.py --instructions`` runs it in each peer's virtualenv.
+``valgrind`` (Debian's package). ``bench/peers.py --instructions`` runs it for aimon-otel and in each peer's virtualenv.
 A run takes minutes: Python under callgrind is ~50x slower.
 """
 

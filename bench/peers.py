@@ -6,6 +6,7 @@ interleaved in one process) and the medians are printed side by side. A peer tha
 installed or imported beside today's SDKs is skipped with the reason.
 
     .venv/bin/python bench/peers.py [--calls 200] [--rounds 5] [--only openllmetry ...]
+    .venv/bin/python bench/peers.py --instructions [--calls 20] [--only otel-openai-v2]   # callgrind, steadier
 
 Needs network access to a package index the first time (pip), nothing after.
 """
@@ -90,12 +91,39 @@ def run_worker(python: Path, variant: str, calls: int, rounds: int) -> tuple[dic
     return report, (f"warned while running: {_last_line(warnings[-1])}" if warnings else "")
 
 
+def instructions_main(calls: int, only: list[str] | None) -> None:
+    """Instructions per call under callgrind (``bench/instructions.py``) for aimon-otel and each peer."""
+    script = ROOT / "bench" / "instructions.py"
+    runs: list[tuple[str, Path, str]] = [("aimon-otel", Path(sys.executable), "aimon")]
+    for peer in PEERS:
+        if only is None or peer.variant in only:
+            python, installed = peer_python(peer)
+            if python is None:
+                print(f"- {peer.label}: skipped, {installed}")
+                continue
+            runs.append((f"{peer.label} ({installed})", python, peer.variant))
+    print(f"callgrind instructions per call, slope of {calls} and {3 * calls} calls\n")
+    print("| instrumentation | workload | bare | added |")
+    print("|---|---|---|---|")
+    for label, python, variant in runs:
+        done = _run([str(python), str(script), "--variant", variant, "--calls", str(calls), "--json"])
+        if done.returncode != 0:
+            print(f"| {label} | failed: {_last_line(done.stderr)} | | |")
+            continue
+        for workload, row in json.loads(done.stdout.strip().splitlines()[-1]).items():
+            print(f"| {label} | {workload} | {row['bare'] / 1e6:.2f} M | +{row['added'] / 1e6:.2f} M |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", nargs="*", default=None, help="peers to run (default: all)")
+    parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind instead")
     args = parser.parse_args()
+    if args.instructions:
+        instructions_main(args.calls if args.calls != 200 else 20, args.only)
+        return
 
     columns: list[tuple[str, dict[str, dict[str, float]]]] = []
     notes: list[str] = []
