@@ -92,4 +92,24 @@ def async_client(fake: FakeProvider) -> openai.AsyncOpenAI:
 
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+def zero_code_environment(fake: FakeProvider, **extra: str) -> dict[str, str]:
+    """The environment of an app run under ``opentelemetry-instrument`` against the fake provider, spans
+    printed by the console exporter."""
+    import os
+
+    return {
+        **os.environ,
+        "OPENAI_BASE_URL": fake.openai_base_url,
+        "OPENAI_API_KEY": API_KEY,
+        "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
+        "ANTHROPIC_API_KEY": API_KEY,
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        **extra,
+    }
+
+
 needs_responses = pytest.mark.skipif(not OPENAI_HAS_RESPONSES, reason="this openai SDK has no Responses API")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ from aimon_otel import AimonConfigError, Settings
 from aimon_otel.cli import main as cli_main
 from aimon_otel.testing import FakeProvider
 from aimon_otel.testing.console import read_console_spans
-from tests.conftest import API_KEY
+from tests.conftest import zero_code_environment
 
 BAD_VALUES = [
     ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "maybe", "capture_content", "SPAN_ONLY"),
@@ -131,17 +130,7 @@ APP = textwrap.dedent(
 def run_zero_code(fake: FakeProvider, tmp_path: Path, **env: str) -> tuple[list[dict[str, Any]], str]:
     app = tmp_path / "app.py"
     app.write_text(APP)
-    environment = {
-        **os.environ,
-        "OPENAI_BASE_URL": fake.openai_base_url,
-        "OPENAI_API_KEY": API_KEY,
-        "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
-        "ANTHROPIC_API_KEY": API_KEY,
-        "OTEL_TRACES_EXPORTER": "console",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-        **env,
-    }
+    environment = zero_code_environment(fake, **env)
     command = [str(Path(sys.executable).with_name("opentelemetry-instrument")), sys.executable, str(app)]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,25 +10,14 @@ from pathlib import Path
 from aimon_otel.testing import FakeProvider
 from aimon_otel.testing import openai_wire as wire
 from aimon_otel.testing.console import read_console_spans
-from tests.conftest import API_KEY, OPENAI_HAS_RESPONSES
+from tests.conftest import API_KEY, OPENAI_HAS_RESPONSES, zero_code_environment
 
 ANTHROPIC_TRACES_ITSELF = importlib.util.find_spec("anthropic._tracing") is not None
 APP = Path(__file__).parents[1] / "examples" / "app.py"
 
 
 def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> None:
-    env = {
-        **os.environ,
-        "OPENAI_BASE_URL": fake.openai_base_url,
-        "OPENAI_API_KEY": API_KEY,
-        "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
-        "ANTHROPIC_API_KEY": API_KEY,
-        "AIMON_DEMO_FAKE_PROVIDER": "1",
-        "OTEL_TRACES_EXPORTER": "console",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-        "OTEL_SERVICE_NAME": "zero-code-test",
-    }
+    env = zero_code_environment(fake, AIMON_DEMO_FAKE_PROVIDER="1", OTEL_SERVICE_NAME="zero-code-test")
     command = [str(Path(sys.executable).with_name("opentelemetry-instrument")), sys.executable, str(APP)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr

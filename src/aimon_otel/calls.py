@@ -46,7 +46,7 @@ def sync_wrapper(pipeline: Pipeline, endpoint: Endpoint) -> Wrapper:
     """A wrapt wrapper for a sync SDK method."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if _inside_call.get() or not is_instrumentation_enabled():
+        if inside_call():
             return wrapped(*args, **kwargs)
         return run_sync(pipeline, endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
 
@@ -57,7 +57,7 @@ def async_wrapper(pipeline: Pipeline, endpoint: Endpoint) -> Wrapper:
     """A wrapt wrapper for an async SDK method."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if _inside_call.get() or not is_instrumentation_enabled():
+        if inside_call():
             return wrapped(*args, **kwargs)
         return run_async(pipeline, endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
 

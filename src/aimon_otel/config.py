@@ -9,13 +9,12 @@ as :class:`AimonConfigError`. An empty variable means unset.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-logger = logging.getLogger("aimon_otel")
+from aimon_otel.faults import warn_once
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 CONTENT_MAX_CHARS_ENV = "AIMON_CAPTURE_CONTENT_MAX_CHARS"
@@ -81,7 +80,9 @@ class Settings:
                 message = f"environment variable {variable}={raw!r} {rejected}"
                 if strict:
                     raise AimonConfigError(message) from None
-                _warn_once(variable, raw, f"aimon-otel: {message}; using the default, {_default_text(name)}")
+                warn_once(
+                    ("setting", variable, raw), f"aimon-otel: {message}; using the default, {_default_text(name)}"
+                )
         known = {f.name for f in fields(cls)} - {"strict", "given_in_code"}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -217,19 +218,9 @@ def _default_text(name: str) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-_warned: set[tuple[str, str]] = set()
-
-
-def _warn_once(variable: str, raw: str, message: str) -> None:
-    if (variable, raw) in _warned:
-        return
-    _warned.add((variable, raw))
-    logger.warning("%s", message)
-
-
 def report(settings: Settings, name: str, error: AimonConfigError) -> None:
     """A setting that failed when used (a pricing file, a resolver): raise if given in code or strict,
     else log once and go on without it."""
     if settings.strict or name in settings.given_in_code:
         raise error
-    _warn_once(name, str(error), f"aimon-otel: {error}; going on without it")
+    warn_once(("setting", name, str(error)), f"aimon-otel: {error}; going on without it")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -23,9 +22,7 @@ from opentelemetry import context as otel_context
 
 from aimon_otel import semconv
 from aimon_otel.config import AimonConfigError
-from aimon_otel.faults import report_fault
-
-logger = logging.getLogger("aimon_otel")
+from aimon_otel.faults import report_fault, warn_once
 
 MAX_VALUE_CHARS = 128
 """Longest tenant, user, feature or extra value kept; longer ones are cut (with one warning per attribute)."""
@@ -142,16 +139,21 @@ def _resolve(resolver: Resolver) -> dict[str, str]:
         for key, item in value.items():
             name = _SHORT_NAMES.get(key, key)
             if name not in _ATTRIBUTION_KEYS:
-                _warn_once(("resolver key", str(key)), f"tenant resolver returned an unknown key {key!r}; ignored")
+                warn_once(
+                    ("resolver key", str(key)), f"aimon-otel: tenant resolver returned an unknown key {key!r}; ignored"
+                )
             elif isinstance(item, str) and item:
                 resolved[name] = clean(name, item)
             elif item is not None:
-                _warn_once(("resolver value", name), f"tenant resolver returned {name}={item!r}, not a string; ignored")
+                warn_once(
+                    ("resolver value", name),
+                    f"aimon-otel: tenant resolver returned {name}={item!r}, not a string; ignored",
+                )
         return resolved
-    _warn_once(
+    warn_once(
         ("resolver result", type(value).__name__),
-        f"tenant resolver returned a {type(value).__name__}; it must return a tenant id (str), a mapping with "
-        "tenant_id / user_id / feature, or None; ignored",
+        f"aimon-otel: tenant resolver returned a {type(value).__name__}; it must return a tenant id (str), "
+        "a mapping with tenant_id / user_id / feature, or None; ignored",
     )
     return {}
 
@@ -161,22 +163,12 @@ def clean(key: str, value: str) -> str:
     if len(value) <= MAX_VALUE_CHARS and value.isprintable():
         return value
     cleaned = "".join(ch for ch in value if ch.isprintable())[:MAX_VALUE_CHARS]
-    _warn_once(
+    warn_once(
         ("value", key),
-        f"a {key} value was longer than {MAX_VALUE_CHARS} characters or held control characters; "
+        f"aimon-otel: a {key} value was longer than {MAX_VALUE_CHARS} characters or held control characters; "
         f"it was cut or cleaned to {cleaned[:40]!r}... (logged once per attribute)",
     )
     return cleaned
-
-
-_warned: set[tuple[str, str]] = set()
-
-
-def _warn_once(key: tuple[str, str], message: str) -> None:
-    if key in _warned or len(_warned) > 1000:
-        return
-    _warned.add(key)
-    logger.warning("aimon-otel: %s", message)
 
 
 def load_resolver(spec: str | Resolver | None, source: str = "AIMON_TENANT_RESOLVER") -> Resolver | None:

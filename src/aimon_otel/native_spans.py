@@ -90,6 +90,3 @@ class LinkRegistry:
     def forget(self, span_id: int) -> None:
         with self._lock:
             self._links.pop(span_id, None)
-
-    def __len__(self) -> int:
-        return len(self._links)

@@ -39,10 +39,6 @@ class Usage:
     When present the call is priced as the sum of its passes, each at its own model's price.
     """
 
-    @property
-    def valid(self) -> bool:
-        return not self.problems
-
     def span_attributes(self) -> dict[str, AttributeValue]:
         pairs = (
             (semconv.USAGE_INPUT_TOKENS, self.input_tokens),

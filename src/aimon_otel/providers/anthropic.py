@@ -14,8 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Iterable
-from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 from opentelemetry.trace import NoOpTracer, ProxyTracer
 from opentelemetry.util.types import AttributeValue
@@ -217,12 +216,12 @@ def messages_usage(usage: Any, output_tokens: Any = None) -> Usage | None:
     if usage is None:
         return None
     read = CountReader()
-    top = _pass_usage(usage, read, output_tokens)
+    top = _pass_counts(usage, read, output_tokens)
     web_searches = read.count(field(field(usage, "server_tool_use"), "web_search_requests"), "web_search_requests")
     iterations = field(usage, "iterations")
     if not isinstance(iterations, (list, tuple)) or not iterations:
-        return replace(top, web_searches=web_searches or None, problems=read.result())
-    passes = tuple((_model_name(field(entry, "model")), _pass_usage(entry, read)) for entry in iterations)
+        return Usage(**top, web_searches=web_searches or None, problems=read.result())
+    passes = [(_model_name(field(entry, "model")), Usage(**_pass_counts(entry, read))) for entry in iterations]
     return Usage(
         input_tokens=_sum(p.input_tokens for _, p in passes),
         output_tokens=_sum(p.output_tokens for _, p in passes),
@@ -230,15 +229,25 @@ def messages_usage(usage: Any, output_tokens: Any = None) -> Usage | None:
         cache_creation_input_tokens=_sum(p.cache_creation_input_tokens for _, p in passes),
         cache_creation_5m_input_tokens=_sum(p.cache_creation_5m_input_tokens for _, p in passes),
         cache_creation_1h_input_tokens=_sum(p.cache_creation_1h_input_tokens for _, p in passes),
-        reasoning_output_tokens=top.reasoning_output_tokens,
+        reasoning_output_tokens=top["reasoning_output_tokens"],
         web_searches=web_searches or None,
         problems=read.result(),
-        passes=passes,
+        passes=tuple(passes),
     )
 
 
-def _pass_usage(usage: Any, read: CountReader, output_tokens: Any = None) -> Usage:
-    """One pass's counts; ``input_tokens`` made to include the cache, as the conventions count it."""
+class _PassCounts(TypedDict):
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_input_tokens: int | None
+    cache_creation_input_tokens: int | None
+    cache_creation_5m_input_tokens: int | None
+    cache_creation_1h_input_tokens: int | None
+    reasoning_output_tokens: int | None
+
+
+def _pass_counts(usage: Any, read: CountReader, output_tokens: Any = None) -> _PassCounts:
+    """One pass's counts as ``Usage`` fields; ``input_tokens`` includes the cache, as the conventions count it."""
     uncached = read.count(field(usage, "input_tokens"), "input_tokens", required=True)
     cache_read = read.count(field(usage, "cache_read_input_tokens"), "cache_read_input_tokens")
     cache_write = read.count(field(usage, "cache_creation_input_tokens"), "cache_creation_input_tokens")
@@ -246,21 +255,21 @@ def _pass_usage(usage: Any, read: CountReader, output_tokens: Any = None) -> Usa
     output = read.count(
         output_tokens if output_tokens is not None else field(usage, "output_tokens"), "output_tokens", required=True
     )
-    return Usage(
-        input_tokens=None if uncached is None else uncached + (cache_read or 0) + (cache_write or 0),
-        output_tokens=output,
-        cache_read_input_tokens=cache_read,
-        cache_creation_input_tokens=cache_write,
-        cache_creation_5m_input_tokens=read.count(
+    return {
+        "input_tokens": None if uncached is None else uncached + (cache_read or 0) + (cache_write or 0),
+        "output_tokens": output,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation_input_tokens": cache_write,
+        "cache_creation_5m_input_tokens": read.count(
             field(creation, "ephemeral_5m_input_tokens"), "cache_creation.ephemeral_5m_input_tokens"
         ),
-        cache_creation_1h_input_tokens=read.count(
+        "cache_creation_1h_input_tokens": read.count(
             field(creation, "ephemeral_1h_input_tokens"), "cache_creation.ephemeral_1h_input_tokens"
         ),
-        reasoning_output_tokens=read.count(
+        "reasoning_output_tokens": read.count(
             field(field(usage, "output_tokens_details"), "thinking_tokens"), "output_tokens_details.thinking_tokens"
         ),
-    )
+    }
 
 
 def _sum(values: Iterable[int | None]) -> int | None:
