@@ -96,10 +96,10 @@ def spend_by(spans: list[dict[str, Any]], *keys: str) -> dict[tuple[str, ...], l
     rows: dict[tuple[str, ...], list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0])
     for span in spans:
         a = span["attributes"]
-        row = rows[tuple(str(a.get(key, "-")) for key in keys)]
+        row = rows[tuple(str(a.get(key, "(none set)")) for key in keys)]
         row[0] += 1
         row[1] += span["status"]["status_code"] == "ERROR"
-        row[2] += a.get("aimon.pricing.status") == "unknown_model"
+        row[2] += a.get("aimon.pricing.status") in ("unknown_model", "invalid_usage")
         row[3] += a.get("gen_ai.usage.input_tokens", 0)
         row[4] += a.get("gen_ai.usage.output_tokens", 0)
         row[5] += a.get("gen_ai.usage.cost", 0.0)
@@ -140,7 +140,11 @@ def main() -> int:
     show_spend(spans, "provider and model", "gen_ai.provider.name", "gen_ai.request.model")
     show_spend(spans, "tenant", "tenant.id")
     show_spend(spans, "tenant and feature", "tenant.id", "aimon.feature")
-    print("\nPrices: genai-prices' bundled table (offline). An unknown model is 'unpriced', never $0.")
+    print(
+        "\nPrices: genai-prices' bundled table (offline). An unknown model is 'unpriced', never $0;"
+        "\na failed call the provider refused (429 above) used no tokens and costs nothing."
+        "\n'(none set)': the app gave no tenant or feature for that call (aimon_otel.attributes(...))."
+    )
     return 0 if spans else 1
 
 
