@@ -37,10 +37,11 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench examples dashboards
 	$(VENV)/bin/mypy
 
-## Rewrite the generated dashboards and alert rules, and the example budgets' rules.
+## Rewrite the generated dashboards and alert rules, and the example budgets' rules and Alertmanager routes.
 generate: $(VENV)/.installed
 	$(VENV)/bin/python dashboards/generate.py
-	$(VENV)/bin/aimon-otel budgets render examples/budgets.yaml -o collector/rules/aimon-budgets.yml
+	$(VENV)/bin/aimon-otel budgets render examples/budgets.yaml --rules collector/rules/aimon-budgets.yml \
+		--alertmanager collector/alertmanager.base.yml --alertmanager-out collector/alertmanager.yml
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/overhead.py

@@ -31,6 +31,7 @@ from aimon_otel.alerts import (
     prometheus_rule_file,
     standard_rules,
 )
+from aimon_otel.budgets.rules import LIMIT_MAX, RESETS_AT, SPENT_MAX, USAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "dashboards" / "grafana" / "dashboards"
@@ -278,43 +279,64 @@ def overview() -> dashboard.Dashboard:
 
 
 def budgets() -> dashboard.Dashboard:
-    tenant = 'tenant_id=~"$tenant"'
+    """Budgets as the guard in the app counts them (its ``aimon.budget.*`` gauges): calendar periods in the
+    budgets file's timezone, one row per budget and ``for_each`` key; rules from ``aimon-otel budgets render``."""
+    picked = 'aimon_budget_name=~"$budget"'
     board = dashboard.Dashboard("LLM budgets").uid("aimon-budgets").tags(["aimon", "genai", "budgets"])
     board = board.time("now-7d", "now").refresh("5m").timezone("browser").editable()
     for variable in variables():
         board = board.with_variable(variable)
+    board = board.with_variable(
+        dashboard.QueryVariable("budget")
+        .label("Budget")
+        .datasource(PROMETHEUS)
+        .query(f"label_values({SPENT_MAX}, aimon_budget_name)")
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(VariableOption(selected=True, text="All", value="$__all"))
+    )
     panels: list[Any] = [
         bar_panel(
             "Budget used",
-            Query(
-                f"aimon:budget_spend_usd{{{tenant}}} / on(budget) group_left() aimon_budget_usd",
-                "{{tenant_id}} {{period}}",
-                True,
-            ),
+            Query(f"{USAGE}{{{picked}}}", "{{aimon_budget_name}} {{aimon_budget_key}}", True),
             "percentunit",
-            "Spend in each budget's window over its amount (rules from `aimon-otel budgets render`).",
+            "Spend in each budget's current period over its limit, as the guard in the app counts it.",
             12,
         ),
         with_targets(
             table.Panel()
             .title("Budgets")
-            .description("Spend and amount per budget; periods are rolling windows.")
+            .description(
+                "Per budget and key: spent and limit (USD, or tokens where the unit says so), the share used, "
+                "and when the period resets (calendar periods in the budgets file's timezone)."
+            )
             .span(12)
             .height(8),
             [
-                Query(f"aimon:budget_spend_usd{{{tenant}}}", "spend", True),
-                Query(f"aimon_budget_usd{{{tenant}}}", "budget", True),
+                Query(f"{SPENT_MAX}{{{picked}}}", "spent", True),
+                Query(f"{LIMIT_MAX}{{{picked}}}", "limit", True),
+                Query(f"{USAGE}{{{picked}}}", "used", True),
+                Query(f"max by (aimon_budget_name, aimon_budget_key) ({RESETS_AT}{{{picked}}}) * 1000", "resets", True),
             ],
         ),
+        series_panel(
+            "Spend in the current period",
+            [Query(f"{SPENT_MAX}{{{picked}}}", "{{aimon_budget_name}} {{aimon_budget_key}}")],
+            "short",
+            "Period-to-date spend per budget and key; it falls to 0 when a period resets.",
+            12,
+        ),
         bar_panel(
-            "Tenants over 80% of a budget",
+            "Budget alerts firing",
             Query(
-                f"aimon:budget_spend_usd{{{tenant}}} / on(budget) group_left() aimon_budget_usd >= 0.8",
-                "{{tenant_id}} {{period}}",
+                f'count by (alertname, aimon_budget_name, aimon_budget_key, threshold) (ALERTS{{alertstate="firing", alertname=~"LLMBudget.*", {picked}}})',
+                "{{aimon_budget_name}} {{aimon_budget_key}} {{threshold}}",
                 True,
             ),
-            "percentunit",
-            "Budgets at or above the warning line.",
+            "short",
+            "Warning (each warn_at) and reached (100%) alerts now firing.",
             12,
         ),
         series_panel(
@@ -333,13 +355,6 @@ def budgets() -> dashboard.Dashboard:
             ),
             "currencyUSD",
             "The range's average daily spend times the days in this month.",
-            12,
-        ),
-        bar_panel(
-            "Default budget use",
-            Query(f"aimon:default_budget_spend_usd{{{tenant}}}", "{{tenant_id}}", True),
-            "currencyUSD",
-            "Spend of tenants on the default budget (when the budgets file sets one).",
             12,
         ),
     ]

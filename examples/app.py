@@ -1,7 +1,8 @@
 """An ordinary app calling the OpenAI API, run under ``opentelemetry-instrument``.
 
-The only aimon-otel line is ``aimon_otel.attributes(...)``: it says which tenant and feature
-a request serves, so spend can be split by them. Everything else is the plain SDK.
+The aimon-otel lines are ``aimon_otel.attributes(...)``, which says which tenant and feature a
+request serves so spend can be split by them, and, for budgets (``AIMON_BUDGETS``), a listener
+for budget events and an ``except aimon_otel.BudgetExceeded``. Everything else is the plain SDK.
 """
 
 from __future__ import annotations
@@ -52,7 +53,24 @@ def draft_email() -> None:
         print("anthropic stream:", "".join(stream.text_stream))
 
 
+def trial_tenant(client: OpenAI) -> None:
+    """A free-trial tenant on a $0.0001 monthly block budget: a few calls, then refused before sending."""
+    for number in range(1, 6):
+        try:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        except aimon_otel.BudgetExceeded as refused:
+            print(f"budget refused call {number}: {refused}")
+            return
+        print(f"budget trial call {number}: sent")
+
+
+def on_budget_event(event: aimon_otel.BudgetEvent) -> None:
+    if event.kind != "blocked":  # refusals are printed where they are caught
+        print(f"budget {event.kind}: {event.budget} at ${event.spent:.6f} of ${event.limit:.6f} ({event.period})")
+
+
 def main() -> None:
+    aimon_otel.on_budget_event(on_budget_event)
     client = OpenAI()  # OPENAI_API_KEY and OPENAI_BASE_URL from the environment
     with aimon_otel.attributes(tenant_id="acme", feature="support_reply", user_id="alice"):
         support_reply(client)
@@ -64,6 +82,8 @@ def main() -> None:
         draft_email()
     with aimon_otel.attributes(tenant_id="initech", feature="custom_model"):
         client.chat.completions.create(model="initech-finetune-v2", messages=MESSAGES)  # no price known
+    with aimon_otel.attributes(tenant_id="trial", feature="support_reply"):
+        trial_tenant(client)
 
     if os.environ.get("AIMON_DEMO_FAKE_PROVIDER"):  # show a failed call against the fake provider
         try:

@@ -47,6 +47,7 @@ def run_app(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         "OTEL_TRACES_EXPORTER": "console",
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
+        "AIMON_BUDGETS": str(Path(__file__).with_name("demo-budgets.yaml")),
     }
     command = [str(Path(sys.executable).with_name("opentelemetry-instrument")), sys.executable, str(APP)]
     print("$ opentelemetry-instrument python examples/app.py\n")
@@ -127,7 +128,9 @@ def main() -> int:
         "\n".join(
             line
             for line in result.stdout.splitlines()
-            if line.startswith(("chat:", "stream:", "responses:", "embedding", "async:", "rate limited:", "anthropic"))
+            if line.startswith(
+                ("chat:", "stream:", "responses:", "embedding", "async:", "rate limited:", "anthropic", "budget")
+            )
         )
     )
     if result.returncode != 0:
@@ -144,6 +147,9 @@ def main() -> int:
         "\nPrices: genai-prices' bundled table (offline). An unknown model is 'unpriced', never $0;"
         "\na failed call the provider refused (429 above) used no tokens and costs nothing."
         "\n'(none set)': the app gave no tenant or feature for that call (aimon_otel.attributes(...))."
+        "\nBudgets (examples/demo-budgets.yaml, AIMON_BUDGETS): globex passed half of its daily budget (a warning"
+        "\nevent); the trial tenant's block budget refused its fifth call before it was sent: the span says"
+        "\naimon.budget_exceeded and costs nothing."
     )
     return 0 if spans else 1
 

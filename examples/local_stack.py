@@ -60,6 +60,18 @@ def wait_ready(base: str) -> None:
     raise SystemExit("Prometheus did not become ready")
 
 
+def fast_rules(directory: Path) -> list[str]:
+    """collector/rules/*.yml evaluated every 2 seconds (they say every minute) so a short run shows them."""
+    paths = []
+    for source in sorted((ROOT / "collector" / "rules").glob("*.yml")):
+        rules = yaml.safe_load(source.read_text())
+        for group in rules["groups"]:
+            group["interval"] = "2s"
+        (directory / source.name).write_text(yaml.safe_dump(rules))
+        paths.append(str(directory / source.name))
+    return paths
+
+
 def workload(fake: FakeProvider) -> None:
     client = openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-demo", max_retries=0)
     claude = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="sk-ant-demo", max_retries=0)
@@ -84,12 +96,14 @@ def main() -> int:
     exporter_port, port = free_port(), free_port()
     start_http_server(exporter_port, addr="127.0.0.1")
     AimonInstrumentor().instrument(
-        tracer_provider=TracerProvider(), meter_provider=MeterProvider(metric_readers=[PrometheusMetricReader()])
+        tracer_provider=TracerProvider(),
+        meter_provider=MeterProvider(metric_readers=[PrometheusMetricReader()]),
+        budgets=str(ROOT / "examples" / "budgets.yaml"),  # the guard's gauges feed the budget rules
     )
     with tempfile.TemporaryDirectory() as directory, FakeProvider() as fake:
         config = {
             "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
-            "rule_files": [str(p) for p in sorted((ROOT / "collector" / "rules").glob("*.yml"))],
+            "rule_files": fast_rules(Path(directory)),
             "scrape_configs": [
                 {"job_name": "aimon-demo", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}
             ],
@@ -120,6 +134,13 @@ def main() -> int:
             )
             for sample in query(base, "sum by (tenant_id) (increase(gen_ai_usage_cost_USD_sum[5m]))"):
                 print(f"  {sample['metric'].get('tenant_id', '-'):<10} ${float(sample['value'][1]):.6f}")
+            print("\nBudgets as the guard counts them (PromQL: budget:aimon_budget_usage:ratio)")
+            for sample in query(base, "budget:aimon_budget_usage:ratio"):
+                labels = sample["metric"]
+                name = labels["aimon_budget_name"] + (
+                    f" [{labels['aimon_budget_key']}]" if labels.get("aimon_budget_key") else ""
+                )
+                print(f"  {name:<32} {float(sample['value'][1]):.6%} used")
             firing = ", ".join(a["metric"]["alertname"] for a in query(base, 'ALERTS{alertstate="firing"}'))
             print(f"\nFiring alerts: {firing or 'none (spend is far below the tiers)'}")
             if args.keep:

@@ -28,6 +28,7 @@ class Telemetry:
     reader: InMemoryMetricReader
     instrumentor: AimonInstrumentor
     tracer_provider: TracerProvider
+    meter_provider: MeterProvider
 
     def spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
@@ -71,7 +72,7 @@ def make_telemetry(**settings: Any) -> Telemetry:
     meter_provider = MeterProvider(metric_readers=[reader])
     instrumentor = AimonInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **settings)
-    return Telemetry(exporter, reader, instrumentor, tracer_provider)
+    return Telemetry(exporter, reader, instrumentor, tracer_provider, meter_provider)
 
 
 @pytest.fixture

@@ -121,6 +121,6 @@ def test_budgets_render_on_the_cli_path(tmp_path: Path) -> None:
     stdout = run("budgets", "render", str(budgets))
     assert stdout.returncode == 0 and yaml.safe_load(stdout.stdout) == yaml.safe_load(out.read_text())
     bad = tmp_path / "bad.yaml"
-    bad.write_text("budgets: [{tenant: a, period: fortnightly, amount_usd: 5}]\n")
+    bad.write_text("budgets: [{name: a, period: fortnightly, limit_usd: 5}]\n")
     failed = run("budgets", "render", str(bad))
     assert failed.returncode == 2 and str(bad) in failed.stderr

@@ -24,6 +24,8 @@ BAD_VALUES = [
     ("AIMON_ENRICH_SPANS", "enabled", "enrich_spans", "'true' or 'false'"),
     ("AIMON_METRICS_MAX_VALUES", "lots", "metrics_max_values", "positive whole number"),
     ("AIMON_INSTRUMENT", "openai,cohere", "instrument", "['openai', 'anthropic']"),
+    ("AIMON_BUDGET_LEDGER", "mysql://db", "budget_ledger", "redis://localhost:6379/0"),
+    ("AIMON_BUDGET_FAIL", "maybe", "budget_fail", "'open' (let calls through) or 'closed'"),
 ]
 
 
@@ -147,12 +149,13 @@ def test_zero_code_with_every_setting_bad_still_instruments(fake: FakeProvider, 
         **bad,
         AIMON_PRICING_FILE=str(tmp_path / "missing.yaml"),
         AIMON_TENANT_RESOLVER="no_such_module:resolve",
+        AIMON_BUDGETS=str(tmp_path / "missing-budgets.yaml"),
     )
     assert [s["attributes"]["gen_ai.provider.name"] for s in spans] == ["openai", "anthropic"]
     assert all(s["attributes"]["aimon.pricing.status"] == "priced" for s in spans)
     for variable, value, _, _ in BAD_VALUES:
         assert f"{variable}={value!r}" in stderr
-    assert "missing.yaml" in stderr and "no_such_module:resolve" in stderr
+    assert "missing.yaml" in stderr and "no_such_module:resolve" in stderr and "missing-budgets.yaml" in stderr
     assert "Traceback" not in stderr
 
 

@@ -74,6 +74,7 @@ def emitted_metrics(fake: Any) -> dict[str, set[str]]:
         tracer_provider=TracerProvider(),
         meter_provider=MeterProvider(metric_readers=[reader], shutdown_on_exit=False),
         metrics_include_user=True,  # the "Spend by user" panel is for those who opt in
+        budgets=str(ROOT / "examples" / "budgets.yaml"),  # the guard's gauges feed the budgets board
     )
     try:
         client = openai.OpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0)
@@ -138,10 +139,14 @@ def test_every_metric_and_label_a_dashboard_reads_exists(fake: Any) -> None:
                 if not expr:
                     continue
                 selectors = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
-                for name, matchers in re.findall(r"\b((?:gen_ai|aimon)[\w:]*)(?:\{([^}]*)\})?", selectors):
+                for name, matchers in re.findall(
+                    r"(?<![\w:])((?:gen_ai|aimon|budget:)[\w:]*)(?![\w:]|\s*[=!]~?)(?:\{([^}]*)\})?", selectors
+                ):
                     assert name in emitted or name in recorded, f"{panel['title']}: {name} is never exposed"
                     labels = set(re.findall(r"(\w+)\s*[=!]~?", matchers or ""))
-                    known = emitted.get(name, set()) | TARGET_LABELS | KNOWN_ISSUE_13 | {"tenant_id", "budget"}
+                    known = emitted.get(name, set()) | TARGET_LABELS | KNOWN_ISSUE_13
+                    if name.startswith("budget:"):  # recorded from the guard's gauges, by budget and key
+                        known |= emitted["aimon_budget_spent"]
                     assert labels <= known, f"{panel['title']}: {name} has no label(s) {labels - known}"
 
 

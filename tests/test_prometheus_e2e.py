@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from prometheus_client import start_http_server
 
 import aimon_otel
 from aimon_otel import AimonInstrumentor
+from aimon_otel.budgets import load_budgets
+from aimon_otel.budgets.rules import render_rules
 from aimon_otel.testing import FakeProvider
 from aimon_otel.testing.openai_wire import SCENARIO_HEADER
 from tests.conftest import API_KEY
@@ -35,13 +37,22 @@ from tests.tools import require
 
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = [{"role": "user", "content": "hi"}]
-# Backfilled spend over the last day (USD), as in tests/promtool/budgets_test.yml.
+# Backfilled spend over the last day (USD).
 HISTORY = {
-    ("acme", "anthropic"): 45.0,  # over its $40 daily budget
-    ("globex", "openai"): 42.0,  # 84% of its $50 weekly openai budget
-    ("initech", "openai"): 120.0,  # over the default $100 monthly budget
+    ("acme", "anthropic"): 45.0,
+    ("globex", "openai"): 42.0,
+    ("initech", "openai"): 120.0,
     ("umbrella", "openai"): 10.0,
 }
+# The guard's budgets for the live calls (its gauges feed the budget rules rendered from this file).
+# acme spends 3 x $0.000033 + $0.00055 + $0.00082 = $0.001469 a round, two rounds: $0.002938.
+BUDGETS = """\
+timezone: Europe/Berlin
+budgets:
+  - {name: acme-month, match: {tenant_id: acme}, limit_usd: 0.0025, period: month, warn_at: [0.5], action: block}
+  - {name: per-tenant-day, for_each: tenant_id, limit_usd: 0.0028, period: day}
+  - {name: globex-tokens, match: {tenant_id: globex}, limit_tokens: 1000000, period: week}
+"""
 
 
 def free_port() -> int:
@@ -73,14 +84,14 @@ def backfill(directory: Path, now: float) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def rule_files(directory: Path) -> list[str]:
-    """Our rule files, evaluated every second instead of every minute so the test need not wait."""
+def rule_files(directory: Path, budgets: Path) -> list[str]:
+    """Our alert rules and the budget rules for ``budgets``, evaluated every second so the test need not wait."""
     paths = []
-    for source in sorted((ROOT / "collector" / "rules").glob("*.yml")):
-        rules = yaml.safe_load(source.read_text())
+    for source in [ROOT / "collector" / "rules" / "aimon-alerts.yml", budgets]:
+        rules = render_rules(load_budgets(budgets)) if source == budgets else yaml.safe_load(source.read_text())
         for group in rules["groups"]:
             group["interval"] = "1s"
-        target = directory / source.name
+        target = directory / f"{source.stem}.yml"
         target.write_text(yaml.safe_dump(rules))
         paths.append(str(target))
     return paths
@@ -127,12 +138,14 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, fake: FakeProvider) -> 
     directory = tmp_path_factory.mktemp("prometheus")
     now = time.time()
     backfill(directory, now)
+    budgets = directory / "budgets.yaml"
+    budgets.write_text(BUDGETS)
 
     exporter_port = free_port()
     start_http_server(exporter_port, addr="127.0.0.1")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": rule_files(directory),
+        "rule_files": rule_files(directory, budgets),
         "scrape_configs": [{"job_name": "demo-app", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}],
     }
     (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -141,6 +154,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, fake: FakeProvider) -> 
         tracer_provider=TracerProvider(),
         meter_provider=MeterProvider(metric_readers=[PrometheusMetricReader()]),
         metrics_include_user=True,
+        budgets=str(budgets),
     )
     try:
         make_calls(fake)
@@ -181,7 +195,7 @@ def wait_for(server: Prometheus, directory: Path, minimum_scrapes: float) -> Non
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
-            if scrape_count(server) >= minimum_scrapes and server.query("aimon:budget_spend_usd"):
+            if scrape_count(server) >= minimum_scrapes and server.query("budget:aimon_budget_usage:ratio"):
                 return
         except OSError:
             pass
@@ -285,26 +299,55 @@ def test_every_dashboard_query_returns_data(prometheus: Prometheus, board: str, 
     assert any(float(sample["value"][1]) > 0 for sample in result), f"{board}: {title}: only zeros: {result}"
 
 
-def test_budget_alerts_fire_for_the_right_tenants(prometheus: Prometheus) -> None:
+def firing_alerts(prometheus: Prometheus, until: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
     deadline = time.time() + 30
-    firing: set[tuple[str, str]] = set()
-    while time.time() < deadline:
-        alerts = prometheus.get("/api/v1/alerts")["alerts"]
-        firing = {
-            (a["labels"]["alertname"], a["labels"].get("tenant_id", "")) for a in alerts if a["state"] == "firing"
-        }
-        if ("GenAITenantBudgetExceeded", "acme") in firing and (
-            "GenAITenantDefaultBudgetExceeded",
-            "initech",
-        ) in firing:
-            break
+    while True:
+        firing = [a for a in prometheus.get("/api/v1/alerts")["alerts"] if a["state"] == "firing"]
+        if until(firing) or time.time() > deadline:
+            return firing
         time.sleep(0.5)
-    assert ("GenAITenantBudgetExceeded", "acme") in firing
-    assert ("GenAITenantBudgetWarning", "globex") in firing
-    assert ("GenAITenantDefaultBudgetExceeded", "initech") in firing
-    assert not any(tenant == "umbrella" for _, tenant in firing)
-    assert ("GenAITenantBudgetExceeded", "globex") not in firing
-    assert ("GenAIDailySpendAbove50USD", "") in firing  # 217 USD over the day in all
+
+
+def test_budget_alerts_fire_from_the_guards_gauges(prometheus: Prometheus) -> None:
+    """The app's guard exports what it counts; the rules rendered from the same budgets file alert on it."""
+    spent = prometheus.query('aimon_budget_spent{job="demo-app"}')
+    assert {
+        (s["metric"]["aimon_budget_name"], s["metric"].get("aimon_budget_key", "")): float(s["value"][1]) for s in spent
+    } == {
+        ("acme-month", ""): pytest.approx(0.002938, abs=1e-12),
+        ("per-tenant-day", "acme"): pytest.approx(0.002938, abs=1e-12),
+        # globex a round: an embedding of 8 tokens ($0.02 per million: $0.00000016) and an unpriced
+        # model's 150 tokens, which count toward a token budget but add no dollars.
+        ("per-tenant-day", "globex"): pytest.approx(2 * 0.00000016, abs=1e-15),
+        ("globex-tokens", ""): 2 * (8 + 150),
+    }
+
+    def budget_alerts(firing: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+        return {
+            (a["labels"]["alertname"], a["labels"]["aimon_budget_name"], a["labels"].get("aimon_budget_key", ""))
+            for a in firing
+            if a["labels"]["alertname"].startswith("LLMBudget")
+        }
+
+    expected = {
+        ("LLMBudgetWarning", "acme-month", ""),
+        ("LLMBudgetReached", "acme-month", ""),
+        ("LLMBudgetWarning", "per-tenant-day", "acme"),  # 0.002938 of 0.0028: reached too
+        ("LLMBudgetReached", "per-tenant-day", "acme"),
+    }
+    firing = firing_alerts(prometheus, lambda alerts: budget_alerts(alerts) >= expected)
+    assert budget_alerts(firing) == expected
+    (reached,) = [
+        a
+        for a in firing
+        if a["labels"]["alertname"] == "LLMBudgetReached" and a["labels"]["aimon_budget_name"] == "acme-month"
+    ]
+    assert reached["annotations"]["summary"] == "LLM budget acme-month is spent: 117.5% of $0.0025 this month"
+    assert reached["annotations"]["description"].startswith(
+        "Spent $0.002938 of $0.0025 in the current month (Europe/Berlin); the period resets "
+    )
+    assert reached["annotations"]["description"].endswith("Calls matching it are refused until it resets.")
+    assert ("GenAIDailySpendAbove50USD", "") in {(a["labels"]["alertname"], "") for a in firing}  # 217 USD over the day
     unpriced = [
         a for a in prometheus.get("/api/v1/alerts")["alerts"] if a["labels"]["alertname"] == "GenAIUnpricedCalls"
     ]
@@ -313,13 +356,15 @@ def test_budget_alerts_fire_for_the_right_tenants(prometheus: Prometheus) -> Non
 
 def test_every_alert_expression_evaluates(prometheus: Prometheus) -> None:
     rules = prometheus.get("/api/v1/rules")["groups"]
-    expressions = {
-        rule["name"]: rule["query"] for group in rules for rule in group["rules"] if rule["type"] == "alerting"
-    }
+    expressions = [
+        (rule["name"], rule["query"]) for group in rules for rule in group["rules"] if rule["type"] == "alerting"
+    ]
     assert len(expressions) >= 12
-    results = {name: prometheus.query(expr) for name, expr in expressions.items()}
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name, expr in expressions:  # budget tiers share an alert name
+        results.setdefault(name, []).extend(prometheus.query(expr))
     assert results["GenAIDailySpendAbove50USD"] and not results["GenAIDailySpendAbove10USD"]
     # the backfilled history spends ~$9 in the last hour and $0 in the same hour a week ago
     (spike,) = results["GenAISpendSpike"]
     assert float(spike["value"][1]) > 1
-    assert {r["metric"]["budget"] for r in results["GenAITenantBudgetExceeded"]} == {"acme-daily"}
+    assert {r["metric"]["aimon_budget_name"] for r in results["LLMBudgetReached"]} == {"acme-month", "per-tenant-day"}

@@ -17,7 +17,12 @@ APP = Path(__file__).parents[1] / "examples" / "app.py"
 
 
 def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> None:
-    env = zero_code_environment(fake, AIMON_DEMO_FAKE_PROVIDER="1", OTEL_SERVICE_NAME="zero-code-test")
+    env = zero_code_environment(
+        fake,
+        AIMON_DEMO_FAKE_PROVIDER="1",
+        OTEL_SERVICE_NAME="zero-code-test",
+        AIMON_BUDGETS=str(APP.with_name("demo-budgets.yaml")),
+    )
     command = [str(Path(sys.executable).with_name("opentelemetry-instrument")), sys.executable, str(APP)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
@@ -34,7 +39,9 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
             if ANTHROPIC_TRACES_ITSELF
             else ["chat claude-haiku-4-5", "chat claude-sonnet-4-6"]
         )
-        + ["chat initech-finetune-v2", "chat gpt-4o-mini"]
+        + ["chat initech-finetune-v2"]
+        + ["chat gpt-4o-mini"] * 5  # the trial tenant: four sent, the fifth refused by its block budget
+        + ["chat gpt-4o-mini"]
     )
     assert names == expected
     assert all(s["kind"] == "SpanKind.CLIENT" for s in spans)
@@ -52,8 +59,16 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
     assert (first["tenant.id"], first["aimon.feature"], first["user.id"]) == ("acme", "support_reply", "alice")
     # anthropic: the SDK's own span (anthropic 2.x) or ours (older), priced and attributed either way;
     # claude-haiku-4-5 at $1 input, $0.10 cache read, $1.25/$2 cache write 5m/1h, $5 output per million
-    haiku = spans[-4]["attributes"]
+    initech_at = names.index("chat initech-finetune-v2")
+    haiku = spans[initech_at - 2]["attributes"]
     assert haiku["gen_ai.usage.cost"] == 0.00082 and haiku["tenant.id"] == "acme"
     assert haiku["aimon.feature"] == "email_draft" and haiku["gen_ai.usage.input_tokens"] == 600
-    unknown = spans[-2]["attributes"]
+    refused = spans[-2]
+    assert refused["attributes"]["error.type"] == "aimon.budget_exceeded"
+    assert refused["attributes"]["aimon.budget.name"] == "trial-monthly"
+    assert "gen_ai.usage.cost" not in refused["attributes"]
+    assert "budget refused call 5: LLM budget 'trial-monthly' is spent" in result.stdout
+    # globex passes half its $0.0002 with the Responses call (openai 1.40 has no Responses API)
+    assert ("budget warning: globex-daily" in result.stdout) == OPENAI_HAS_RESPONSES
+    unknown = spans[initech_at]["attributes"]
     assert unknown["aimon.pricing.status"] == "unknown_model" and "gen_ai.usage.cost" not in unknown

@@ -1,9 +1,14 @@
-"""Finding the real binaries backend tests run (Debian's prometheus package)."""
+"""The real servers backend tests run (Debian's prometheus, prometheus-alertmanager and redis-server):
+found, started on a free loopback port, stopped by their PID."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -14,5 +19,67 @@ def require(binary: str) -> str:
     if found:
         return found
     if os.environ.get("CI"):
-        pytest.fail(f"{binary} is not installed; .ci/run installs Debian's prometheus package")
-    pytest.skip(f"{binary} not installed (apt-get install prometheus)")
+        pytest.fail(f"{binary} is not installed; .ci/run installs it from Debian")
+    pytest.skip(f"{binary} not installed (apt-get install {_PACKAGES.get(binary, binary)})")
+
+
+_PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager", "redis-server": "redis-server"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free loopback port; persistence off unless ``directory`` keeps its data."""
+
+    def __init__(self, directory: Path, *extra: str, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [require("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--save", "", "--appendonly", "no", "--protected-mode", "no", *self.extra],
+            stdout=(self.directory / f"redis-{self.port}.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as connection:
+                    connection.sendall(b"PING\r\n")
+                    if connection.recv(64).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(
+            f"redis-server did not start: {(self.directory / f'redis-{self.port}.log').read_text()[-2000:]}"
+        )
+
+    def stop(self, save: bool = False) -> None:
+        """Stop by PID; with ``save``, write the data first so a restart on the same directory loads it."""
+        if self.process is None:
+            return
+        if save:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as connection:
+                connection.sendall(b"SAVE\r\n")
+                connection.recv(64)
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

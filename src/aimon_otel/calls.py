@@ -17,6 +17,7 @@ from typing import Any
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from aimon_otel import semconv
+from aimon_otel.budgets.guard import BudgetExceeded
 from aimon_otel.faults import report_fault
 from aimon_otel.pipeline import Call, Pipeline
 from aimon_otel.providers.base import Endpoint, Plan
@@ -80,6 +81,10 @@ def run_sync(
     if started is None:
         return send(kwargs)
     plan, call = started
+    refusal = pipeline.refusal(call)
+    if refusal is not None:
+        _refuse(call, refusal)
+        raise refusal
     guard = _inside_call.set(True)
     deactivate = _activate(call)
     try:
@@ -113,6 +118,10 @@ async def run_async(
     if started is None:
         return await send(kwargs)
     plan, call = started
+    refusal = pipeline.refusal(call)
+    if refusal is not None:
+        _refuse(call, refusal)
+        raise refusal
     guard = _inside_call.set(True)
     deactivate = _activate(call)
     try:
@@ -175,6 +184,13 @@ def _fail(call: Call, exc: BaseException) -> None:
         call.end()
     except Exception as fault:
         report_fault("error", fault)
+
+
+def _refuse(call: Call, refusal: BudgetExceeded) -> None:
+    try:
+        call.refuse(refusal)
+    except Exception as fault:
+        report_fault("refusal", fault)
 
 
 def _end(call: Call, outcome: str | None = None) -> None:

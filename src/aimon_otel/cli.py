@@ -1,4 +1,4 @@
-"""``aimon-otel``: look up prices, cost a call, check a pricing override file."""
+"""``aimon-otel``: look up prices, cost a call, check a pricing override file, budgets (check, status, render)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from aimon_otel.budgets import commands as budget_commands
 from aimon_otel.config import AimonConfigError, Settings
 from aimon_otel.pricing import PricingEngine, load_overrides
 from aimon_otel.pricing.result import usd
@@ -34,16 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("file", nargs="?")
     check.add_argument("--json", action="store_true")
 
-    budgets = commands.add_parser("budgets", help="spend budgets")
-    budget_commands = budgets.add_subparsers(dest="budgets_command", required=True)
-    render = budget_commands.add_parser("render", help="Prometheus rules for a budgets YAML file")
-    render.add_argument("file")
-    render.add_argument("-o", "--output", help="write here instead of standard output")
+    budget_commands.add_parsers(commands)
 
     args = parser.parse_args(argv)
     try:
         if args.command == "budgets":
-            return _render_budgets(args)
+            return budget_commands.run(args)
         if args.command == "pricing":
             return _check(args)
         engine = _engine(getattr(args, "pricing_file", None))
@@ -207,18 +204,6 @@ def _as_flags(detail: str) -> str:
     for key, flag in sorted(_FLAGS.items(), key=lambda item: -len(item[0])):
         detail = detail.replace(key, flag)
     return detail
-
-
-def _render_budgets(args: argparse.Namespace) -> int:
-    from aimon_otel.budgets import load_budgets, render_yaml
-
-    text = render_yaml(load_budgets(args.file))
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(text)
-    else:
-        print(text, end="")
-    return 0
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -25,6 +25,11 @@ TENANT_RESOLVER_ENV = "AIMON_TENANT_RESOLVER"
 ENRICH_SPANS_ENV = "AIMON_ENRICH_SPANS"
 METRICS_MAX_VALUES_ENV = "AIMON_METRICS_MAX_VALUES"
 INSTRUMENT_ENV = "AIMON_INSTRUMENT"
+BUDGETS_ENV = "AIMON_BUDGETS"
+BUDGET_LEDGER_ENV = "AIMON_BUDGET_LEDGER"
+BUDGET_FAIL_ENV = "AIMON_BUDGET_FAIL"
+USER_ID_HASH_ENV = "AIMON_USER_ID_HASH"
+USER_ID_KEY_ENV = "AIMON_USER_ID_KEY"
 
 SDKS = ("openai", "anthropic")
 """The SDKs aimon-otel can instrument, by the names ``AIMON_INSTRUMENT`` takes."""
@@ -60,6 +65,18 @@ class Settings:
     """Distinct values per metric attribute (model, tenant, feature, user) before new ones become ``_other``."""
     instrument: tuple[str, ...] = SDKS
     """Which SDKs to instrument (``AIMON_INSTRUMENT=openai,anthropic``)."""
+    budgets: str | None = None
+    """A budgets file (``AIMON_BUDGETS``): the guard refuses calls over ``block`` budgets and counts all spend."""
+    budget_ledger: str = "memory"
+    """Where spend is counted: ``memory`` (one process) or a ``redis://`` / ``rediss://`` URL (shared)."""
+    budget_fail: str = "open"
+    """When the shared ledger is unreachable: ``open`` lets calls through (counted locally, flushed later),
+    ``closed`` refuses them."""
+    user_id_hash: str | None = None
+    """``hmac-sha256``: ``user.id`` is hashed with ``user_id_key`` before it leaves the process (spans, metrics,
+    ledger keys). Without a key, user ids are left out entirely rather than recorded raw."""
+    user_id_key: str | None = None
+    """The secret key of the user id hash (``AIMON_USER_ID_KEY``); never logged."""
     strict: bool = False
     """Raise on every bad value, from the environment too (the CLI)."""
     given_in_code: frozenset[str] = frozenset()
@@ -94,7 +111,16 @@ class Settings:
                 values[name] = _CODE[name](value)
             except _RejectedError as rejected:
                 raise AimonConfigError(f"AimonInstrumentor.instrument({name}={value!r}): {rejected}") from None
-        return replace(cls(), **values, strict=strict, given_in_code=frozenset(overrides))
+        settings = replace(cls(), **values, strict=strict, given_in_code=frozenset(overrides))
+        if settings.user_id_hash and not settings.user_id_key:
+            message = (
+                f"{USER_ID_HASH_ENV}=hmac-sha256 needs a secret key in {USER_ID_KEY_ENV} (or user_id_key= in code); "
+                "until it is set, user ids are left out of telemetry rather than recorded unhashed"
+            )
+            if strict or "user_id_hash" in overrides:
+                raise AimonConfigError(message)
+            warn_once(("setting", USER_ID_KEY_ENV), f"aimon-otel: {message}")
+        return settings
 
 
 class _RejectedError(ValueError):
@@ -137,6 +163,32 @@ def _text(raw: str) -> str:
     return raw
 
 
+_LEDGER_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
+
+
+def _ledger(raw: str) -> str:
+    if raw == "memory" or raw.startswith(_LEDGER_SCHEMES):
+        return raw
+    raise _RejectedError(
+        "is not a ledger; accepted: 'memory' (the default, one process) or a Redis URL such as "
+        "redis://localhost:6379/0, rediss://..., unix:///path/redis.sock, "
+        "redis+sentinel://host:26379/service-name/0 or redis+cluster://host:7000"
+    )
+
+
+def _user_id_hash(raw: str) -> str:
+    if raw.lower() == "hmac-sha256":
+        return "hmac-sha256"
+    raise _RejectedError("is not accepted; accepted: 'hmac-sha256' (with AIMON_USER_ID_KEY), or unset")
+
+
+def _fail_mode(raw: str) -> str:
+    value = raw.lower()
+    if value in ("open", "closed"):
+        return value
+    raise _RejectedError("is not accepted; accepted: 'open' (let calls through) or 'closed' (refuse them)")
+
+
 def _sdks(raw: str) -> tuple[str, ...]:
     names = [name.strip().lower() for name in raw.split(",") if name.strip()]
     unknown = [name for name in names if name not in SDKS]
@@ -155,6 +207,11 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "enrich_spans": (ENRICH_SPANS_ENV, _flag),
     "metrics_max_values": (METRICS_MAX_VALUES_ENV, _positive_int),
     "instrument": (INSTRUMENT_ENV, _sdks),
+    "budgets": (BUDGETS_ENV, _text),
+    "budget_ledger": (BUDGET_LEDGER_ENV, _ledger),
+    "budget_fail": (BUDGET_FAIL_ENV, _fail_mode),
+    "user_id_hash": (USER_ID_HASH_ENV, _user_id_hash),
+    "user_id_key": (USER_ID_KEY_ENV, _text),
 }
 
 
@@ -208,6 +265,11 @@ _CODE: dict[str, Callable[[Any], Any]] = {
     "enrich_spans": _code_flag,
     "metrics_max_values": _code_positive_int,
     "instrument": _code_sdks,
+    "budgets": _code_optional_text,
+    "budget_ledger": lambda value: _ledger(value) if isinstance(value, str) else _ledger(repr(value)),
+    "budget_fail": lambda value: _fail_mode(value) if isinstance(value, str) else _fail_mode(repr(value)),
+    "user_id_hash": lambda value: None if value is None else _user_id_hash(str(value)),
+    "user_id_key": _code_optional_text,
 }
 
 

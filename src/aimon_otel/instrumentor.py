@@ -19,6 +19,8 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from aimon_otel import semconv
+from aimon_otel.budgets.guard import BudgetEvents
+from aimon_otel.budgets.setup import open_guard
 from aimon_otel.calls import async_wrapper, sync_wrapper
 from aimon_otel.config import AimonConfigError, Settings, report
 from aimon_otel.context import load_resolver
@@ -53,6 +55,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self.pipeline: Pipeline | None = None
         """The instrumented calls' telemetry; None when not instrumented."""
         self._fallback: Pipeline | None = None
+        self.budget_events = BudgetEvents()
+        """``on_budget_event`` listeners: kept across ``instrument()`` calls, so they can subscribe first."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments_any
@@ -109,6 +113,13 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             engine,
             resolver,
         )
+        try:
+            guard = open_guard(settings, engine, self.budget_events)
+        except AimonConfigError as error:
+            report(settings, "budgets", error)
+        else:
+            if guard is not None:
+                pipeline.attach_guard(guard)
         self.pipeline = pipeline
         if settings.enrich_spans:
             self._unwrap_processors = wrap_provider_processors(
@@ -127,6 +138,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if self._unwrap_processors is not None:
             self._unwrap_processors()
             self._unwrap_processors = None
+        if self.pipeline is not None:
+            self.pipeline.detach_guard()
         self.pipeline = None
         self.settings = None
 

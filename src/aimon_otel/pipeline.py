@@ -22,6 +22,8 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
+from aimon_otel.budgets.gauges import BudgetGauges
+from aimon_otel.budgets.guard import BudgetExceeded, Guard
 from aimon_otel.cardinality import ValueLimiter
 from aimon_otel.config import Settings
 from aimon_otel.context import Resolver, current_attributes
@@ -29,6 +31,8 @@ from aimon_otel.faults import report_fault
 from aimon_otel.invocation import Invocation
 from aimon_otel.native_spans import NativeLink, current_link
 from aimon_otel.pricing import CostResult, PricingEngine, PricingStatus
+from aimon_otel.privacy import user_id_hasher
+from aimon_otel.tallies import Tally, readings_for, tally_for
 from aimon_otel.usage import Usage
 
 Sink = Callable[[Invocation, CostResult, dict[str, str]], None]
@@ -47,10 +51,15 @@ class Pipeline:
         resolver: Resolver | None = None,
     ) -> None:
         self.tracer = tracer
+        self.meter = meter
         self.settings = settings
         self.engine = engine or PricingEngine()
         self.resolver = resolver
+        self.hash_user = user_id_hasher(settings)
+        """``user.id`` hashed before it leaves the process (``AIMON_USER_ID_HASH``), or None."""
         self.sinks: list[Sink] = []
+        self.guard: Guard | None = None
+        """The budget guard, asked before each call is sent (its ledger is also one of the sinks)."""
         self.limiter = ValueLimiter(settings.metrics_max_values)
         self.token_usage: Histogram = meter.create_histogram(
             semconv.METRIC_TOKEN_USAGE,
@@ -76,13 +85,16 @@ class Pipeline:
             description="Cost of GenAI calls in US dollars",
             explicit_bucket_boundaries_advisory=list(semconv.COST_BUCKETS),
         )
-        self.usage_tokens: Counter = meter.create_counter(
+        # Summed here and read at collection (see tallies.py): no exemplars needed, a fraction of the cost.
+        self.usage_tokens: Tally = tally_for(
+            meter,
             semconv.METRIC_USAGE_TOKENS,
             unit="{token}",
             description="Tokens priced apart, by aimon.token.type: cache read and write (part of input), "
-            "reasoning (part of output); recorded only when above 0",
+            "reasoning (part of output); counted only when above 0",
         )
-        self.cache_savings: Counter = meter.create_counter(
+        self.cache_savings: Tally = tally_for(
+            meter,
             semconv.METRIC_CACHE_SAVINGS,
             unit="USD",
             description="What prompt caching saved: cache-read tokens at the input price, less their cost",
@@ -94,10 +106,58 @@ class Pipeline:
         )
 
     def attribution(self, context: otel_context.Context | None = None) -> dict[str, str]:
-        return current_attributes(context, self.resolver)
+        found = current_attributes(context, self.resolver)
+        hash_user = self.hash_user
+        if hash_user is not None and semconv.USER_ID in found:
+            hashed = hash_user(found[semconv.USER_ID])
+            if hashed is None:
+                del found[semconv.USER_ID]
+            else:
+                found[semconv.USER_ID] = hashed
+        return found
 
     def start(self, invocation: Invocation) -> Call:
         return Call(self, invocation)
+
+    def attach_guard(self, guard: Guard) -> None:
+        """Budgets: the guard is asked before each call, its ledger told after, its state exported as gauges."""
+        self.guard = guard
+        self.sinks.append(guard.record)
+        gauges = BudgetGauges(guard)
+        for name, description, read in (
+            (
+                semconv.METRIC_BUDGET_SPENT,
+                "Spend in the budget's current period (USD, or tokens: see aimon.budget.unit)",
+                gauges.spent,
+            ),
+            (semconv.METRIC_BUDGET_LIMIT, "The budget's limit (USD, or tokens: see aimon.budget.unit)", gauges.limit),
+            (semconv.METRIC_BUDGET_RESETS_AT, "When the budget's period resets, Unix seconds", gauges.resets_at),
+        ):
+            readings_for(self.meter, name, "", description).source = read
+
+    def detach_guard(self) -> None:
+        guard, self.guard = self.guard, None
+        if guard is None:
+            return
+        for name in (semconv.METRIC_BUDGET_SPENT, semconv.METRIC_BUDGET_LIMIT, semconv.METRIC_BUDGET_RESETS_AT):
+            readings_for(self.meter, name, "", "").source = None
+        try:
+            guard.ledger.close()
+        except Exception as fault:
+            report_fault("budget ledger close", fault)
+
+    def refusal(self, call: Call) -> BudgetExceeded | None:
+        """The budget refusal for a call about to be sent, or None to send it (always None without budgets)."""
+        guard = self.guard
+        if guard is None:
+            return None
+        try:
+            return guard.check(call.invocation, call.attribution)
+        except BudgetExceeded as refused:  # the ledger is unreachable and AIMON_BUDGET_FAIL=closed
+            return refused
+        except Exception as fault:
+            report_fault("budget check", fault)
+            return None
 
     def price(self, invocation: Invocation) -> CostResult:
         if not invocation.billable:
@@ -132,12 +192,26 @@ class Call:
         if invocation.sdk_traces_itself:
             self.link = NativeLink()
         else:
-            model = invocation.request_model
-            name = f"{invocation.operation} {model}" if model else invocation.operation
-            attributes = start_attributes(invocation)
-            if self.attribution:
-                attributes.update(self.attribution)
-            self.span = pipeline.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+            self.span = self._start_span()
+
+    def _start_span(self) -> Span:
+        invocation = self.invocation
+        model = invocation.request_model
+        name = f"{invocation.operation} {model}" if model else invocation.operation
+        attributes = start_attributes(invocation)
+        if self.attribution:
+            attributes.update(self.attribution)
+        return self.pipeline.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+    def refuse(self, refusal: BudgetExceeded) -> None:
+        """End a call a budget refused: it was never sent, so the span (ours, even where the SDK
+        traces its own calls) says why and carries no cost."""
+        if self.span is None:
+            self.link = None
+            self.span = self._start_span()
+        self.invocation.failed(semconv.BUDGET_EXCEEDED, str(refusal))
+        self.invocation.response_attributes[semconv.BUDGET_NAME] = refusal.budget
+        self.end()
 
     def activate(self) -> Callable[[], None]:
         """Make this call current while the SDK works; returns what undoes it.
@@ -294,7 +368,7 @@ def record_metrics(
         on_cost[semconv.COST_SOURCE] = cost.source
         pipeline.cost.record(float(cost.total), on_cost, context=context)
         if cost.cache_savings > 0:
-            pipeline.cache_savings.add(float(cost.cache_savings), on_cost, context=_NO_EXEMPLAR)
+            pipeline.cache_savings.add(float(cost.cache_savings), on_cost)
     elif cost.status is not PricingStatus.NO_USAGE or invocation.error_type is None:
         on_unpriced = {key: value for key, value in attributes.items() if key not in _NOT_ON_COST}
         on_unpriced[semconv.PRICING_STATUS] = cost.status.value
@@ -318,7 +392,7 @@ def record_metrics(
         pipeline.token_usage.record(usage.output_tokens, token_attributes, context=_NO_EXEMPLAR)
     for token_type, count in _priced_apart(usage):
         token_attributes = {**attributes, semconv.AIMON_TOKEN_TYPE: token_type}
-        pipeline.usage_tokens.add(count, token_attributes, context=_NO_EXEMPLAR)
+        pipeline.usage_tokens.add(count, token_attributes)
 
 
 def _priced_apart(usage: Usage) -> Iterable[tuple[str, int]]:

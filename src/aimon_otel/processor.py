@@ -28,7 +28,6 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from aimon_otel import semconv
-from aimon_otel.context import current_attributes
 from aimon_otel.faults import logger, report_fault
 from aimon_otel.native_spans import LinkRegistry, current_link
 from aimon_otel.pipeline import cost_attributes
@@ -116,8 +115,8 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
             return self._attribution(context)
         from aimon_otel.instrumentor import AimonInstrumentor
 
-        pipeline = AimonInstrumentor().pipeline
-        return pipeline.attribution(context) if pipeline is not None else current_attributes(context)
+        # The instrumented calls' pipeline, else one from the environment: user ids hashed alike.
+        return AimonInstrumentor().fallback_pipeline().attribution(context)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:

@@ -57,6 +57,20 @@ RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
 TENANT_ID: Final = "tenant.id"
 USER_ID: Final = "user.id"
 FEATURE: Final = "aimon.feature"
+AGENT_NAME: Final = _gen_ai.GEN_AI_AGENT_NAME
+
+# --- budgets ------------------------------------------------------------------------------
+BUDGET_NAME: Final = "aimon.budget.name"
+"""On a refused call's span (with ``error.type`` = :data:`BUDGET_EXCEEDED`) and on the budget gauges."""
+BUDGET_KEY: Final = "aimon.budget.key"
+"""The ``for_each`` value a budget counts (tenant, user...), empty for a budget without one."""
+BUDGET_PERIOD: Final = "aimon.budget.period"
+BUDGET_UNIT: Final = "aimon.budget.unit"
+"""``USD`` or ``token``: what a budget's gauges count."""
+BUDGET_EXCEEDED: Final = "aimon.budget_exceeded"
+METRIC_BUDGET_SPENT: Final = "aimon.budget.spent"
+METRIC_BUDGET_LIMIT: Final = "aimon.budget.limit"
+METRIC_BUDGET_RESETS_AT: Final = "aimon.budget.resets_at"
 
 # --- cost ---------------------------------------------------------------------------------
 USAGE_COST: Final = "gen_ai.usage.cost"

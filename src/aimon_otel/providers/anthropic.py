@@ -149,7 +149,11 @@ class MessageStreams(Messages):
                 request = getattr(manager, name)
                 sent = {**kwargs, "stream": True}
                 if inspect.isawaitable(request):
-                    setattr(manager, name, run_async(pipeline, endpoint, instance, sent, lambda _: request))
+                    setattr(
+                        manager,
+                        name,
+                        _closing_unsent(run_async(pipeline, endpoint, instance, sent, lambda _: request), request),
+                    )
                 else:
                     setattr(manager, name, lambda: run_sync(pipeline, endpoint, instance, sent, lambda _: request()))
             except Exception as fault:
@@ -157,6 +161,16 @@ class MessageStreams(Messages):
             return manager
 
         return wrapper
+
+
+async def _closing_unsent(call: Any, request: Any) -> Any:
+    """Await the traced call; if it never awaited the SDK's request (a budget refused it), close that
+    coroutine so Python does not warn that it was never awaited."""
+    try:
+        return await call
+    finally:
+        if inspect.iscoroutine(request) and inspect.getcoroutinestate(request) == inspect.CORO_CREATED:
+            request.close()
 
 
 class CountTokens(AnthropicEndpoint):

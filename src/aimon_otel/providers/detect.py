@@ -30,6 +30,10 @@ _HOSTS: tuple[tuple[str, str], ...] = (
     ("api.anthropic.com", "anthropic"),
 )
 OLLAMA_PORT = 11434
+KNOWN_PROVIDERS: frozenset[str] = frozenset(
+    [provider for _, provider in _HOSTS] + ["ollama", "aws.bedrock", "gcp.vertex_ai"]
+)
+"""Every ``gen_ai.provider.name`` aimon-otel reports (budgets files are checked against it)."""
 
 
 class Server(NamedTuple):

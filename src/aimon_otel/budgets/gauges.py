@@ -1,0 +1,58 @@
+"""The guard's view of each budget as gauges: ``aimon.budget.spent``, ``.limit`` and ``.resets_at``.
+
+Prometheus alerts and the Grafana budget dashboard read these, so they see exactly what the guard
+sees: calendar periods in the file's timezone, one series per budget and ``for_each`` key this
+process has counted in the current period. With a shared ledger every process exports the same
+values; take ``max by (aimon_budget_name, aimon_budget_key)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from opentelemetry.metrics import Observation
+
+from aimon_otel import semconv
+from aimon_otel.budgets.guard import BudgetStatus, Guard
+from aimon_otel.faults import report_fault
+
+_FRESH_SECONDS = 1.0
+
+
+class BudgetGauges:
+    """One ledger read serves the three gauges of one collection."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self._read_at = -_FRESH_SECONDS
+        self._statuses: list[BudgetStatus] = []
+
+    def _current(self) -> list[BudgetStatus]:
+        now = time.monotonic()
+        if now - self._read_at >= _FRESH_SECONDS:
+            try:
+                self._statuses = self.guard.observed()
+            except Exception as fault:
+                report_fault("budget gauges", fault)
+                self._statuses = []
+            self._read_at = now
+        return self._statuses
+
+    def spent(self) -> Iterable[Observation]:
+        return [Observation(status.spent, _attributes(status)) for status in self._current()]
+
+    def limit(self) -> Iterable[Observation]:
+        return [Observation(status.limit, _attributes(status)) for status in self._current()]
+
+    def resets_at(self) -> Iterable[Observation]:
+        return [Observation(status.resets_at.timestamp(), _attributes(status)) for status in self._current()]
+
+
+def _attributes(status: BudgetStatus) -> dict[str, str]:
+    return {
+        semconv.BUDGET_NAME: status.budget,
+        semconv.BUDGET_KEY: status.key,
+        semconv.BUDGET_PERIOD: status.period,
+        semconv.BUDGET_UNIT: status.unit,
+    }

@@ -1,0 +1,552 @@
+"""The guard: refuse a call before it is sent when a ``block`` budget is spent; count every call after.
+
+Before sending, :meth:`Guard.check` reads the current period of every matching ``block`` budget
+from the ledger in one read and refuses the call (:class:`BudgetExceeded`) at or over the limit.
+After the call, :meth:`Guard.record` (a pipeline sink) adds its exact cost, the figure on
+``gen_ai.usage.cost``, to every matching budget in one ledger write, and sends ``warning`` and
+``reached`` events to the listeners when that write crossed a threshold.
+
+A call's cost is known only once it has run, so the call that crosses a limit completes and the
+next one is refused. ``reserve: true`` refuses a call whose ``max_tokens`` at the model's output
+price would cross the limit instead.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from aimon_otel import semconv
+from aimon_otel.budgets.ledger import Increment, Ledger, LedgerUnavailableError
+from aimon_otel.budgets.periods import Window
+from aimon_otel.budgets.spec import FIELDS, NANO, Budget, BudgetsFile
+from aimon_otel.faults import warn_once
+from aimon_otel.invocation import Invocation
+from aimon_otel.pricing import CostResult, PricingEngine
+from aimon_otel.usage import Usage
+
+logger = logging.getLogger("aimon_otel")
+
+Subject = tuple[str | None, ...]
+"""A call's values in :data:`~aimon_otel.budgets.spec.FIELDS` order."""
+_ATTRIBUTION_FIELDS = (semconv.TENANT_ID, semconv.USER_ID, semconv.FEATURE, semconv.AGENT_NAME)
+_MATCH_CACHE_SIZE = 4096
+_BLOCKED_LOG_SECONDS = 60.0
+
+
+class BudgetExceeded(Exception):  # noqa: N818 - the name users catch, as the issue and docs spell it
+    """A ``block`` budget is spent: the call was refused and no request left the process."""
+
+    def __init__(
+        self,
+        budget: str,
+        key: str,
+        spent: int,
+        limit: int,
+        unit: str,
+        period: str,
+        period_start: datetime,
+        resets_at: datetime,
+        *,
+        reserved: int = 0,
+    ) -> None:
+        self.budget = budget
+        self.key = key
+        self.unit = unit
+        self.period = period
+        self.period_start = period_start
+        self.resets_at = resets_at
+        self.spent_usd: float | None = spent / NANO if unit == "USD" else None
+        self.spent_tokens: int | None = spent if unit == "token" else None
+        self.limit: float | int = limit / NANO if unit == "USD" else limit
+        self.reserved = reserved
+        super().__init__(self._message(spent, limit, reserved))
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until the period resets (for an HTTP ``Retry-After``)."""
+        return max(1, int(self.resets_at.timestamp() - time.time() + 0.999))
+
+    def _message(self, spent: int, limit: int, reserved: int) -> str:
+        whose = f" for {self.key}" if self.key else ""
+        amounts = f"{_amount(spent, self.unit)} of {_amount(limit, self.unit)} spent"
+        if reserved:
+            amounts += f", and this call could cost up to {_amount(reserved, self.unit)} (max_tokens)"
+        return (
+            f"LLM budget '{self.budget}'{whose} is spent: {amounts} in the {self.period} since "
+            f"{_when(self.period_start)}; calls are refused until {_when(self.resets_at)}"
+        )
+
+
+class BudgetLedgerUnavailable(BudgetExceeded):
+    """The shared ledger does not answer and ``AIMON_BUDGET_FAIL=closed``: a call a ``block`` budget covers is
+    refused because its spend cannot be checked."""
+
+    def _message(self, spent: int, limit: int, reserved: int) -> str:
+        whose = f" for {self.key}" if self.key else ""
+        return (
+            f"LLM budget '{self.budget}'{whose} cannot be checked: the budget ledger does not answer, and "
+            "AIMON_BUDGET_FAIL=closed refuses calls until it does"
+        )
+
+
+@dataclass(frozen=True)
+class BudgetEvent:
+    """Told to :func:`aimon_otel.on_budget_event` listeners."""
+
+    kind: str
+    """``warning`` (a ``warn_at`` threshold crossed), ``reached`` (the limit), ``blocked`` (a call refused)."""
+    budget: str
+    key: str
+    spent: float
+    """USD, or tokens for a ``limit_tokens`` budget."""
+    limit: float
+    unit: str
+    period: str
+    period_start: datetime
+    resets_at: datetime
+    threshold: float | None = None
+    """The ``warn_at`` fraction crossed (1.0 for ``reached``)."""
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """Where one budget (and key) stands in its current period."""
+
+    budget: str
+    key: str
+    spent: float
+    limit: float
+    unit: str
+    fraction: float
+    state: str
+    """``ok``, ``warning`` (past the first ``warn_at``) or ``over`` (at or over the limit)."""
+    period: str
+    period_start: datetime
+    resets_at: datetime
+    action: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget,
+            "key": self.key,
+            "spent": self.spent,
+            "limit": self.limit,
+            "unit": self.unit,
+            "fraction": round(self.fraction, 6),
+            "state": self.state,
+            "period": self.period,
+            "period_start": self.period_start.isoformat(),
+            "resets_at": self.resets_at.isoformat(),
+            "action": self.action,
+        }
+
+
+class BudgetEvents:
+    """The listeners of budget events; a raising listener is logged once and never breaks a call."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[BudgetEvent], Any]] = []
+        self._reported: set[int] = set()
+
+    def subscribe(self, listener: Callable[[BudgetEvent], Any]) -> Callable[[], None]:
+        self._listeners = [*self._listeners, listener]
+
+        def unsubscribe() -> None:
+            self._listeners = [known for known in self._listeners if known is not listener]
+
+        return unsubscribe
+
+    def send(self, event: BudgetEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception as error:
+                if id(listener) in self._reported:
+                    continue
+                self._reported.add(id(listener))
+                logger.warning(
+                    "aimon-otel: the budget event listener %s raised %s: %s; the call is unaffected "
+                    "(logged once per listener)",
+                    getattr(listener, "__qualname__", repr(listener)),
+                    type(error).__name__,
+                    error,
+                    exc_info=error,
+                )
+
+
+class Guard:
+    """The budgets of one ``instrument()`` over one ledger."""
+
+    def __init__(
+        self,
+        budgets: BudgetsFile,
+        ledger: Ledger,
+        events: BudgetEvents | None = None,
+        engine: PricingEngine | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.budgets = budgets
+        self.ledger = ledger
+        self.events = events or BudgetEvents()
+        self.engine = engine
+        self.clock = clock
+        self._plans: dict[Subject, tuple[tuple[_Counter, ...], tuple[_Counter, ...]]] = {}
+        self._counters: dict[tuple[str, str], _Counter] = {}
+        self._blocked_logged: dict[tuple[str, str], float] = {}
+        self._keys_seen: dict[tuple[str, str], float] = {}
+        self._process = uuid.uuid4().hex[:16]
+        self._calls = itertools.count()
+        """Call ids for the ledger's once-per-call add: this process's random prefix and a counter."""
+        self._lock = threading.Lock()
+        self.zone = budgets.timezone
+
+    # -- which budgets a call counts against ------------------------------------------------------
+
+    def subject(self, invocation: Invocation, attribution: dict[str, str]) -> Subject:
+        get = attribution.get
+        return (
+            get(semconv.TENANT_ID) or None,
+            get(semconv.USER_ID) or None,
+            get(semconv.FEATURE) or None,
+            get(semconv.AGENT_NAME) or None,
+            invocation.provider or None,
+            invocation.request_model or None,
+        )
+
+    def matching(self, subject: Subject) -> tuple[Budget, ...]:
+        return tuple(counter.budget for counter in self._plan(subject)[0])
+
+    def _plan(self, subject: Subject) -> tuple[tuple[_Counter, ...], tuple[_Counter, ...]]:
+        """The counters (budget and key) a call with these values counts against, and those that block."""
+        plan = self._plans.get(subject)
+        if plan is None:
+            if len(self._plans) >= _MATCH_CACHE_SIZE:
+                self._plans.clear()
+                self._counters.clear()
+            counters = []
+            for budget in self.budgets.budgets:
+                if budget.applies_to(subject):
+                    key = budget.key(subject)
+                    counter = self._counters.get((budget.name, key))
+                    if counter is None:
+                        counter = self._counters[(budget.name, key)] = _Counter(budget, key)
+                    counters.append(counter)
+            plan = (tuple(counters), tuple(c for c in counters if c.block))
+            self._plans[subject] = plan
+        return plan
+
+    # -- before sending ---------------------------------------------------------------------------
+
+    def check(self, invocation: Invocation, attribution: dict[str, str]) -> BudgetExceeded | None:
+        """The refusal for this call, or None to let it go."""
+        blocking = self._plan(self.subject(invocation, attribution))[1]
+        if not blocking:
+            return None
+        now = self.clock()
+        states = [counter.at(now) for counter in blocking]
+        slots: list[str] = []
+        for _, names, _ in states:
+            slots += names
+        try:
+            values = self.ledger.read(slots)
+        except LedgerUnavailableError:
+            counter, (window, _, _) = blocking[0], states[0]
+            return BudgetLedgerUnavailable(
+                counter.budget.name, counter.key, 0, counter.limit, counter.budget.unit,
+                counter.budget.period.text, self._time(window.start), self._time(window.resets_at),
+            )  # fmt: skip
+        offset = 0
+        for counter, (window, names, _) in zip(blocking, states, strict=True):
+            size = len(names)
+            spent = values[offset] if size == 1 else sum(values[offset : offset + size])
+            offset += size
+            budget, key, limit = counter.budget, counter.key, counter.limit
+            if budget.for_each is not None:
+                self._seen(budget, key, window)
+            reserved = self._reserve(budget, invocation) if budget.reserve else 0
+            if spent >= limit or (reserved and spent + reserved > limit):
+                refusal = BudgetExceeded(
+                    budget.name,
+                    key,
+                    spent,
+                    limit,
+                    budget.unit,
+                    budget.period.text,
+                    self._time(window.start),
+                    self._time(window.resets_at),
+                    reserved=reserved if spent < limit else 0,
+                )
+                self._blocked(budget, key, spent, window, refusal)
+                return refusal
+        return None
+
+    def _reserve(self, budget: Budget, invocation: Invocation) -> int:
+        """What ``max_tokens`` of output could cost (or count), in the budget's units; 0 when unknown."""
+        max_tokens = invocation.request_attributes.get(semconv.REQUEST_MAX_TOKENS)
+        if not isinstance(max_tokens, int) or max_tokens <= 0:
+            return 0
+        if budget.unit == "token":
+            return max_tokens
+        if self.engine is None:
+            return 0
+        cost = self.engine.price(invocation.provider, invocation.request_model, Usage(output_tokens=max_tokens))
+        return _nano(cost.total) if cost.total is not None else 0
+
+    def _blocked(self, budget: Budget, key: str, spent: int, window: Window, refusal: BudgetExceeded) -> None:
+        now = time.monotonic()
+        logged = self._blocked_logged.get((budget.name, key))
+        if logged is None or now - logged >= _BLOCKED_LOG_SECONDS:
+            self._blocked_logged[(budget.name, key)] = now
+            logger.warning("aimon-otel: call refused: %s (logged once a minute per budget and key)", refusal)
+        self._send("blocked", budget, key, spent, window, None)
+
+    # -- after the call ---------------------------------------------------------------------------
+
+    def record(self, invocation: Invocation, cost: CostResult, attribution: dict[str, str]) -> None:
+        """Add the call's cost (or tokens) to every matching budget's current period (a pipeline sink)."""
+        counters = self._plan(self.subject(invocation, attribution))[0]
+        if not counters:
+            return
+        nano = _nano(cost.total) if cost.total is not None else 0
+        usage = invocation.usage
+        tokens = (
+            (usage.input_tokens or 0) + (usage.output_tokens or 0) if usage is not None and not usage.problems else 0
+        )
+        now = self.clock()
+        increments: list[Increment] = []
+        totals_of: list[str] = []
+        counted: list[tuple[_Counter, int, Window, int]] = []
+        wait = False
+        for counter in counters:
+            amount = nano if counter.usd else tokens
+            if amount <= 0:
+                continue
+            window, names, expires_at = counter.at(now)
+            increments.append(Increment(names[0], amount, expires_at))
+            totals_of += names
+            counted.append((counter, amount, window, len(names)))
+            # A call a block budget covers is written before it returns, so every process's next check
+            # sees it: past a limit only calls already in flight get through, at most one per thread.
+            wait = wait or counter.block
+            if counter.budget.for_each is not None:
+                self._seen(counter.budget, counter.key, window)
+        if not counted:
+            return
+
+        def added(totals: list[int]) -> None:
+            """Told the totals after the add (at once in memory; from the writer thread with Redis)."""
+            offset = 0
+            for counter, amount, window, size in counted:
+                after = totals[offset] if size == 1 else sum(totals[offset : offset + size])
+                offset += size
+                before = after - amount
+                marks = counter.marks  # ascending: is there one in (before, after]?
+                due = bisect.bisect_right(marks, before)
+                if due < len(marks) and marks[due] <= after:
+                    self._crossings(counter.budget, counter.key, before, after, window)
+
+        self.ledger.add(f"{self._process}-{next(self._calls)}", increments, totals_of, added, wait)
+
+    def _crossings(self, budget: Budget, key: str, before: int, after: int, window: Window) -> None:
+        limit = budget.limit_units
+        if limit <= 0:
+            return
+        for threshold in budget.warn_at:
+            mark = limit * threshold
+            if before < mark <= after:
+                self._send("warning", budget, key, after, window, threshold)
+        if before < limit <= after:
+            self._send("reached", budget, key, after, window, 1.0)
+
+    def _send(self, kind: str, budget: Budget, key: str, spent: int, window: Window, threshold: float | None) -> None:
+        self.events.send(
+            BudgetEvent(
+                kind=kind,
+                budget=budget.name,
+                key=key,
+                spent=_in_unit(spent, budget.unit),
+                limit=_in_unit(budget.limit_units, budget.unit),
+                unit=budget.unit,
+                period=budget.period.text,
+                period_start=self._time(window.start),
+                resets_at=self._time(window.resets_at),
+                threshold=threshold,
+            )
+        )
+
+    # -- where budgets stand ----------------------------------------------------------------------
+
+    def status(self, every_key: bool = False, **values: str | None) -> list[BudgetStatus]:
+        """Each budget that applies to ``values`` (fields not given match anything) and where it stands.
+
+        A ``for_each`` budget needs its field's value, unless ``every_key`` lists every key the
+        ledger holds for the current period.
+        """
+        unknown = sorted(set(values) - set(FIELDS))
+        if unknown:
+            raise TypeError(f"budget_status() got unknown field(s) {unknown}; fields are {list(FIELDS)}")
+        now = self.clock()
+        wanted: list[tuple[Budget, str, Window]] = []
+        for budget in self.budgets.budgets:
+            if not _could_apply(budget, values):
+                continue
+            window = budget.period.window(now)
+            if budget.for_each is None:
+                wanted.append((budget, "", window))
+            elif values.get(budget.for_each):
+                wanted.append((budget, str(values[budget.for_each]), window))
+            elif every_key:
+                prefix = _slot(budget, window.slots[0], "")
+                for slot in sorted(self.ledger.slots(prefix)):
+                    wanted.append((budget, slot[len(prefix) :], window))
+        slots = [_slot(budget, start, key) for budget, key, window in wanted for start in window.slots]
+        values_read = self.ledger.read(slots)
+        found: list[BudgetStatus] = []
+        offset = 0
+        for budget, key, window in wanted:
+            spent = sum(values_read[offset : offset + len(window.slots)])
+            offset += len(window.slots)
+            found.append(self._status(budget, key, spent, window))
+        return found
+
+    def _status(self, budget: Budget, key: str, spent: int, window: Window) -> BudgetStatus:
+        limit = budget.limit_units
+        fraction = spent / limit if limit else (1.0 if spent else 0.0)
+        if spent >= limit:
+            state = "over"
+        elif budget.warn_at and fraction >= budget.warn_at[0]:
+            state = "warning"
+        else:
+            state = "ok"
+        return BudgetStatus(
+            budget=budget.name,
+            key=key,
+            spent=_in_unit(spent, budget.unit),
+            limit=_in_unit(limit, budget.unit),
+            unit=budget.unit,
+            fraction=fraction,
+            state=state,
+            period=budget.period.text,
+            period_start=self._time(window.start),
+            resets_at=self._time(window.resets_at),
+            action=budget.action,
+        )
+
+    def observed(self) -> list[BudgetStatus]:
+        """Every budget without ``for_each``, and each ``for_each`` key this process counted in the current
+        period (keys of a past period are dropped: their series end when the period does)."""
+        now = self.clock()
+        wanted = [(budget, "") for budget in self.budgets.budgets if budget.for_each is None]
+        with self._lock:
+            for (name, key), start in list(self._keys_seen.items()):
+                budget = self.budgets.named(name)
+                if start >= budget.period.window(now).start:
+                    wanted.append((budget, key))
+                else:
+                    del self._keys_seen[(name, key)]
+        windows = [budget.period.window(now) for budget, _ in wanted]
+        slots = [
+            _slot(budget, start, key)
+            for (budget, key), window in zip(wanted, windows, strict=True)
+            for start in window.slots
+        ]
+        values = self.ledger.read(slots)
+        found = []
+        offset = 0
+        for (budget, key), window in zip(wanted, windows, strict=True):
+            spent = sum(values[offset : offset + len(window.slots)])
+            offset += len(window.slots)
+            found.append(self._status(budget, key, spent, window))
+        return found
+
+    def _seen(self, budget: Budget, key: str, window: Window) -> None:
+        """Remember a ``for_each`` key counted in this window, for the gauges."""
+        seen = self._keys_seen.get((budget.name, key))
+        if seen is not None and seen >= window.slots[0]:  # already seen in this period (or rolling bucket)
+            return
+        with self._lock:
+            if len(self._keys_seen) >= MAX_KEYS_EXPORTED:
+                warn_once(
+                    ("budget keys", budget.name),
+                    f"aimon-otel: more than {MAX_KEYS_EXPORTED} budget keys seen; the aimon.budget.* gauges "
+                    "leave out new ones (the guard still counts them)",
+                )
+                return
+            self._keys_seen[(budget.name, key)] = window.slots[0]
+
+    def _time(self, epoch: float) -> datetime:
+        return datetime.fromtimestamp(epoch, self.zone)
+
+
+class _Counter:
+    """One budget and key: its current window, the window's ledger slots and their expiry, renewed when
+    the window moves on (named once per window: a rolling budget has 25 slots)."""
+
+    __slots__ = ("block", "budget", "key", "limit", "marks", "state", "usd")
+
+    def __init__(self, budget: Budget, key: str) -> None:
+        self.budget = budget
+        self.key = key
+        self.block = budget.action == "block"
+        self.usd = budget.unit == "USD"
+        self.limit = budget.limit_units
+        self.marks = tuple(sorted({self.limit * threshold for threshold in budget.warn_at} | {self.limit}))
+        """The amounts at which an event is due, ascending: each warn_at, then the limit."""
+        self.state: tuple[Window, tuple[str, ...], float] | None = None
+
+    def at(self, now: float) -> tuple[Window, tuple[str, ...], float]:
+        state = self.state
+        if state is not None and state[0].slots[0] <= now < state[0].resets_at:
+            return state
+        budget = self.budget
+        window = budget.period.window(now)
+        state = (window, tuple(_slot(budget, start, self.key) for start in window.slots), _expiry(budget, window))
+        self.state = state  # one assignment: another thread sees the old state or the new, never a mix
+        return state
+
+
+MAX_KEYS_EXPORTED = 10_000
+
+
+def _could_apply(budget: Budget, values: dict[str, str | None]) -> bool:
+    return all(budget.matches(name, value) for name, value in values.items() if value is not None)
+
+
+def _slot(budget: Budget, start: int, key: str) -> str:
+    return f"{budget.name}|{start}|{key}"
+
+
+def _expiry(budget: Budget, window: Window) -> float:
+    """A slot is kept until its window ends, plus a day (status after the reset still reads it)."""
+    if budget.period.kind == "rolling":
+        return window.slots[0] + budget.period.seconds + 2 * budget.period.bucket_seconds + 86400
+    return window.resets_at + 86400
+
+
+def _nano(usd: Decimal) -> int:
+    return int((usd * NANO).to_integral_value(ROUND_HALF_EVEN))
+
+
+def _in_unit(amount: int, unit: str) -> float:
+    return amount / NANO if unit == "USD" else float(amount)
+
+
+def _amount(amount: int, unit: str) -> str:
+    if unit == "USD":
+        value = Decimal(amount) / NANO
+        return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:.6f}".rstrip("0")
+    return f"{amount:,} tokens"
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M %Z")

@@ -1,0 +1,410 @@
+"""A budget ledger shared by every process: Redis (single node, Sentinel or Cluster) through redis-py.
+
+Layout: one integer per budget, key and period slot, ``aimon:{budgets}:<budget>|<slot start>|<key>``
+(nano-USD or tokens), with ``EXPIREAT`` a day past the period's end; a marker
+``aimon:{budgets}:call:<call id>`` (one hour) makes a retried add count once. Every key carries
+the hash tag ``{budgets}``, so on Redis Cluster they all live in one slot and the add script, which
+touches several budgets' keys, runs atomically on one node.
+
+The app's call pays one round trip, the check (every matching budget's slots, plus what this
+process has queued and not yet written). Recording a call's spend does not wait: a
+writer thread sends the adds in order, several per round trip when they queue up, each under its
+call id, so an add that is retried (a timeout, Redis away) is counted once. A call that a
+``block`` budget covers is the exception: its add is written before the call returns (a second
+round trip), so every process's next check sees it, and past a limit only the calls already in
+flight get through, at most one per thread.
+
+Unreachable Redis: with ``fail="open"`` (the default) calls go through, the check uses the last
+values this process read plus what it added since, and the writer keeps the adds and sends them
+when Redis answers again (tried once a second); a warning is logged once a minute.
+``fail="closed"`` refuses calls instead; spend is still kept and written later.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+from redis.exceptions import NoScriptError, RedisError
+
+from aimon_otel.budgets.ledger import Done, Increment, LedgerUnavailableError
+from aimon_otel.faults import report_fault
+
+logger = logging.getLogger("aimon_otel")
+
+PREFIX = "aimon:{budgets}:"
+CALL_MARKER_SECONDS = 3600
+"""How long a call's marker lives: retries of an add whose answer was lost come within seconds (the
+writer retries every second), so an hour is ample, and the markers of a busy day do not pile up."""
+RETRY_SECONDS = 1.0
+WARN_SECONDS = 60.0
+MAX_PENDING = 100_000
+"""Calls kept while Redis is away; past this, the oldest are merged into one entry (amounts are never dropped)."""
+BATCH = 256
+"""Adds sent per round trip when they queue up."""
+EXACT_QUEUE = 64
+"""Up to this many queued adds, a check asks Redis which of them are in (exact); past it, counts them all."""
+
+# KEYS: the call's marker, n slots to add to, then the slots whose totals to return.
+# ARGV: n, n amounts, n expiry times (epoch seconds), the marker's lifetime.
+_ADD = """
+local n = tonumber(ARGV[1])
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2 * n + 2]) then
+  for i = 1, n do
+    redis.call('INCRBY', KEYS[i + 1], ARGV[i + 1])
+    redis.call('EXPIREAT', KEYS[i + 1], ARGV[n + i + 1])
+  end
+end
+local totals = {}
+for i = n + 2, #KEYS do
+  totals[#totals + 1] = redis.call('GET', KEYS[i]) or '0'
+end
+return totals
+"""
+
+
+# KEYS: n slots, then the call markers of queued adds. ARGV: n. Returns each slot's value, then 1 or 0
+# for each marker: whether that add is already in.
+_READ = """
+local n = tonumber(ARGV[1])
+local answer = {}
+for i = 1, n do
+  answer[i] = redis.call('GET', KEYS[i]) or '0'
+end
+for i = n + 1, #KEYS do
+  answer[i] = tostring(redis.call('EXISTS', KEYS[i]))
+end
+return answer
+"""
+
+
+class RedisLedger:
+    def __init__(self, client: Any, *, fail_closed: bool = False, description: str = "redis") -> None:
+        self.client = client
+        self.fail_closed = fail_closed
+        self.description = description
+        self._add = client.register_script(_ADD)
+        self._read = client.register_script(_READ)
+        self._lock = threading.Condition()
+        self._known: dict[str, int] = {}
+        """Each slot's value as last read: the check's view while Redis is away."""
+        self._queue: deque[_Add] = deque()
+        self._unwritten: dict[str, int] = {}
+        """What this process has queued per slot and Redis has not confirmed: part of every check."""
+        self._writer: threading.Thread | None = None
+        self._writer_pid = 0
+        self._closing = False
+        self._down_until = 0.0
+        self._warned_at = -WARN_SECONDS
+        atexit.register(self.flush, 2.0)
+
+    @classmethod
+    def from_url(cls, url: str, *, fail_closed: bool = False) -> RedisLedger:
+        """``redis://``, ``rediss://``, ``unix://`` (redis-py's own URLs, with its query options),
+        ``redis+sentinel://host:26379[,host2:26379]/service-name[/db]`` or ``redis+cluster://host:port``."""
+        timeouts = {"socket_timeout": 0.5, "socket_connect_timeout": 0.25}
+        parts = urlsplit(url)
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        for name in timeouts:
+            if name in options:
+                timeouts[name] = float(options[name])
+        if parts.scheme == "redis+sentinel":
+            from redis.sentinel import Sentinel
+
+            hosts = [_host_port(item, 26379) for item in parts.netloc.rsplit("@", 1)[-1].split(",")]
+            path = [piece for piece in parts.path.split("/") if piece]
+            if not path:
+                raise ValueError(f"{url}: name the Sentinel service, e.g. redis+sentinel://host:26379/mymaster/0")
+            db = int(path[1]) if len(path) > 1 else 0
+            sentinel = Sentinel(hosts, sentinel_kwargs={"socket_timeout": timeouts["socket_timeout"]}, **timeouts)  # type: ignore[no-untyped-call]
+            client = sentinel.master_for(path[0], db=db, password=parts.password, **timeouts)  # type: ignore[no-untyped-call]
+        elif parts.scheme == "redis+cluster":
+            from redis.cluster import RedisCluster
+
+            client = RedisCluster.from_url("redis://" + url.split("://", 1)[1], **timeouts)
+        else:
+            client = redis.Redis.from_url(url, **timeouts)
+        return cls(client, fail_closed=fail_closed, description=_without_password(url))
+
+    # -- the Ledger protocol ----------------------------------------------------------------------
+
+    def read(self, slots: Sequence[str]) -> list[int]:
+        if not slots:
+            return []
+        if time.monotonic() >= self._down_until:
+            try:
+                return self._read_with_queued(slots)
+            except RedisError as error:
+                self._went_away(error)
+        if self.fail_closed:
+            raise LedgerUnavailableError(f"the budget ledger at {self.description} does not answer")
+        with self._lock:
+            return [self._known.get(slot, 0) + self._unwritten.get(slot, 0) for slot in slots]
+
+    def add(
+        self,
+        call_id: str,
+        increments: Sequence[Increment],
+        totals_of: Sequence[str],
+        done: Done | None = None,
+        wait: bool = False,
+    ) -> None:
+        item = _Add(call_id, tuple(increments), tuple(totals_of), done)
+        if wait and time.monotonic() >= self._down_until:  # written now, on the caller's thread
+            try:
+                (totals,) = self._send([item])
+            except RedisError as error:
+                self._went_away(error)
+            else:
+                _tell(item, totals)
+                return
+        with self._lock:
+            if len(self._queue) >= MAX_PENDING:
+                self._merge_oldest()
+            self._queue.append(item)
+            for slot, amount, _ in increments:
+                self._unwritten[slot] = self._unwritten.get(slot, 0) + amount
+            self._lock.notify()
+        if self._writer_pid != os.getpid():
+            self._start_writer()
+
+    def _read_with_queued(self, slots: Sequence[str]) -> list[int]:
+        """The slots' values plus this process's adds not yet written, each counted exactly once.
+
+        An add the writer is sending right now may or may not be in Redis when we read: the read asks
+        Redis, in the same atomic step, whether each queued add's call marker exists, and counts
+        only those that do not. A long queue (Redis was away) is counted whole instead: it errs on
+        the side of more, and only while the writer catches up."""
+        wanted = set(slots)
+        with self._lock:
+            unwritten = self._unwritten
+            if not unwritten or wanted.isdisjoint(unwritten):
+                queued: list[_Add] | None = []
+            elif len(self._queue) <= EXACT_QUEUE:
+                queued = [item for item in self._queue if any(i.slot in wanted for i in item.increments)]
+            else:
+                queued = None
+                extra = [unwritten.get(slot, 0) for slot in slots]
+        if queued == []:
+            raw = self.client.mget([PREFIX + slot for slot in slots])
+            values = [int(value) if value is not None else 0 for value in raw]
+        elif queued is None:
+            raw = self.client.mget([PREFIX + slot for slot in slots])
+            values = [(int(value) if value is not None else 0) + more for value, more in zip(raw, extra, strict=True)]
+        else:
+            keys = [PREFIX + slot for slot in slots] + [PREFIX + "call:" + item.call_id for item in queued]
+            answer = self._read(keys=keys, args=[len(slots)])
+            values = [int(value) for value in answer[: len(slots)]]
+            position = {slot: index for index, slot in enumerate(slots)}
+            for item, landed in zip(queued, answer[len(slots) :], strict=True):
+                if int(landed):
+                    continue
+                for increment in item.increments:
+                    index = position.get(increment.slot)
+                    if index is not None:
+                        values[index] += increment.amount
+        with self._lock:
+            self._remember(slots, values)
+        return values
+
+    def slots(self, prefix: str) -> list[str]:
+        pattern = PREFIX + _glob_escape(prefix) + "*"
+        return [key.decode()[len(PREFIX) :] for key in self.client.scan_iter(match=pattern, count=1000)]
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued add is in Redis (True), or ``timeout`` seconds pass (False)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._queue:
+                self._down_until = 0.0  # try now rather than at the next retry
+                self._lock.notify()
+            while self._queue and self._writer_pid == os.getpid():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(min(remaining, 0.05))
+            return not self._queue
+
+    def close(self) -> None:
+        """Write what is queued (waiting up to 10 s), stop the writer, let the connections go."""
+        self.flush()
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+        writer = self._writer
+        if writer is not None and self._writer_pid == os.getpid():
+            writer.join(timeout=2)
+        atexit.unregister(self.flush)
+        self.client.close()
+
+    @property
+    def pending(self) -> int:
+        """Calls counted here and not yet confirmed by Redis."""
+        return len(self._queue)
+
+    # -- the writer -------------------------------------------------------------------------------
+
+    def _start_writer(self) -> None:
+        with self._lock:
+            if self._writer_pid == os.getpid():
+                return
+            if self._writer_pid:  # a forked child: the parent's writer thread and its queue are not ours
+                self._queue.clear()
+                self._unwritten.clear()
+            self._writer_pid = os.getpid()
+            self._writer = threading.Thread(target=self._write, name="aimon-budget-ledger", daemon=True)
+            self._writer.start()
+
+    def _write(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closing and (not self._queue or time.monotonic() < self._down_until):
+                    wait = self._down_until - time.monotonic() if self._queue else None
+                    self._lock.wait(wait if wait is None or wait > 0 else 0.01)
+                if self._closing and (not self._queue or time.monotonic() < self._down_until):
+                    return
+                batch = list(itertools.islice(self._queue, BATCH))
+            try:
+                results = self._send(batch)
+            except RedisError as error:
+                self._went_away(error)
+                continue
+            with self._lock:
+                for _ in batch:
+                    self._queue.popleft()
+                for item in batch:
+                    for slot, amount, _ in item.increments:
+                        left = self._unwritten.get(slot, 0) - amount
+                        if left:
+                            self._unwritten[slot] = left
+                        else:
+                            self._unwritten.pop(slot, None)
+                if self._down_until:
+                    self._down_until = 0.0
+                    logger.warning(
+                        "aimon-otel: the budget ledger at %s answers again; spend kept meanwhile is counted",
+                        self.description,
+                    )
+                self._lock.notify_all()
+            for item, totals in zip(batch, results, strict=True):
+                _tell(item, totals)
+
+    def _send(self, batch: list[_Add]) -> list[list[int]]:
+        """The adds in one round trip (one ``EVALSHA``, or a pipeline of them); each returns its totals.
+
+        Not redis-py's pipelined ``Script``, which asks ``SCRIPT EXISTS`` first (a second round trip):
+        a Redis that lost the script (a restart) answers NOSCRIPT, and the batch is sent again after
+        loading it; the call markers make that harmless."""
+        commands = [_add_command(item) for item in batch]
+        try:
+            raw = self._evalsha(commands)
+        except NoScriptError:
+            self.client.script_load(_ADD)
+            raw = self._evalsha(commands)
+        results = [[int(value) for value in totals] for totals in raw]
+        with self._lock:
+            for item, totals in zip(batch, results, strict=True):
+                self._remember(item.totals_of, totals)
+        return results
+
+    def _evalsha(self, commands: list[list[Any]]) -> list[Any]:
+        sha = self._add.sha
+        if len(commands) == 1:
+            return [self.client.evalsha(sha, *commands[0])]
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.evalsha(sha, *command)
+        return list(pipe.execute())
+
+    def _remember(self, slots: Sequence[str], values: Sequence[int]) -> None:
+        known = self._known
+        if len(known) > MAX_PENDING:
+            known.clear()
+        for slot, value in zip(slots, values, strict=True):
+            known[slot] = value
+
+    def _merge_oldest(self) -> None:
+        """The queue is full: merge its two oldest adds into one (amounts kept; their events are not sent)."""
+        first = self._queue.popleft()
+        second = self._queue.popleft()
+        merged: dict[str, Increment] = {}
+        for increment in (*first.increments, *second.increments):
+            known = merged.get(increment.slot)
+            merged[increment.slot] = (
+                increment
+                if known is None
+                else Increment(
+                    increment.slot, known.amount + increment.amount, max(known.expires_at, increment.expires_at)
+                )
+            )
+        self._queue.appendleft(_Add(first.call_id, tuple(merged.values()), (), None))
+
+    def _went_away(self, error: Exception) -> None:
+        now = time.monotonic()
+        self._down_until = now + RETRY_SECONDS
+        if now - self._warned_at >= WARN_SECONDS:
+            self._warned_at = now
+            mode = (
+                "refusing calls that a block budget covers (AIMON_BUDGET_FAIL=closed)"
+                if self.fail_closed
+                else "letting calls through and counting their spend here until it answers (AIMON_BUDGET_FAIL=open)"
+            )
+            logger.warning(
+                "aimon-otel: the budget ledger at %s does not answer (%s); %s; logged once a minute",
+                self.description,
+                error,
+                mode,
+            )
+
+
+class _Add(NamedTuple):
+    call_id: str
+    increments: tuple[Increment, ...]
+    totals_of: tuple[str, ...]
+    done: Done | None
+
+
+def _add_command(item: _Add) -> list[Any]:
+    """``numkeys, keys..., args...`` of the add script for one call."""
+    keys = [PREFIX + "call:" + item.call_id]
+    keys += [PREFIX + increment.slot for increment in item.increments]
+    keys += [PREFIX + slot for slot in item.totals_of]
+    args: list[Any] = [len(item.increments)]
+    args += [increment.amount for increment in item.increments]
+    args += [int(increment.expires_at) for increment in item.increments]
+    args.append(CALL_MARKER_SECONDS)
+    return [len(keys), *keys, *args]
+
+
+def _tell(item: _Add, totals: list[int]) -> None:
+    if item.done is not None:
+        try:
+            item.done(totals)
+        except Exception as fault:
+            report_fault("budget events", fault)
+
+
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
+    return (host or text), int(port) if port else default_port
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url

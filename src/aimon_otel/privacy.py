@@ -1,0 +1,46 @@
+"""``user.id`` hashed before it leaves the process (``AIMON_USER_ID_HASH=hmac-sha256``, ``AIMON_USER_ID_KEY``).
+
+The same id always gives the same value, so per-user spend, budgets and dashboards still work,
+while spans, metrics, logs and ledger keys never carry the raw id. The key is a secret of the
+deployment: without it the hash cannot be reversed by trying likely ids (e-mail addresses).
+``user_id_hasher(settings)("alice@example.com")`` gives what aimon-otel records for that user,
+so an operator can look one up (``aimon-otel budgets status --user`` does it for you).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+
+from aimon_otel.config import Settings
+
+HASHED_CHARS = 16
+"""Hex characters kept (64 bits): unique across any realistic number of users, short on metric labels."""
+_CACHE_SIZE = 10_000
+
+
+def user_id_hasher(settings: Settings) -> Callable[[str], str | None] | None:
+    """What ``user.id`` values become under ``settings`` (None: left out); None when they are recorded as they are."""
+    if settings.user_id_hash is None:
+        return None
+    if not settings.user_id_key:
+        return _left_out
+    key = settings.user_id_key.encode()
+    cache: dict[str, str] = {}
+
+    def hashed(user_id: str) -> str:
+        found = cache.get(user_id)
+        if found is None:
+            found = hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()[:HASHED_CHARS]
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[user_id] = found
+        return found
+
+    return hashed
+
+
+def _left_out(user_id: str) -> None:
+    """Hashing was asked for without a key: the id is not recorded at all (never raw)."""
+    return None

@@ -1,0 +1,87 @@
+"""Running sums kept in-process and exported through observable counters: cheaper than a record per call.
+
+A synchronous ``Counter.add`` in the OpenTelemetry Python SDK cleans the attributes, looks up
+the series and takes a lock on every call (~15 µs here). For counters nobody needs an
+exemplar on (tokens priced apart, cache savings), :class:`Tally` keeps the sum per attribute
+set itself (one dict update under a lock, ~1 µs) and the SDK reads it at collection time
+through an observable counter. Cumulative and delta exporters both see the same totals a
+synchronous counter would give.
+
+The SDK keeps the first instrument of a name on a meter and ignores the callbacks of a later
+duplicate, so tallies live per meter (:func:`tally_for`): a second ``instrument()`` on the same
+meter provider adds to the sums the first one registered, and two meter providers never share.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.util.types import AttributeValue
+
+Key = frozenset[tuple[str, AttributeValue]]
+
+
+class Tally:
+    """Monotonic sums by attribute set, read by one observable counter."""
+
+    __slots__ = ("__weakref__", "_lock", "_sums")
+
+    def __init__(self) -> None:
+        self._sums: dict[Key, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, amount: float, attributes: Mapping[str, AttributeValue]) -> None:
+        key: Key = frozenset(attributes.items())
+        with self._lock:
+            self._sums[key] = self._sums.get(key, 0) + amount
+
+    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            sums = list(self._sums.items())
+        return [Observation(total, dict(key)) for key, total in sums]
+
+
+_tallies: weakref.WeakKeyDictionary[Meter, dict[str, Tally]] = weakref.WeakKeyDictionary()
+_tallies_lock = threading.Lock()
+
+
+def tally_for(meter: Meter, name: str, unit: str, description: str) -> Tally:
+    """The tally behind ``meter``'s observable counter ``name``, registering it the first time."""
+    with _tallies_lock:
+        by_name = _tallies.setdefault(meter, {})
+        tally = by_name.get(name)
+        if tally is None:
+            tally = by_name[name] = Tally()
+            meter.create_observable_counter(name, callbacks=[tally.observe], unit=unit, description=description)
+        return tally
+
+
+class Readings:
+    """The callback of an observable gauge whose source can change: the SDK keeps the first callback
+    registered under a name on a meter, so a later ``instrument()`` points this one at its own source."""
+
+    __slots__ = ("__weakref__", "source")
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[Observation]] | None = None
+
+    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
+        source = self.source
+        return list(source()) if source is not None else []
+
+
+_readings: weakref.WeakKeyDictionary[Meter, dict[str, Readings]] = weakref.WeakKeyDictionary()
+
+
+def readings_for(meter: Meter, name: str, unit: str, description: str) -> Readings:
+    """The readings behind ``meter``'s observable gauge ``name``, registering it the first time."""
+    with _tallies_lock:
+        by_name = _readings.setdefault(meter, {})
+        readings = by_name.get(name)
+        if readings is None:
+            readings = by_name[name] = Readings()
+            meter.create_observable_gauge(name, callbacks=[readings.observe], unit=unit, description=description)
+        return readings

@@ -1,0 +1,110 @@
+"""Calendar periods in the budgets file's timezone, rolling windows, with the clock frozen (time-machine)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import openai
+import pytest
+import time_machine
+
+import aimon_otel
+from aimon_otel.budgets.periods import parse_period
+from tests.conftest import MESSAGES, make_telemetry
+
+BERLIN = ZoneInfo("Europe/Berlin")
+UTC = ZoneInfo("UTC")
+CHAT_COST = Decimal("0.000033")
+
+
+def at(text: str, zone: ZoneInfo = UTC) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=zone).timestamp()
+
+
+def local(epoch: float, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d %H:%M")
+
+
+@pytest.mark.parametrize(
+    ("period", "now", "start", "end"),
+    [
+        ("day", "2026-11-30 23:59", "2026-11-30 00:00", "2026-12-01 00:00"),
+        ("month", "2026-11-30 23:59", "2026-11-01 00:00", "2026-12-01 00:00"),
+        ("month", "2026-12-01 00:00", "2026-12-01 00:00", "2027-01-01 00:00"),
+        ("month", "2026-12-31 12:00", "2026-12-01 00:00", "2027-01-01 00:00"),
+        ("year", "2026-06-15 08:00", "2026-01-01 00:00", "2027-01-01 00:00"),
+        # ISO weeks start on Monday, across a year's end too (2026-12-31 is a Thursday).
+        ("week", "2026-11-29 23:59", "2026-11-23 00:00", "2026-11-30 00:00"),
+        ("week", "2026-11-30 00:00", "2026-11-30 00:00", "2026-12-07 00:00"),
+        ("week", "2026-12-31 10:00", "2026-12-28 00:00", "2027-01-04 00:00"),
+    ],
+)
+def test_calendar_periods_start_at_local_midnight(period: str, now: str, start: str, end: str) -> None:
+    window = parse_period(period, BERLIN).window(at(now, BERLIN))
+    assert (local(window.start, BERLIN), local(window.resets_at, BERLIN)) == (start, end)
+
+
+def test_dst_days_are_23_and_25_hours_long() -> None:
+    day = parse_period("day", BERLIN)
+    spring = day.window(at("2026-03-29 12:00", BERLIN))
+    autumn = day.window(at("2026-10-25 12:00", BERLIN))
+    assert spring.resets_at - spring.start == 23 * 3600
+    assert autumn.resets_at - autumn.start == 25 * 3600
+    assert local(spring.start, BERLIN) == "2026-03-29 00:00" and local(autumn.resets_at, BERLIN) == "2026-10-26 00:00"
+
+
+def test_rolling_window_counts_24_buckets_and_the_current_one() -> None:
+    rolling = parse_period({"rolling": "24h"}, UTC)
+    window = rolling.window(at("2026-11-27 10:30"))
+    assert len(window.slots) == 25 and window.slots[0] == at("2026-11-27 10:00")
+    assert window.start == at("2026-11-26 10:00") and window.resets_at == at("2026-11-27 11:00")
+    assert parse_period("rolling 7d", UTC).bucket_seconds == 7 * 3600
+    assert parse_period({"rolling": "30d"}, UTC).text == "rolling 30d"
+
+
+@pytest.mark.parametrize("bad", ["monthly", "daily", "rolling 0h", "rolling 400d", "30d", {"rolling": "2w"}, 5, None])
+def test_bad_periods_say_what_is_accepted(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"rolling|period"):
+        parse_period(bad, UTC)
+
+
+def test_a_berlin_month_starts_at_zero_at_berlin_midnight_not_utc(tmp_path: Path, client: openai.OpenAI) -> None:
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text(
+        "timezone: Europe/Berlin\n"
+        "budgets:\n  - {name: acme-month, match: {tenant_id: acme}, limit_usd: 100, period: month}\n"
+        "  - {name: acme-utc-day, match: {tenant_id: acme}, limit_usd: 100, period: {rolling: 24h}}\n"
+    )
+
+    def spent() -> Decimal:
+        (status,) = [s for s in aimon_otel.budget_status(tenant_id="acme") if s.budget == "acme-month"]
+        return Decimal(str(status.spent))
+
+    telemetry = make_telemetry(budgets=str(budgets))
+    try:
+        with aimon_otel.attributes(tenant_id="acme"):
+            # 2026-11-30 23:30 in Berlin is 22:30 UTC: the last half hour of November there.
+            with time_machine.travel(datetime(2026, 11, 30, 23, 30, tzinfo=BERLIN), tick=False):
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                assert spent() == 2 * CHAT_COST
+            # 23:10 UTC on the 30th: still November in UTC, already December in Berlin.
+            with time_machine.travel(datetime(2026, 11, 30, 23, 10, tzinfo=UTC), tick=False):
+                assert spent() == 0
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                assert spent() == CHAT_COST
+                (status,) = [s for s in aimon_otel.budget_status(tenant_id="acme") if s.budget == "acme-month"]
+                assert status.period_start == datetime(2026, 12, 1, tzinfo=BERLIN)
+                assert status.resets_at == datetime(2027, 1, 1, tzinfo=BERLIN)
+            # The rolling 24h budget still holds all three calls an hour later; a day and two hours later, none.
+            with time_machine.travel(datetime(2026, 12, 1, 0, 10, tzinfo=UTC), tick=False):
+                (rolling,) = [s for s in aimon_otel.budget_status(tenant_id="acme") if s.budget == "acme-utc-day"]
+                assert Decimal(str(rolling.spent)) == 3 * CHAT_COST
+            with time_machine.travel(datetime(2026, 12, 1, 0, 10, tzinfo=UTC) + timedelta(hours=26), tick=False):
+                (rolling,) = [s for s in aimon_otel.budget_status(tenant_id="acme") if s.budget == "acme-utc-day"]
+                assert rolling.spent == 0
+    finally:
+        telemetry.instrumentor.uninstrument()
