@@ -306,6 +306,8 @@ class Guard:
         now = time.monotonic()
         logged = self._blocked_logged.get((budget.name, key))
         if logged is None or now - logged >= _BLOCKED_LOG_SECONDS:
+            if len(self._blocked_logged) >= _MATCH_CACHE_SIZE:
+                self._blocked_logged.clear()
             self._blocked_logged[(budget.name, key)] = now
             logger.warning("aimon-otel: call refused: %s (logged once a minute per budget and key)", refusal)
         self._send("blocked", budget, key, spent, window, None)
