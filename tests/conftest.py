@@ -114,3 +114,12 @@ def zero_code_environment(fake: FakeProvider, **extra: str) -> dict[str, str]:
 
 
 needs_responses = pytest.mark.skipif(not OPENAI_HAS_RESPONSES, reason="this openai SDK has no Responses API")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Outside CI a missing server skips its tests: say in one line what was not tested and why."""
+    from tests.tools import missing_summary
+
+    line = missing_summary()
+    if line:
+        terminalreporter.write_line(line, yellow=True, bold=True)

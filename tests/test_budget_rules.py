@@ -214,9 +214,14 @@ def test_alertmanager_routes_each_budget_to_its_receivers(tmp_path: Path) -> Non
 
     assert receivers("alertname=LLMBudgetReached", "aimon_budget_name=acme-corp-monthly") == "finance"
     assert receivers("alertname=LLMBudgetWarning", "aimon_budget_name=per-tenant", "aimon_budget_key=o'brien") == (
-        "finance,webhook"
+        "finance,team-chat"
     )
-    assert receivers("alertname=LLMBudgetWarning", "aimon_budget_name=globex-daily") == "webhook"  # the default
+    assert receivers("alertname=LLMBudgetWarning", "aimon_budget_name=globex-daily") == "team-chat"  # the default
+    # Without notify, the base tree: critical pages on-call and goes to the chat; with notify, only its receivers.
+    assert receivers("alertname=LLMBudgetReached", "severity=critical", "aimon_budget_name=globex-daily") == (
+        "on-call,team-chat"
+    )
+    assert receivers("severity=critical", "aimon_budget_name=acme-corp-monthly") == "finance"
     rendered = yaml.safe_load(config.read_text())
     assert {"source_matchers": ['alertname=~"LLMBudget.*"', 'aimon_budget_tier="3"'],
             "target_matchers": ['alertname=~"LLMBudget.*"', 'aimon_budget_tier=~"1|2"'],

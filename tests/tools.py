@@ -20,10 +20,31 @@ def require(binary: str) -> str:
         return found
     if os.environ.get("CI"):
         pytest.fail(f"{binary} is not installed; .ci/run installs it from Debian")
+    MISSING[binary] = MISSING.get(binary, 0) + 1
     pytest.skip(f"{binary} not installed (apt-get install {_PACKAGES.get(binary, binary)})")
 
 
-_PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager", "redis-server": "redis-server"}
+MISSING: dict[str, int] = {}
+"""Binaries tests wanted and did not find (outside CI), with how many tests skipped for each."""
+
+
+def missing_summary() -> str | None:
+    """One line naming what was not tested and the Debian packages that enable it; None if nothing."""
+    if not MISSING:
+        return None
+    parts = [
+        f"{count} test(s) need {binary} (apt-get install {_PACKAGES.get(binary, binary)})"
+        for binary, count in sorted(MISSING.items())
+    ]
+    return "not tested here, servers missing: " + "; ".join(parts)
+
+
+_PACKAGES = {
+    "promtool": "prometheus",
+    "amtool": "prometheus-alertmanager",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "redis-server": "redis-server",
+}
 
 
 def free_port() -> int:

@@ -113,8 +113,9 @@ def render_rules_yaml(budgets: BudgetsFile) -> str:
 def render_alertmanager(budgets: BudgetsFile, base: dict[str, Any], base_name: str) -> dict[str, Any]:
     """``base`` (an Alertmanager config) with a route per budget receiver and the tier inhibit rules.
 
-    Routes go first under the top route, with ``continue: true`` so a budget with two receivers
-    notifies both; routes and inhibit rules rendered before are replaced, the rest is kept.
+    Routes go first under the top route: a budget with ``notify`` reaches exactly those receivers
+    (``continue`` to the next of them, not beyond); a budget without takes the base config's tree.
+    Routes and inhibit rules rendered before are replaced, the rest is kept.
     """
     config = copy.deepcopy(base)
     receivers = {receiver.get("name") for receiver in config.get("receivers") or [] if isinstance(receiver, dict)}
@@ -126,7 +127,7 @@ def render_alertmanager(budgets: BudgetsFile, base: dict[str, Any], base_name: s
     for budget in budgets.budgets:
         if budget.action == "warn":
             continue
-        for receiver in budget.notify:
+        for index, receiver in enumerate(budget.notify):
             if receiver not in receivers:
                 raise AimonConfigError(
                     f"{budgets.path}: budget {budget.name!r}: key 'notify': receiver {receiver!r} is not among "
@@ -137,7 +138,8 @@ def render_alertmanager(budgets: BudgetsFile, base: dict[str, Any], base_name: s
                     "matchers": [f'aimon_budget_name="{budget.name}"'],
                     "receiver": receiver,
                     "group_by": ["alertname", "aimon_budget_name", "aimon_budget_key"],
-                    "continue": True,
+                    # on to the budget's next receiver; after its last, nowhere else
+                    "continue": index < len(budget.notify) - 1,
                 }
             )
     route["routes"] = ours + kept
