@@ -4,7 +4,8 @@
 
 Writes ``dashboards/grafana/dashboards/*.json`` (with grafana-foundation-sdk),
 ``collector/rules/aimon-alerts.yml`` (Prometheus, the source of truth for alerts) and
-``dashboards/grafana/provisioning/alerting/aimon-alerts.yaml`` (the same rules for Grafana).
+``dashboards/grafana/alerting-alternative/aimon-alerts.yaml`` (the same rules for Grafana-managed
+alerting: an alternative, not provisioned by default, or each condition would notify twice).
 ``tests/test_dashboards.py`` fails when the committed files differ from what this writes.
 """
 
@@ -36,7 +37,7 @@ from aimon_otel.budgets.rules import LIMIT_MAX, RESETS_AT, SPENT_MAX, USAGE
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "dashboards" / "grafana" / "dashboards"
 PROM_RULES = ROOT / "collector" / "rules" / "aimon-alerts.yml"
-GRAFANA_ALERTS = ROOT / "dashboards" / "grafana" / "provisioning" / "alerting" / "aimon-alerts.yaml"
+GRAFANA_ALERTS = ROOT / "dashboards" / "grafana" / "alerting-alternative" / "aimon-alerts.yaml"
 
 PROMETHEUS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 TEMPO = DataSourceRef(type_val="tempo", uid="${tempo}")

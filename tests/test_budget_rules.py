@@ -50,7 +50,13 @@ def alert(
     }
     if key:  # Prometheus drops empty labels
         labels["aimon_budget_key"] = key
-    return {"exp_labels": labels, "exp_annotations": {"summary": summary, "description": description}}
+    annotations = {
+        "summary": summary,
+        "description": description,
+        "runbook_url": "RUNBOOK.md#llm-budget",
+        "dashboard": "http://localhost:3000/d/aimon-budgets",
+    }
+    return {"exp_labels": labels, "exp_annotations": annotations}
 
 
 def per_tenant(key: str, spent: str, percent: str, tier: int = 1, resets: str = "") -> dict[str, Any]:

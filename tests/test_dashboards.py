@@ -156,9 +156,10 @@ def test_grafana_alerts_are_the_prometheus_alerts_and_parse(tmp_path: Path) -> N
 
     import yaml
 
+    from aimon_otel.alerts import inline_recordings
     from tests.tools import require
 
-    grafana = yaml.safe_load((ROOT / "dashboards/grafana/provisioning/alerting/aimon-alerts.yaml").read_text())
+    grafana = yaml.safe_load((ROOT / "dashboards/grafana/alerting-alternative/aimon-alerts.yaml").read_text())
     grafana_rules = {
         rule["title"]: next(q["model"]["expr"] for q in rule["data"] if q["datasourceUid"] == "prometheus")
         for group in grafana["groups"]
@@ -166,7 +167,13 @@ def test_grafana_alerts_are_the_prometheus_alerts_and_parse(tmp_path: Path) -> N
     }
     prometheus = yaml.safe_load((ROOT / "collector/rules/aimon-alerts.yml").read_text())
     prometheus_rules = {r["alert"]: r["expr"] for g in prometheus["groups"] for r in g["rules"] if "alert" in r}
+    prometheus_rules = {
+        name: inline_recordings(expr) for name, expr in prometheus_rules.items()
+    }  # Grafana's inline them
     assert grafana_rules == prometheus_rules
+    annotations = [r["annotations"] for g in grafana["groups"] for r in g["rules"]]
+    assert any("$values.A.Value" in a["description"] for a in annotations)
+    assert not any("$value " in text or "$value}" in text for a in annotations for text in a.values())
     as_rules = {
         "groups": [
             {

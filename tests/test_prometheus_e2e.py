@@ -363,8 +363,9 @@ def test_every_alert_expression_evaluates(prometheus: Prometheus) -> None:
     results: dict[str, list[dict[str, Any]]] = {}
     for name, expr in expressions:  # budget tiers share an alert name
         results.setdefault(name, []).extend(prometheus.query(expr))
-    assert results["GenAIDailySpendAbove50USD"] and not results["GenAIDailySpendAbove10USD"]
-    # the backfilled history spends ~$9 in the last hour and $0 in the same hour a week ago
-    (spike,) = results["GenAISpendSpike"]
-    assert float(spike["value"][1]) > 1
+    # $217 over the day: every daily tier holds (Alertmanager lets only the critical one notify)
+    assert all(results[f"GenAIDailySpendAbove{amount}USD"] for amount in (10, 25, 50))
+    # The spike rule compares with the median hour that its own recorded series saw over the last
+    # day; Prometheus here has recorded for seconds, so there is no median yet and no spike.
+    assert results["GenAISpendSpike"] == []
     assert {r["metric"]["aimon_budget_name"] for r in results["LLMBudgetReached"]} == {"acme-month", "per-tenant-day"}

@@ -88,7 +88,9 @@ def test_grafana_provisioning_points_at_generated_files() -> None:
     provisioning = ROOT / "dashboards" / "grafana" / "provisioning"
     datasources = {d["uid"]: d for d in load(provisioning / "datasources" / "aimon.yaml")["datasources"]}
     assert set(datasources) == {"prometheus", "tempo", "alertmanager"}
-    alerting = load(provisioning / "alerting" / "aimon-alerts.yaml")
+    assert not (provisioning / "alerting").exists()  # Grafana-managed alerts are off by default
+    alternative = provisioning.parent / "alerting-alternative"
+    alerting = load(alternative / "aimon-alerts.yaml")
     uids = [r["uid"] for g in alerting["groups"] for r in g["rules"]]
     assert len(uids) == len(set(uids)) >= 8
     assert all(
@@ -97,7 +99,7 @@ def test_grafana_provisioning_points_at_generated_files() -> None:
         for r in g["rules"]
         for q in r["data"]
     )
-    contacts = load(provisioning / "alerting" / "contact-points.yaml")
+    contacts = load(alternative / "contact-points.yaml")
     assert {r["type"] for c in contacts["contactPoints"] for r in c["receivers"]} == {"webhook", "email"}
 
 

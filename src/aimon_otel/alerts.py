@@ -1,21 +1,50 @@
-"""Alert rules on the GenAI metrics, as data: rendered to Prometheus rule files and to
-Grafana's alerting provisioning, so both say the same thing.
+"""Alert rules on the GenAI metrics, as data: rendered to Prometheus rule files and, as an opt-in
+alternative, to Grafana's alerting provisioning, so both say the same thing.
 
 Metric names are the ones the OpenTelemetry Prometheus exporters (and the Collector's
 remote write) give our instruments: ``gen_ai_usage_cost_USD_sum``,
 ``gen_ai_client_operation_duration_seconds_*``, ``aimon_pricing_unpriced_calls_total``.
 No rule filters on a particular SDK, so other tools' ``gen_ai_*`` metrics count too.
+
+Tiers stay firing while their condition holds (a $50 day is also over $10); every tiered alert
+carries ``aimon_alert`` (its family) and Alertmanager's inhibit rules let only the highest
+severity of a family notify. Every alert has a dollar or percentage figure, what it concerns,
+a ``runbook_url`` (a section of RUNBOOK.md) and a link to the dashboard.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 COST = "gen_ai_usage_cost_USD_sum"
 CALLS = "gen_ai_client_operation_duration_seconds_count"
 DURATION_BUCKETS = "gen_ai_client_operation_duration_seconds_bucket"
+FIRST_CHUNK_BUCKETS = "gen_ai_client_operation_time_to_first_chunk_seconds_bucket"
 UNPRICED = "aimon_pricing_unpriced_calls_total"
+SPEND_HOURLY = ":gen_ai_usage_cost_usd:increase1h"
+SPEND_DAILY = ":gen_ai_usage_cost_usd:increase1d"
+SPEND_BY_TENANT_5M = "tenant_provider_model:gen_ai_usage_cost_usd:increase5m"
+SPEND_BY_TENANT_1H = "tenant_provider_model:gen_ai_usage_cost_usd:increase1h"
+CALLS_BY_PROVIDER_5M = "provider:gen_ai_client_calls:increase5m"
+FAILED_BY_PROVIDER_5M = "provider:gen_ai_client_failed_calls:increase5m"
+BUDGET_REFUSALS = 'error_type!="aimon.budget_exceeded"'
+"""Calls our own budgets refused are not provider failures."""
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where annotations point: the runbook (RUNBOOK.md in this repository, or your copy) and Grafana."""
+
+    runbook: str = "RUNBOOK.md"
+    grafana: str = "http://localhost:3000"
+
+    def runbook_url(self, anchor: str) -> str:
+        return f"{self.runbook}#{anchor}"
+
+    def dashboard(self, uid: str = "aimon-overview") -> str:
+        return f"{self.grafana}/d/{uid}"
 
 
 @dataclass(frozen=True)
@@ -25,16 +54,29 @@ class Rule:
     severity: str
     summary: str
     description: str
+    runbook: str
+    """The RUNBOOK.md section (its anchor)."""
     for_: str = "0m"
     labels: dict[str, str] = field(default_factory=dict)
 
-    def prometheus(self) -> dict[str, Any]:
+    def prometheus(self, links: Links) -> dict[str, Any]:
         rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
         if self.for_ != "0m":
             rule["for"] = self.for_
         rule["labels"] = {"severity": self.severity, **self.labels}
-        rule["annotations"] = {"summary": self.summary, "description": self.description}
+        rule["annotations"] = {
+            "summary": self.summary,
+            "description": self.description,
+            "runbook_url": links.runbook_url(self.runbook),
+            "dashboard": links.dashboard(),
+        }
         return rule
+
+
+@dataclass(frozen=True)
+class Recording:
+    record: str
+    expr: str
 
 
 @dataclass(frozen=True)
@@ -43,64 +85,131 @@ class Thresholds:
 
     daily_spend_usd: tuple[tuple[float, str], ...] = ((10, "medium"), (25, "high"), (50, "critical"))
     error_rate: tuple[tuple[float, str], ...] = ((0.10, "warning"), (0.25, "critical"))
+    minimum_calls: int = 20
+    """Error rates are judged only on a provider with at least this many calls in 5 minutes."""
+    rate_limited_calls: int = 5
+    """429 answers (rate limit or exhausted quota) from one provider in 5 minutes before alerting."""
     p95_latency_seconds: float = 30.0
+    p95_first_chunk_seconds: float = 10.0
     spike_factor: float = 3.0
     spike_floor_usd: float = 1.0
     """A spike alert also needs this much spend in the hour, so $0.01 -> $0.04 stays quiet."""
 
 
+def recording_rules() -> list[Recording]:
+    """Spend and calls pre-aggregated, so alerts and dashboards over long windows read few series."""
+    by = "tenant_id, gen_ai_provider_name, gen_ai_request_model"
+    calls = f"{CALLS}{{{BUDGET_REFUSALS}}}"
+    failed = f'{CALLS}{{error_type!="", {BUDGET_REFUSALS}}}'
+    return [
+        Recording(SPEND_BY_TENANT_5M, f"sum by ({by}) (increase({COST}[5m]))"),
+        Recording(SPEND_BY_TENANT_1H, f"sum by ({by}) (increase({COST}[1h]))"),
+        Recording(SPEND_HOURLY, f"sum(increase({COST}[1h]))"),
+        Recording(SPEND_DAILY, f"sum(increase({COST}[1d]))"),
+        Recording(CALLS_BY_PROVIDER_5M, f"sum by (gen_ai_provider_name) (increase({calls}[5m]))"),
+        Recording(FAILED_BY_PROVIDER_5M, f"sum by (gen_ai_provider_name) (increase({failed}[5m]))"),
+    ]
+
+
 def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
     rules: list[Rule] = []
-    daily = f"sum(increase({COST}[1d]))"
-    tiers = sorted(thresholds.daily_spend_usd)
-    for index, (amount, severity) in enumerate(tiers):
-        upper = tiers[index + 1][0] if index + 1 < len(tiers) else None
-        expr = f"{daily} > {amount:g}" + (f" and {daily} <= {upper:g}" if upper is not None else "")
+    for amount, severity in sorted(thresholds.daily_spend_usd):
         rules.append(
             Rule(
                 f"GenAIDailySpendAbove{amount:g}USD",
-                expr,
+                f"{SPEND_DAILY} > {amount:g}",
                 severity,
                 f"LLM spend over the last 24h is above ${amount:g}",
-                'Spend over the last 24 hours is ${{ $value | printf "%.2f" }} (all providers and models).',
+                'Spend over the last 24 hours is ${{ $value | printf "%.2f" }} (all providers, models and tenants), '
+                f"over the ${amount:g} {severity} line.",
+                "daily-spend",
+                labels={"aimon_alert": "daily_spend"},
             )
         )
-    total_calls = f"sum(rate({CALLS}[5m]))"
-    failed_calls = f'sum(rate({CALLS}{{error_type!=""}}[5m]))'
-    rates = sorted(thresholds.error_rate)
-    for index, (rate, severity) in enumerate(rates):
-        upper = rates[index + 1][0] if index + 1 < len(rates) else None
-        ratio = f"({failed_calls} / {total_calls})"
-        expr = f"{ratio} > {rate:g}" + (f" and {ratio} <= {upper:g}" if upper is not None else "")
+    ratio = f"{FAILED_BY_PROVIDER_5M} / {CALLS_BY_PROVIDER_5M}"
+    volume = f"{CALLS_BY_PROVIDER_5M} >= {thresholds.minimum_calls}"
+    for rate, severity in sorted(thresholds.error_rate):
         rules.append(
             Rule(
                 f"GenAIErrorRateAbove{int(rate * 100)}Percent",
-                expr,
+                f"({ratio}) > {rate:g} and on (gen_ai_provider_name) ({volume})",
                 severity,
-                f"More than {rate:.0%} of LLM calls fail",
-                "{{ $value | humanizePercentage }} of LLM calls failed over the last 5 minutes.",
+                f"More than {rate:.0%} of calls to {{{{ $labels.gen_ai_provider_name }}}} fail",
+                "{{ $value | humanizePercentage }} of the calls to {{ $labels.gen_ai_provider_name }} failed over "
+                f"the last 5 minutes (judged from {thresholds.minimum_calls} calls up).",
+                "error-rate",
                 for_="5m",
+                labels={"aimon_alert": "error_rate"},
             )
         )
+    rules.append(
+        Rule(
+            "GenAIProviderRateLimited",
+            f'sum by (gen_ai_provider_name) (increase({CALLS}{{error_type="RateLimitError"}}[5m])) '
+            f">= {thresholds.rate_limited_calls}",
+            "warning",
+            "{{ $labels.gen_ai_provider_name }} answers 429: rate limit or quota",
+            '{{ $value | printf "%.0f" }} calls to {{ $labels.gen_ai_provider_name }} were refused with HTTP 429 '
+            "in the last 5 minutes: a rate limit, or an exhausted quota or balance (insufficient_quota).",
+            "rate-limited",
+            labels={"aimon_alert": "rate_limited"},
+        )
+    )
+    rules.append(
+        Rule(
+            "GenAIProviderAuthFailures",
+            f'sum by (gen_ai_provider_name) (increase({CALLS}{{error_type=~"AuthenticationError|PermissionDeniedError"}}[5m])) > 0',
+            "critical",
+            "{{ $labels.gen_ai_provider_name }} rejects our API key",
+            '{{ $value | printf "%.0f" }} calls to {{ $labels.gen_ai_provider_name }} failed authentication '
+            "(401/403) in the last 5 minutes: a revoked, expired or wrong key.",
+            "auth-failures",
+            labels={"aimon_alert": "auth_failures"},
+        )
+    )
     rules.append(
         Rule(
             "GenAIHighLatencyP95",
             f"histogram_quantile(0.95, sum by (le, gen_ai_request_model) (rate({DURATION_BUCKETS}[5m]))) "
             f"> {thresholds.p95_latency_seconds:g}",
             "warning",
-            "p95 latency of an LLM model is high",
-            "p95 latency of {{ $labels.gen_ai_request_model }} is {{ $value | humanizeDuration }}.",
+            "p95 latency of {{ $labels.gen_ai_request_model }} is high",
+            "p95 latency of {{ $labels.gen_ai_request_model }} is {{ $value | humanizeDuration }} "
+            "(whole calls; streams until their last chunk).",
+            "latency",
             for_="10m",
+            labels={"aimon_alert": "latency"},
         )
     )
-    hour = f"sum(increase({COST}[1h]))"
+    rules.append(
+        Rule(
+            "GenAISlowFirstChunkP95",
+            f"histogram_quantile(0.95, sum by (le, gen_ai_request_model) (rate({FIRST_CHUNK_BUCKETS}[5m]))) "
+            f"> {thresholds.p95_first_chunk_seconds:g}",
+            "warning",
+            "Streams from {{ $labels.gen_ai_request_model }} start slowly",
+            "p95 time to the first chunk of {{ $labels.gen_ai_request_model }} streams is "
+            "{{ $value | humanizeDuration }}.",
+            "latency",
+            for_="10m",
+            labels={"aimon_alert": "first_chunk"},
+        )
+    )
+    # Against the trailing day's median hour (this deployment's own recent history), not last week's
+    # same hour: a new deployment has no last week, and then the old rule never fired.
+    median_hour = f"quantile_over_time(0.5, {SPEND_HOURLY}[1d] offset 1h)"
     rules.append(
         Rule(
             "GenAISpendSpike",
-            f"{hour} > {thresholds.spike_factor:g} * sum(increase({COST}[1h] offset 1w)) and {hour} > {thresholds.spike_floor_usd:g}",
+            f"{SPEND_HOURLY} > {thresholds.spike_factor:g} * {median_hour} "
+            f"and {SPEND_HOURLY} > {thresholds.spike_floor_usd:g}",
             "high",
-            "LLM spend this hour is far above the same hour last week",
-            f'Spend in the last hour is ${{{{ $value | printf "%.2f" }}}}, over {thresholds.spike_factor:g}x the same hour a week ago.',
+            "LLM spend this hour is far above a typical hour",
+            'Spend in the last hour is ${{ $value | printf "%.2f" }}, over '
+            f"{thresholds.spike_factor:g}x the median hour of the day before "
+            f'(${{{{ with query "{median_hour}" }}}}{{{{ . | first | value | printf "%.2f" }}}}{{{{ end }}}}).',
+            "spend-spike",
+            labels={"aimon_alert": "spend_spike"},
         )
     )
     rules.append(
@@ -108,24 +217,39 @@ def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
             "GenAIUnpricedCalls",
             f'sum by (gen_ai_provider_name, gen_ai_request_model) (increase({UNPRICED}{{aimon_pricing_status="unknown_model"}}[1h])) > 0',
             "warning",
-            "LLM calls to a model with no known price",
-            "{{ $labels.gen_ai_provider_name }}/{{ $labels.gen_ai_request_model }} has no price: its spend is not counted. "
-            "Add it to AIMON_PRICING_FILE.",
+            "Calls to {{ $labels.gen_ai_request_model }} have no known price",
+            '{{ $value | printf "%.0f" }} calls to {{ $labels.gen_ai_provider_name }}/{{ $labels.gen_ai_request_model }} '
+            "in the last hour have no price: their spend is not counted. Add the model to AIMON_PRICING_FILE.",
+            "unpriced-calls",
+            labels={"aimon_alert": "unpriced"},
         )
     )
     return rules
 
 
-def prometheus_rule_file(rules: list[Rule], group: str = "aimon-genai") -> dict[str, Any]:
-    return {"groups": [{"name": group, "rules": [rule.prometheus() for rule in rules]}]}
+def prometheus_rule_file(rules: list[Rule], links: Links = Links(), group: str = "aimon-genai") -> dict[str, Any]:
+    """One group, recording rules first: Prometheus runs a group's rules in order, so each alert reads
+    the series recorded in the same evaluation."""
+    recorded = [{"record": r.record, "expr": r.expr} for r in recording_rules()]
+    return {"groups": [{"name": group, "rules": [*recorded, *(rule.prometheus(links) for rule in rules)]}]}
 
 
 def grafana_alerting(
-    rules: list[Rule], folder: str = "aimon", group: str = "aimon-genai", datasource_uid: str = "prometheus"
+    rules: list[Rule],
+    links: Links = Links(),
+    folder: str = "aimon",
+    group: str = "aimon-genai",
+    datasource_uid: str = "prometheus",
 ) -> dict[str, Any]:
-    """The same rules in Grafana's file provisioning format (apiVersion 1)."""
+    """The same rules in Grafana's file provisioning format (apiVersion 1): an alternative to the
+    Prometheus rules, not an addition (provision one or the other, or each condition notifies twice).
+
+    Grafana's templates read the query's value as ``$values.A.Value`` (not Prometheus's ``$value``),
+    and the recording rules are inlined: Grafana cannot read series the Prometheus rules record
+    unless those rules also run."""
     grafana_rules: list[dict[str, Any]] = []
     for rule in rules:
+        expr = inline_recordings(rule.expr)
         labels: dict[str, str] = {"severity": rule.severity, **rule.labels}
         grafana_rules.append(
             {
@@ -137,7 +261,7 @@ def grafana_alerting(
                         "refId": "A",
                         "relativeTimeRange": {"from": 600, "to": 0},
                         "datasourceUid": datasource_uid,
-                        "model": {"refId": "A", "expr": rule.expr, "instant": True},
+                        "model": {"refId": "A", "expr": expr, "instant": True},
                     },
                     {
                         "refId": "B",
@@ -154,13 +278,35 @@ def grafana_alerting(
                 "execErrState": "Error",
                 "for": rule.for_,
                 "labels": labels,
-                "annotations": {"summary": rule.summary, "description": rule.description},
+                "annotations": {
+                    "summary": _grafana_template(rule.summary),
+                    "description": _grafana_template(rule.description),
+                    "runbook_url": links.runbook_url(rule.runbook),
+                },
             }
         )
     return {
         "apiVersion": 1,
         "groups": [{"orgId": 1, "name": group, "folder": folder, "interval": "1m", "rules": grafana_rules}],
     }
+
+
+def inline_recordings(expr: str) -> str:
+    """``expr`` with each recorded series replaced by the expression that records it (a subquery where
+    a range is taken), for evaluators that do not run our recording rules."""
+    for recorded in sorted(recording_rules(), key=lambda r: -len(r.record)):
+        name, definition = re.escape(recorded.record), recorded.expr.replace("\\", "\\\\")
+        expr = re.sub(name + r"\[(\w+)\]", f"({definition})[\\1:1m]", expr)
+        expr = re.sub(name + r"(?![\w:])", f"({definition})", expr)
+    return expr
+
+
+def _grafana_template(text: str) -> str:
+    """Prometheus template text as Grafana's: ``$value`` is ``$values.A.Value``; no ``query`` function."""
+    text = text.replace("$value |", "$values.A.Value |").replace("{{ $value }}", "{{ $values.A.Value }}")
+    if "| query" in text or 'with query "' in text:
+        text = text.split(" (${{ with query")[0].rstrip(" (") + "."
+    return text
 
 
 def _uid(name: str) -> str:

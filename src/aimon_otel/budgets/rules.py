@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from aimon_otel.alerts import Links
 from aimon_otel.budgets.spec import Budget, BudgetsFile
 from aimon_otel.config import AimonConfigError
 
@@ -84,7 +85,13 @@ def _annotations(budget: Budget, budgets: BudgetsFile, reached: bool) -> dict[st
         )
     action = "Calls matching it are refused until it resets." if budget.action == "block" and reached else ""
     description = f"Spent {spent} of {limit} in the current {period} ({zone}){resets}. {action}".rstrip()
-    return {"summary": summary, "description": description}
+    links = Links()
+    return {
+        "summary": summary,
+        "description": description,
+        "runbook_url": links.runbook_url("llm-budget"),
+        "dashboard": links.dashboard("aimon-budgets"),
+    }
 
 
 def _lookup(metric: str, budget: Budget, shown: str) -> str:
