@@ -28,6 +28,7 @@ from aimon_otel.alerts import (
     COST,
     DURATION_BUCKETS,
     UNPRICED,
+    counted_increase,
     grafana_alerting,
     prometheus_rule_file,
     standard_rules,
@@ -121,9 +122,9 @@ def variables() -> list[Any]:
 
 
 def overview() -> dashboard.Dashboard:
-    spend = f"sum(increase({f(COST)}[$__range]))"
-    calls = f"sum(increase({f(CALLS)}[$__range]))"
-    failed = f"sum(increase({f(CALLS, FAILED)}[$__range]))"
+    spend = f"{counted_increase(f(COST), '$__range')}"
+    calls = f"{counted_increase(f(CALLS), '$__range')}"
+    failed = f"{counted_increase(f(CALLS, FAILED), '$__range')}"
     board = dashboard.Dashboard("LLM spend and usage").uid("aimon-overview").tags(["aimon", "genai", "cost"])
     board = board.time("now-24h", "now").refresh("1m").timezone("browser").editable()
     for variable in variables():
@@ -139,17 +140,21 @@ def overview() -> dashboard.Dashboard:
         ),
         stat_panel(
             "Tokens",
-            Query(f"sum(increase({f(TOKENS)}[$__range]))", instant=True),
+            Query(f"{counted_increase(f(TOKENS), '$__range')}", instant=True),
             "short",
             "Input and output tokens.",
             0,
         ),
         stat_panel(
-            "Error rate", Query(f"{failed} / {calls}", instant=True), "percentunit", "Share of calls that failed.", 1
+            "Error rate",
+            Query(f"({failed} or vector(0)) / {calls}", instant=True),  # 0%, not "No data", when none failed
+            "percentunit",
+            "Share of calls that failed.",
+            1,
         ),
         stat_panel(
             "p95 latency",
-            Query(f"histogram_quantile(0.95, sum by (le) (increase({f(DURATION_BUCKETS)}[$__range])))", instant=True),
+            Query(f"histogram_quantile(0.95, {counted_increase(f(DURATION_BUCKETS), '$__range', 'le')})", instant=True),
             "s",
             "95th percentile of call duration, retries and whole streams included.",
             2,
@@ -185,12 +190,16 @@ def overview() -> dashboard.Dashboard:
             .unit("currencyUSD")
             .span(8)
             .height(8),
-            [Query(f"sum by (gen_ai_provider_name) (increase({f(COST)}[$__range]))", "{{gen_ai_provider_name}}", True)],
+            [
+                Query(
+                    f"{counted_increase(f(COST), '$__range', 'gen_ai_provider_name')}", "{{gen_ai_provider_name}}", True
+                )
+            ],
         ),
         bar_panel(
             "Top models by spend",
             Query(
-                f"topk(10, sum by (gen_ai_request_model) (increase({f(COST)}[$__range])))",
+                f"topk(10, {counted_increase(f(COST), '$__range', 'gen_ai_request_model')})",
                 "{{gen_ai_request_model}}",
                 True,
             ),
@@ -199,28 +208,28 @@ def overview() -> dashboard.Dashboard:
         ),
         bar_panel(
             "Spend by tenant",
-            Query(f"sum by (tenant_id) (increase({f(COST)}[$__range]))", "{{tenant_id}}", True),
+            Query(f"{counted_increase(f(COST), '$__range', 'tenant_id')}", "{{tenant_id}}", True),
             "currencyUSD",
             "tenant.id from aimon_otel.attributes(...) or baggage.",
         ),
         bar_panel(
             "Spend by feature",
-            Query(f"sum by (aimon_feature) (increase({f(COST)}[$__range]))", "{{aimon_feature}}", True),
+            Query(f"{counted_increase(f(COST), '$__range', 'aimon_feature')}", "{{aimon_feature}}", True),
             "currencyUSD",
             "aimon.feature of the calls.",
         ),
         bar_panel(
             "Spend by user",
-            Query(f"sum by (user_id) (increase({f(COST, HAS_USER)}[$__range]))", "{{user_id}}", True),
+            Query(f"{counted_increase(f(COST, HAS_USER), '$__range', 'user_id')}", "{{user_id}}", True),
             "currencyUSD",
             "Only when the app sets AIMON_METRICS_INCLUDE_USER=true.",
         ),
         bar_panel(
             "Token mix",
             [
-                Query(f"sum by (gen_ai_token_type) (increase({f(TOKENS)}[$__range]))", "{{gen_ai_token_type}}", True),
+                Query(f"{counted_increase(f(TOKENS), '$__range', 'gen_ai_token_type')}", "{{gen_ai_token_type}}", True),
                 Query(
-                    f"sum by (aimon_token_type) (increase({f(PRICED_APART)}[$__range]))",
+                    f"{counted_increase(f(PRICED_APART), '$__range', 'aimon_token_type')}",
                     "of which {{aimon_token_type}}",
                     True,
                 ),
@@ -232,7 +241,7 @@ def overview() -> dashboard.Dashboard:
         bar_panel(
             "Unpriced calls",
             Query(
-                f"sum by (gen_ai_provider_name, gen_ai_request_model, aimon_pricing_status) (increase({f(UNPRICED)}[$__range]))",
+                f"{counted_increase(f(UNPRICED), '$__range', 'gen_ai_provider_name, gen_ai_request_model, aimon_pricing_status')}",
                 "{{gen_ai_provider_name}}/{{gen_ai_request_model}} ({{aimon_pricing_status}})",
                 True,
             ),

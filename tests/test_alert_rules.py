@@ -309,3 +309,34 @@ def test_every_alert_has_a_runbook_section_and_a_dashboard() -> None:
                 annotations = rule["annotations"]
                 assert annotations["runbook_url"].split("#")[1] in sections, rule["alert"]
                 assert annotations["dashboard"].startswith("http://localhost:3000/d/aimon-"), rule["alert"]
+
+
+def test_recorded_spend_counts_what_new_series_held_at_their_first_scrape(tmp_path: Path) -> None:
+    """A process that stops (instance a) and one that starts after it (instance b, already $5 in at its
+    first scrape), plus a new tenant with a single sample: the hour's spend is all of it, 10 + 23 + 2,
+    exactly; plain increase() loses most of each new series' first value."""
+    series = [
+        {"series": 'gen_ai_usage_cost_USD_sum{tenant_id="acme", instance="a"}', "values": "1+1x9"},  # 1..10
+        {"series": 'gen_ai_usage_cost_USD_sum{tenant_id="acme", instance="b"}', "values": "_x11 5+1x18"},  # 5..23
+        {"series": 'gen_ai_usage_cost_USD_sum{tenant_id="initech", instance="b"}', "values": "_x29 2"},  # 2
+    ]
+    test = {
+        "rule_files": [str(ROOT / "collector" / "rules" / "aimon-alerts.yml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {"expr": ":gen_ai_usage_cost_usd:increase1h", "eval_time": "29m",
+                     "exp_samples": [{"labels": ":gen_ai_usage_cost_usd:increase1h", "value": 35}]},
+                    {"expr": "sum(increase(gen_ai_usage_cost_USD_sum[1h]))", "eval_time": "29m",
+                     "exp_samples": [{"labels": "{}", "value": 29}]},  # 17% short (extrapolation recovers a little)
+                ],
+            }
+        ],
+    }  # fmt: skip
+    path = tmp_path / "counts_test.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -369,3 +369,18 @@ def test_every_alert_expression_evaluates(prometheus: Prometheus) -> None:
     # day; Prometheus here has recorded for seconds, so there is no median yet and no spike.
     assert results["GenAISpendSpike"] == []
     assert {r["metric"]["aimon_budget_name"] for r in results["LLMBudgetReached"]} == {"acme-month", "per-tenant-day"}
+
+
+def test_live_spend_counts_the_calls_made_before_the_first_scrape(prometheus: Prometheus) -> None:
+    """The app's first round of calls happened before Prometheus first scraped it: every series began with
+    a value. The dashboards' and rules' spend (counted_increase) still counts it all; plain increase() does not."""
+    from aimon_otel.alerts import counted_increase
+
+    live = 'gen_ai_usage_cost_USD_sum{job="demo-app"}'
+    recorded_by_the_app = float(prometheus.query(f"sum({live})")[0]["value"][1])
+    # two rounds; a round: acme 3 x $0.000033 + $0.00055 + $0.00082, globex an embedding of $0.00000016
+    assert recorded_by_the_app == pytest.approx(2 * (3 * 0.000033 + 0.00055 + 0.00082 + 0.00000016), rel=1e-9)
+    counted = float(prometheus.query(counted_increase(live, "10m"))[0]["value"][1])
+    assert counted == pytest.approx(recorded_by_the_app, rel=0.01)
+    plain = float(prometheus.query(f"sum(increase({live}[10m]))")[0]["value"][1])
+    assert plain < 0.9 * recorded_by_the_app  # what the old panels showed

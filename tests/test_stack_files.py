@@ -78,10 +78,33 @@ def test_compose_services_and_mounts_exist() -> None:
         assert ":" in service["image"] and not service["image"].endswith(":latest"), f"{name}: pin the image"
         for mount in service.get("volumes", []):
             source = mount.split(":")[0]
+            if source == "./secrets":  # made from secrets.example by the user, never committed
+                source = "./secrets.example"
             assert (COLLECTOR / source).exists(), f"{name}: mounts {source}, which does not exist"
         for dependency in service.get("depends_on", []):
             assert dependency in compose["services"]
     assert "--web.enable-remote-write-receiver" in compose["services"]["prometheus"]["command"]
+
+
+def test_compose_is_secure_by_default() -> None:
+    """No anonymous Grafana, secrets from files that are not committed, ports on this host only,
+    prompts and replies dropped by the Collector unless kept on purpose."""
+    compose = load(COLLECTOR / "compose.yaml")
+    grafana = compose["services"]["grafana"]
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in grafana["environment"]
+    assert grafana["env_file"] == ["./secrets/grafana.env"]
+    assert "GF_SECURITY_ADMIN_PASSWORD=" in (COLLECTOR / "secrets.example" / "grafana.env").read_text()
+    assert "collector/secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name}: {port} is open beyond this host"
+    assert compose["services"]["otel-collector"]["environment"]["AIMON_KEEP_MESSAGE_CONTENT"] == "false"
+    alertmanager = load(COLLECTOR / "alertmanager.base.yml")
+    assert alertmanager["global"]["smtp_auth_password_file"].startswith("/etc/alertmanager/secrets/")
+    assert all("api_url" not in slack for r in alertmanager["receivers"] for slack in r.get("slack_configs", []))
+    secrets = {path.name for path in (COLLECTOR / "secrets.example").iterdir()}
+    assert secrets == {"grafana.env", "smtp-password", "chat-webhook-url"}
 
 
 def test_grafana_provisioning_points_at_generated_files() -> None:

@@ -33,6 +33,22 @@ BUDGET_REFUSALS = 'error_type!="aimon.budget_exceeded"'
 """Calls our own budgets refused are not provider failures."""
 
 
+def counted_increase(selector: str, window: str, by: str = "") -> str:
+    """How much the counters in ``selector`` grew over ``window``, summed (``by`` labels), first samples included.
+
+    ``increase()`` measures from a series' first sample, so what a series held when it was first
+    scraped is lost: every process start (a new ``service.instance.id``), every new tenant or model
+    loses the calls it made before that scrape (``make stack`` undercounted by ~18%). So: series that
+    existed when the window began count by ``increase()`` (resets handled); a series that began
+    within the window began at zero, so all it holds (its highest value) is what it grew. Either
+    part may be empty; hence the ``or``s.
+    """
+    group = f" by ({by})" if by else ""
+    existing = f"sum{group} (increase({selector}[{window}]) and {selector} offset {window})"
+    began = f"sum{group} (max_over_time({selector}[{window}]) unless {selector} offset {window})"
+    return f"(({existing} + {began}) or {existing} or {began})"
+
+
 @dataclass(frozen=True)
 class Links:
     """Where annotations point: the runbook (RUNBOOK.md in this repository, or your copy) and Grafana."""
@@ -102,12 +118,12 @@ def recording_rules() -> list[Recording]:
     calls = f"{CALLS}{{{BUDGET_REFUSALS}}}"
     failed = f'{CALLS}{{error_type!="", {BUDGET_REFUSALS}}}'
     return [
-        Recording(SPEND_BY_TENANT_5M, f"sum by ({by}) (increase({COST}[5m]))"),
-        Recording(SPEND_BY_TENANT_1H, f"sum by ({by}) (increase({COST}[1h]))"),
-        Recording(SPEND_HOURLY, f"sum(increase({COST}[1h]))"),
-        Recording(SPEND_DAILY, f"sum(increase({COST}[1d]))"),
-        Recording(CALLS_BY_PROVIDER_5M, f"sum by (gen_ai_provider_name) (increase({calls}[5m]))"),
-        Recording(FAILED_BY_PROVIDER_5M, f"sum by (gen_ai_provider_name) (increase({failed}[5m]))"),
+        Recording(SPEND_BY_TENANT_5M, counted_increase(COST, "5m", by)),
+        Recording(SPEND_BY_TENANT_1H, counted_increase(COST, "1h", by)),
+        Recording(SPEND_HOURLY, counted_increase(COST, "1h")),
+        Recording(SPEND_DAILY, counted_increase(COST, "1d")),
+        Recording(CALLS_BY_PROVIDER_5M, counted_increase(calls, "5m", "gen_ai_provider_name")),
+        Recording(FAILED_BY_PROVIDER_5M, counted_increase(failed, "5m", "gen_ai_provider_name")),
     ]
 
 

@@ -6,13 +6,17 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aimon_otel.budgets import commands as budget_commands
 from aimon_otel.config import AimonConfigError, Settings
 from aimon_otel.pricing import PricingEngine, load_overrides
 from aimon_otel.pricing.result import usd
+from aimon_otel.report import GROUPS, Prometheus, spinner
+from aimon_otel.report import build as build_report
+from aimon_otel.report import render as render_report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,10 +41,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     budget_commands.add_parsers(commands)
 
+    report = commands.add_parser("report", help="spend, calls and tokens per group and day or month, from Prometheus")
+    report.add_argument("--prometheus", required=True, metavar="URL", help="e.g. http://localhost:9090")
+    report.add_argument("--from", dest="start", required=True, type=_day, metavar="YYYY-MM-DD", help="first day")
+    report.add_argument(
+        "--to", dest="end", required=True, type=_day, metavar="YYYY-MM-DD", help="the day after the last"
+    )
+    report.add_argument("--by", default="tenant", help=f"comma-separated, of {', '.join(GROUPS)} (default: tenant)")
+    report.add_argument("--step", choices=["day", "month"], default="day")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--timezone", default="UTC", help="calendar days and months in this zone (default: UTC)")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "budgets":
             return budget_commands.run(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "pricing":
             return _check(args)
         engine = _engine(getattr(args, "pricing_file", None))
@@ -204,6 +221,31 @@ def _as_flags(detail: str) -> str:
     for key, flag in sorted(_FLAGS.items(), key=lambda item: -len(item[0])):
         detail = detail.replace(key, flag)
     return detail
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD, e.g. 2026-10-01") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    by = [name.strip() for name in args.by.split(",") if name.strip()]
+    unknown = [name for name in by if name not in GROUPS]
+    if unknown or not by:
+        raise AimonConfigError(f"--by {args.by!r}: use a comma-separated list of {', '.join(GROUPS)}")
+    if args.end <= args.start:
+        raise AimonConfigError(f"--to {args.end} must be after --from {args.start} (--to is the day after the last)")
+    try:
+        zone = ZoneInfo(args.timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise AimonConfigError(
+            f"--timezone {args.timezone!r} is not a timezone; use e.g. UTC or Europe/Berlin"
+        ) from None
+    rows = build_report(Prometheus(args.prometheus), args.start, args.end, by, args.step, zone, spinner())
+    sys.stdout.write(render_report(rows, by, args.format))
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:
