@@ -21,19 +21,27 @@ import yaml
 from grafana_foundation_sdk.builders import bargauge, dashboard, piechart, stat, table, tempo, timeseries
 from grafana_foundation_sdk.builders import prometheus as prom
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableOption, VariableRefresh
+from grafana_foundation_sdk.models.common import GraphDrawStyle
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    ValueMap,
+    ValueMappingResult,
+    VariableOption,
+    VariableRefresh,
+)
 
 from aimon_otel.alerts import (
     CALLS,
     COST,
     DURATION_BUCKETS,
+    FIRST_CHUNK_BUCKETS,
     UNPRICED,
     counted_increase,
     grafana_alerting,
     prometheus_rule_file,
     standard_rules,
 )
-from aimon_otel.budgets.rules import LIMIT_MAX, RESETS_AT, SPENT_MAX, USAGE
+from aimon_otel.budgets.rules import LIMIT_MAX, PROJECTED, RESETS_AT, SPENT_MAX, STATE, USAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "dashboards" / "grafana" / "dashboards"
@@ -45,6 +53,9 @@ TEMPO = DataSourceRef(type_val="tempo", uid="${tempo}")
 TOKENS = "gen_ai_client_token_usage_sum"
 FAILED = 'error_type!=""'
 PRICED_APART = "aimon_usage_tokens_total"
+CACHE_SAVINGS = "aimon_cost_cache_savings_USD_total"
+CACHE_READ = 'aimon_token_type="cache_read"'
+INPUT_TOKENS = 'gen_ai_token_type="input"'
 HAS_USER = 'user_id!=""'
 FILTER = (
     'job=~"$service", deployment_environment=~"$environment", gen_ai_provider_name=~"$provider", '
@@ -265,9 +276,107 @@ def overview() -> dashboard.Dashboard:
             "reqps",
             "Failed calls per second by error.type.",
         ),
+        series_panel(
+            "Spend per day",
+            [Query(f"{counted_increase(f(COST), '1d')}", "spend")],
+            "currencyUSD",
+            "Spend of each day (a bar per day: each point counts the day that ends there).",
+            12,
+        )
+        .draw_style(GraphDrawStyle.BARS)
+        .interval("1d"),
+        bar_panel(
+            "Cost per request by model",
+            Query(
+                f"{counted_increase(f(COST), '$__range', 'gen_ai_request_model')}"
+                f" / {counted_increase(f(CALLS), '$__range', 'gen_ai_request_model')}",
+                "{{gen_ai_request_model}}",
+                True,
+            ),
+            "currencyUSD",
+            "Average cost of a call to each model in the range.",
+            12,
+        ),
+        bar_panel(
+            "Cost per 1k tokens by model",
+            Query(
+                f"{counted_increase(f(COST), '$__range', 'gen_ai_request_model')} * 1000"
+                f" / {counted_increase(f(TOKENS), '$__range', 'gen_ai_request_model')}",
+                "{{gen_ai_request_model}}",
+                True,
+            ),
+            "currencyUSD",
+            "What a thousand tokens (input and output together) cost with each model in the range.",
+            12,
+        ),
+        stat_panel(
+            "Cache hit ratio",
+            Query(
+                f"{counted_increase(f(PRICED_APART, CACHE_READ), '$__range')}"
+                f" / {counted_increase(f(TOKENS, INPUT_TOKENS), '$__range')}",
+                instant=True,
+            ),
+            "percentunit",
+            "Share of input tokens read from the provider's prompt cache.",
+            1,
+        ),
+        stat_panel(
+            "Cache savings",
+            Query(f"{counted_increase(f(CACHE_SAVINGS), '$__range')} or vector(0)", instant=True),
+            "currencyUSD",
+            "What cached input would have cost at the full input price, less what it cost.",
+            2,
+        ),
+        series_panel(
+            "Time to first chunk (streams)",
+            [
+                Query(
+                    f"histogram_quantile({q}, sum by (le) (rate({f(FIRST_CHUNK_BUCKETS)}[$__rate_interval])))",
+                    f"p{int(q * 100)}",
+                )
+                for q in (0.5, 0.95)
+            ],
+            "s",
+            "How long streamed calls wait for their first chunk: what a user of a streaming UI feels.",
+            8,
+        ),
+        with_targets(
+            table.Panel()
+            .title("Top tenants")
+            .description("Spend in the range, its share of all spend, and the change against the range before.")
+            .span(12)
+            .height(8),
+            [
+                Query(f"topk(20, {counted_increase(f(COST), '$__range', 'tenant_id')})", "spend", True),
+                Query(
+                    f"{counted_increase(f(COST), '$__range', 'tenant_id')}"
+                    f" / scalar({counted_increase(f(COST), '$__range')})",
+                    "share",
+                    True,
+                ),
+                Query(
+                    f"{counted_increase(f(COST), '$__range', 'tenant_id')}"
+                    f" / (sum by (tenant_id) (increase({f(COST)}[$__range] offset $__range))) - 1",
+                    "change",
+                    True,
+                ),
+            ],
+        ),
+        with_targets(
+            table.Panel().title("Firing alerts").description("LLM alerts now firing in Prometheus.").span(12).height(8),
+            [
+                Query(
+                    'sum by (alertname, severity, gen_ai_provider_name, tenant_id, aimon_budget_name) (ALERTS{alertstate="firing"})',
+                    "",
+                    True,
+                )
+            ],
+        ),
         table.Panel()
         .title("Recent requests")
-        .description("The latest GenAI spans in Tempo, with their cost.")
+        .description(
+            "The latest GenAI spans in Tempo, with their cost, for the tenant, model and provider chosen above."
+        )
         .span(24)
         .height(10)
         .datasource(TEMPO)
@@ -278,8 +387,10 @@ def overview() -> dashboard.Dashboard:
             .limit(50)
             .datasource(TEMPO)
             .query(
-                "{ span.gen_ai.operation.name != nil } | select(span.gen_ai.request.model, span.gen_ai.usage.cost, "
-                "span.tenant.id, span.aimon.feature, span.gen_ai.usage.input_tokens, span.gen_ai.usage.output_tokens)"
+                '{ span.gen_ai.operation.name != nil && span.tenant.id =~ "${tenant:regex}" '
+                '&& span.gen_ai.request.model =~ "${model:regex}" && span.gen_ai.provider.name =~ "${provider:regex}" } '
+                "| select(span.gen_ai.request.model, span.gen_ai.usage.cost, span.tenant.id, span.aimon.feature, "
+                "span.gen_ai.usage.input_tokens, span.gen_ai.usage.output_tokens)"
             )
         ),
     ]
@@ -319,16 +430,31 @@ def budgets() -> dashboard.Dashboard:
             table.Panel()
             .title("Budgets")
             .description(
-                "Per budget and key: spent and limit (USD, or tokens where the unit says so), the share used, "
-                "and when the period resets (calendar periods in the budgets file's timezone)."
+                "Per budget and key, period to date (calendar periods in the budgets file's timezone, as the guard "
+                "counts them): spent and limit (USD, or tokens where the unit says so), the share used, the state "
+                "(ok; warning past the budget's first warn_at; over at its limit), when the period resets, and the "
+                "projected end-of-period spend: spent now plus the last 6 hours' spend rate times the time left."
             )
-            .span(12)
-            .height(8),
+            .span(24)
+            .height(8)
+            .mappings(
+                [
+                    ValueMap(
+                        {
+                            "0": ValueMappingResult(text="ok", color="green"),
+                            "1": ValueMappingResult(text="warning", color="orange"),
+                            "2": ValueMappingResult(text="over", color="red"),
+                        }
+                    )
+                ]
+            ),
             [
                 Query(f"{SPENT_MAX}{{{picked}}}", "spent", True),
                 Query(f"{LIMIT_MAX}{{{picked}}}", "limit", True),
                 Query(f"{USAGE}{{{picked}}}", "used", True),
+                Query(f"{STATE}{{{picked}}}", "state", True),
                 Query(f"max by (aimon_budget_name, aimon_budget_key) ({RESETS_AT}{{{picked}}}) * 1000", "resets", True),
+                Query(f"{PROJECTED}{{{picked}}}", "projected", True),
             ],
         ),
         series_panel(

@@ -161,6 +161,24 @@ def unit_test() -> dict[str, Any]:
                 "interval": "1m",
                 "input_series": series,
                 "promql_expr_test": [
+                    {  # the budgets table's state: 0 ok, 1 past the budget's first warn_at, 2 over
+                        "expr": 'budget:aimon_budget_state:code{aimon_budget_name=~"acme-corp-monthly|per-tenant"}',
+                        "eval_time": "20m",
+                        "exp_samples": [
+                            {
+                                "labels": f'budget:aimon_budget_state:code{{aimon_budget_name="{name}", {key}'
+                                'aimon_budget_unit="USD"}',
+                                "value": value,
+                            }
+                            for name, key, value in (
+                                ("acme-corp-monthly", "", 1),
+                                ("per-tenant", 'aimon_budget_key="globex.io", ', 1),
+                                ("per-tenant", 'aimon_budget_key="o\'brien", ', 2),
+                                ("per-tenant", 'aimon_budget_key="say \\"hi\\"", ', 0),
+                                ("per-tenant", 'aimon_budget_key="müller", ', 1),
+                            )
+                        ],
+                    },
                     {
                         "expr": 'budget:aimon_budget_spent:max{aimon_budget_name="acme-corp-monthly"}',
                         "eval_time": "20m",
@@ -171,7 +189,7 @@ def unit_test() -> dict[str, Any]:
                                 "value": 440,
                             }
                         ],
-                    }
+                    },
                 ],
                 "alert_rule_test": [
                     {"eval_time": f"{minute}m", "alertname": name, "exp_alerts": expected}

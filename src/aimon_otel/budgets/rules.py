@@ -29,6 +29,10 @@ BY = "aimon_budget_name, aimon_budget_key, aimon_budget_unit"
 SPENT_MAX = "budget:aimon_budget_spent:max"
 LIMIT_MAX = "budget:aimon_budget_limit:max"
 USAGE = "budget:aimon_budget_usage:ratio"
+STATE = "budget:aimon_budget_state:code"
+"""0 ok, 1 warning (past the budget's first warn_at), 2 over (at or past its limit): the budgets table's state."""
+PROJECTED = "budget:aimon_budget_spent:projected"
+"""Spent now plus the last 6 hours' spend rate times the time left until the period resets."""
 WARNING = "LLMBudgetWarning"
 REACHED = "LLMBudgetReached"
 TIER = "aimon_budget_tier"
@@ -43,6 +47,23 @@ def render_rules(budgets: BudgetsFile) -> dict[str, Any]:
         {"record": LIMIT_MAX, "expr": f"max by ({BY}) ({LIMIT})"},
         {"record": USAGE, "expr": f"{SPENT_MAX} / {LIMIT_MAX}"},
     ]
+    for budget in budgets.budgets:
+        selector = f'{USAGE}{{aimon_budget_name="{budget.name}"}}'
+        first_warning = budget.warn_at[0] if budget.warn_at else 1.0
+        rules.append(
+            {
+                "record": STATE,
+                "expr": f"({selector} >= 1) * 0 + 2 or ({selector} >= {first_warning:g}) * 0 + 1 or {selector} * 0",
+                "labels": {"aimon_budget_name": budget.name},  # one rule per budget, kept distinct
+            }
+        )
+    rules.append(
+        {
+            "record": PROJECTED,
+            "expr": f"{SPENT_MAX} + clamp_min(deriv({SPENT_MAX}[6h]), 0)"
+            f" * on ({BY}) clamp_min(max by ({BY}) ({RESETS_AT}) - time(), 0)",
+        }
+    )
     for budget in budgets.budgets:
         if budget.action == "warn":  # events in the app only
             continue
