@@ -38,6 +38,11 @@ def test_collector_pipelines_use_defined_components_in_order() -> None:
     assert base["service"]["pipelines"]["traces"]["exporters"] == ["otlp/tempo"]
     assert base["service"]["pipelines"]["metrics"]["exporters"] == ["prometheusremotewrite"]
     assert "deltatocumulative" in base["service"]["pipelines"]["metrics"]["processors"]
+    # the dashboards' environment variable: the label exists whichever attribute name the SDK sets
+    assert "transform/environment" in base["service"]["pipelines"]["metrics"]["processors"]
+    (statement,) = base["processors"]["transform/environment"]["metric_statements"][0]["statements"]
+    assert 'set(attributes["deployment.environment"], attributes["deployment.environment.name"])' in statement
+    assert base["exporters"]["prometheusremotewrite"]["resource_to_telemetry_conversion"]["enabled"] is True
     assert base["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317}")
     assert base["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318}")
 
