@@ -44,6 +44,14 @@ HISTORY = {
     ("initech", "openai"): 120.0,
     ("umbrella", "openai"): 10.0,
 }
+# ... and the calls and tokens (input, output) behind it, per day; none failed.
+CALLS_PER_DAY = {
+    ("acme", "anthropic"): 900.0,
+    ("globex", "openai"): 1400.0,
+    ("initech", "openai"): 2400.0,
+    ("umbrella", "openai"): 500.0,
+}
+TOKENS_PER_DAY = {key: (calls * 1500.0, calls * 300.0) for key, calls in CALLS_PER_DAY.items()}
 # The guard's budgets for the live calls (its gauges feed the budget rules rendered from this file).
 # acme spends 3 x $0.000033 + $0.00055 + $0.00082 = $0.001469 a round, two rounds: $0.002938.
 BUDGETS = """\
@@ -62,14 +70,24 @@ def free_port() -> int:
 
 
 def backfill(directory: Path, now: float) -> None:
-    """Ten-minute samples of the cost counters for the last 30 days, rising only in the last day."""
-    lines = ["# TYPE gen_ai_usage_cost_USD_sum unknown"]
+    """Ten-minute samples of the cost, call and token counters for the last 30 days, rising only in the last day."""
     step = 600
-    for (tenant, provider), per_day in HISTORY.items():
-        labels = f'tenant_id="{tenant}",gen_ai_provider_name="{provider}",gen_ai_request_model="backfilled"'
-        for t in range(int(now - 30 * 86400), int(now - 60), step):
-            value = max(0.0, (t - (now - 86400 - 3600)) / 86400 * per_day) if t > now - 86400 - 3600 else 0.0
-            lines.append(f"gen_ai_usage_cost_USD_sum{{{labels}}} {value:.9f} {t}")
+    lines: list[str] = []
+
+    def family(name: str, per_day: dict[tuple[str, str], float], extra: str = "") -> None:
+        for (tenant, provider), daily in per_day.items():
+            labels = f'tenant_id="{tenant}",gen_ai_provider_name="{provider}",gen_ai_request_model="backfilled"{extra}'
+            for t in range(int(now - 30 * 86400), int(now - 60), step):
+                value = max(0.0, (t - (now - 86400 - 3600)) / 86400 * daily) if t > now - 86400 - 3600 else 0.0
+                lines.append(f"{name}{{{labels}}} {value:.9f} {t}")
+
+    lines.append("# TYPE gen_ai_usage_cost_USD_sum unknown")
+    family("gen_ai_usage_cost_USD_sum", HISTORY)
+    lines.append("# TYPE gen_ai_client_operation_duration_seconds_count unknown")
+    family("gen_ai_client_operation_duration_seconds_count", CALLS_PER_DAY)
+    lines.append("# TYPE gen_ai_client_token_usage_sum unknown")
+    family("gen_ai_client_token_usage_sum", {k: v[0] for k, v in TOKENS_PER_DAY.items()}, ',gen_ai_token_type="input"')
+    family("gen_ai_client_token_usage_sum", {k: v[1] for k, v in TOKENS_PER_DAY.items()}, ',gen_ai_token_type="output"')
     lines.append("# EOF")
     source = directory / "history.om"
     source.write_text("\n".join(lines) + "\n")
@@ -266,6 +284,14 @@ SPEND_PANELS: dict[str, Any] = {
     "Spend by user": {},  # nor users: the panel must show nothing rather than a blank user
     "Burn rate by tenant": {(tenant,): v * 24 for (tenant, _), v in PER_HOUR.items()},
     "Projected end-of-month spend": "per day x days in the month",
+    # calls, tokens and the ratios built on them, on the same history (none of it failed)
+    "Requests": {(): sum(CALLS_PER_DAY.values()) / 24},
+    "Tokens": {(): sum(i + o for i, o in TOKENS_PER_DAY.values()) / 24},
+    "Error rate": {(): 0.0},
+    "Cost per request by model": {("backfilled",): sum(HISTORY.values()) / sum(CALLS_PER_DAY.values())},
+    "Cost per 1k tokens by model": {
+        ("backfilled",): sum(HISTORY.values()) * 1000 / sum(i + o for i, o in TOKENS_PER_DAY.values())
+    },
 }
 
 
@@ -384,3 +410,19 @@ def test_live_spend_counts_the_calls_made_before_the_first_scrape(prometheus: Pr
     assert counted == pytest.approx(recorded_by_the_app, rel=0.01)
     plain = float(prometheus.query(f"sum(increase({live}[10m]))")[0]["value"][1])
     assert plain < 0.9 * recorded_by_the_app  # what the old panels showed
+
+
+def test_top_tenants_table_ranks_and_shares_exactly(prometheus: Prometheus) -> None:
+    spend, share, _change = [e for _, t, e in dashboard_queries() if t == "Top tenants"]
+    at = last_backfilled_sample(prometheus.backfilled_at)
+
+    def values(expr: str) -> dict[str, float]:
+        query = substitute(expr.replace('"$model"', '"backfilled"'))
+        return {s["metric"]["tenant_id"]: float(s["value"][1]) for s in prometheus.query(query, at=at)}
+
+    spent = values(spend)
+    assert sorted(spent, key=spent.__getitem__, reverse=True) == ["initech", "acme", "globex", "umbrella"]
+    total = sum(HISTORY.values())
+    for (tenant, _), per_day in HISTORY.items():
+        assert spent[tenant] == pytest.approx(per_day / 24, rel=1e-6)
+        assert values(share)[tenant] == pytest.approx(per_day / total, rel=1e-6)
