@@ -4,7 +4,7 @@ VENV := .venv
 OLDEST := .venv-oldest
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: demo stack test test-newest test-oldest lint generate bench clean
+.PHONY: demo stack test test-newest test-oldest lint generate pictures bench clean
 
 $(VENV)/.installed: pyproject.toml constraints/newest.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ generate: $(VENV)/.installed
 	$(VENV)/bin/python dashboards/generate.py
 	$(VENV)/bin/aimon-otel budgets render examples/budgets.yaml --rules collector/rules/aimon-budgets.yml \
 		--alertmanager collector/alertmanager.base.yml --alertmanager-out collector/alertmanager.yml
+
+## Pictures of the dashboards (docs/*.png) drawn from a real Prometheus: Grafana cannot run here.
+pictures: $(VENV)/.installed
+	$(VENV)/bin/python dashboards/pictures.py
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/overhead.py

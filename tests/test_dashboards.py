@@ -48,6 +48,19 @@ def test_dashboard_is_well_formed(path: Path) -> None:
             assert "otel_scope_name" not in expr  # no filter on one SDK: other tools' gen_ai_* metrics count
 
 
+@pytest.mark.parametrize("path", BOARDS, ids=lambda p: p.name)
+def test_panels_fit_the_grid_and_do_not_overlap(path: Path) -> None:
+    taken: set[tuple[int, int]] = set()
+    for panel in json.loads(path.read_text())["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, (panel["title"], grid)
+        cells = {
+            (x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not cells & taken, (panel["title"], grid)
+        taken |= cells
+
+
 def test_uids_unique() -> None:
     uids = [json.loads(p.read_text())["uid"] for p in BOARDS]
     assert sorted(uids) == ["aimon-budgets", "aimon-overview"]
