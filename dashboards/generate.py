@@ -132,6 +132,27 @@ def variables() -> list[Any]:
     ]
 
 
+def top_table(title: str, label: str, extra: str = "", note: str = "") -> Any:
+    """Spend by ``label`` in the range, its share of all spend, and its change against the range before."""
+    spend = counted_increase(f(COST, extra), "$__range", label)
+    return with_targets(
+        table.Panel()
+        .title(title)
+        .description("Spend in the range, its share of all spend, and the change against the range before." + note)
+        .span(8)
+        .height(8),
+        [
+            Query(f"topk(20, {spend})", "spend", True),
+            Query(f"{spend} / scalar({counted_increase(f(COST), '$__range')})", "share", True),
+            Query(
+                f"{spend} / (sum by ({label}) (increase({f(COST, extra)}[$__range] offset $__range))) - 1",
+                "change",
+                True,
+            ),
+        ],
+    )
+
+
 def overview() -> dashboard.Dashboard:
     spend = f"{counted_increase(f(COST), '$__range')}"
     calls = f"{counted_increase(f(CALLS), '$__range')}"
@@ -340,28 +361,9 @@ def overview() -> dashboard.Dashboard:
             "How long streamed calls wait for their first chunk: what a user of a streaming UI feels.",
             8,
         ),
-        with_targets(
-            table.Panel()
-            .title("Top tenants")
-            .description("Spend in the range, its share of all spend, and the change against the range before.")
-            .span(12)
-            .height(8),
-            [
-                Query(f"topk(20, {counted_increase(f(COST), '$__range', 'tenant_id')})", "spend", True),
-                Query(
-                    f"{counted_increase(f(COST), '$__range', 'tenant_id')}"
-                    f" / scalar({counted_increase(f(COST), '$__range')})",
-                    "share",
-                    True,
-                ),
-                Query(
-                    f"{counted_increase(f(COST), '$__range', 'tenant_id')}"
-                    f" / (sum by (tenant_id) (increase({f(COST)}[$__range] offset $__range))) - 1",
-                    "change",
-                    True,
-                ),
-            ],
-        ),
+        top_table("Top tenants", "tenant_id"),
+        top_table("Top features", "aimon_feature"),
+        top_table("Top users", "user_id", HAS_USER, " Users appear only with AIMON_METRICS_INCLUDE_USER=true."),
         with_targets(
             table.Panel().title("Firing alerts").description("LLM alerts now firing in Prometheus.").span(12).height(8),
             [
