@@ -81,7 +81,7 @@ def run_sync(
     if started is None:
         return send(kwargs)
     plan, call = started
-    refusal = pipeline.refusal(call)
+    refusal = pipeline.refusal(call) if pipeline.guard is not None else None  # no call without budgets
     if refusal is not None:
         _refuse(call, refusal)
         raise refusal
@@ -118,7 +118,7 @@ async def run_async(
     if started is None:
         return await send(kwargs)
     plan, call = started
-    refusal = pipeline.refusal(call)
+    refusal = pipeline.refusal(call) if pipeline.guard is not None else None  # no call without budgets
     if refusal is not None:
         _refuse(call, refusal)
         raise refusal

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
@@ -44,19 +45,16 @@ class Tally:
         return [Observation(total, dict(key)) for key, total in sums]
 
 
-_tallies: weakref.WeakKeyDictionary[Meter, dict[str, Tally]] = weakref.WeakKeyDictionary()
-_tallies_lock = threading.Lock()
+_callbacks: weakref.WeakKeyDictionary[Meter, dict[str, Tally | Readings]] = weakref.WeakKeyDictionary()
+_callbacks_lock = threading.Lock()
 
 
 def tally_for(meter: Meter, name: str, unit: str, description: str) -> Tally:
     """The tally behind ``meter``'s observable counter ``name``, registering it the first time."""
-    with _tallies_lock:
-        by_name = _tallies.setdefault(meter, {})
-        tally = by_name.get(name)
-        if tally is None:
-            tally = by_name[name] = Tally()
-            meter.create_observable_counter(name, callbacks=[tally.observe], unit=unit, description=description)
-        return tally
+    found = _registered(meter, name, Tally, lambda tally: meter.create_observable_counter(
+        name, callbacks=[tally.observe], unit=unit, description=description))  # fmt: skip
+    assert isinstance(found, Tally)
+    return found
 
 
 class Readings:
@@ -73,15 +71,22 @@ class Readings:
         return list(source()) if source is not None else []
 
 
-_readings: weakref.WeakKeyDictionary[Meter, dict[str, Readings]] = weakref.WeakKeyDictionary()
-
-
 def readings_for(meter: Meter, name: str, unit: str, description: str) -> Readings:
     """The readings behind ``meter``'s observable gauge ``name``, registering it the first time."""
-    with _tallies_lock:
-        by_name = _readings.setdefault(meter, {})
-        readings = by_name.get(name)
-        if readings is None:
-            readings = by_name[name] = Readings()
-            meter.create_observable_gauge(name, callbacks=[readings.observe], unit=unit, description=description)
-        return readings
+    found = _registered(meter, name, Readings, lambda readings: meter.create_observable_gauge(
+        name, callbacks=[readings.observe], unit=unit, description=description))  # fmt: skip
+    assert isinstance(found, Readings)
+    return found
+
+
+def _registered(
+    meter: Meter, name: str, make: Callable[[], Tally | Readings], register: Callable[[Any], object]
+) -> Tally | Readings:
+    """The callback object registered under ``name`` on ``meter``: made and registered once per meter."""
+    with _callbacks_lock:
+        by_name = _callbacks.setdefault(meter, {})
+        found = by_name.get(name)
+        if found is None:
+            found = by_name[name] = make()
+            register(found)
+        return found
