@@ -21,7 +21,7 @@ import redis
 import aimon_otel
 from aimon_otel import BudgetExceeded
 from tests.conftest import MESSAGES, make_telemetry
-from tests.tools import RedisServer, free_port, require
+from tests.tools import RedisServer, free_cluster_port, free_port, require
 
 BUDGETS = (
     "budgets:\n"
@@ -62,7 +62,9 @@ def wait_until(check: object, what: str, seconds: float = 20) -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf").start()
+    server = RedisServer(
+        tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", port=free_cluster_port()
+    ).start()
     try:
         node = redis.Redis(port=server.port)
         node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)

@@ -53,6 +53,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port for a Redis Cluster node: at most 55535, with the cluster bus port (+10000) free too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 55535)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 class RedisServer:
     """A real ``redis-server`` on a free loopback port; persistence off unless ``directory`` keeps its data."""
 
