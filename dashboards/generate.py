@@ -106,6 +106,17 @@ def bar_panel(title: str, query: Query | list[Query], unit: str, description: st
     )
 
 
+KEPT = ("service", "environment", "provider", "model", "tenant", "feature")
+
+
+def drill_down(to: str, label: str, then: str) -> dashboard.DashboardLink:
+    """A click on a series sets the ``to`` variable to its ``label`` (the others kept): provider → model → tenant."""
+    kept = "&".join(f"${{{name}:queryparam}}" for name in KEPT if name != to)
+    return dashboard.DashboardLink(f"Only ${{__field.labels.{label}}}: {then}").url(
+        f"/d/aimon-overview?${{__url_time_range}}&${{datasource:queryparam}}&{kept}&var-{to}=${{__field.labels.{label}}}"
+    )
+
+
 def variables() -> list[Any]:
     def label_variable(name: str, label: str, prom_label: str) -> dashboard.QueryVariable:
         return (
@@ -218,7 +229,8 @@ def overview() -> dashboard.Dashboard:
         with_targets(
             piechart.Panel()
             .title("Spend by provider")
-            .description("Share of spend in the range.")
+            .description("Share of spend in the range. Click a provider to see its models and tenants.")
+            .data_links([drill_down("provider", "gen_ai_provider_name", "its models and tenants")])
             .unit("currencyUSD")
             .span(8)
             .height(8),
@@ -236,14 +248,14 @@ def overview() -> dashboard.Dashboard:
                 True,
             ),
             "currencyUSD",
-            "The ten costliest models.",
-        ),
+            "The ten costliest models. Click a model to see its tenants.",
+        ).data_links([drill_down("model", "gen_ai_request_model", "its tenants")]),
         bar_panel(
             "Spend by tenant",
             Query(f"{counted_increase(f(COST), '$__range', 'tenant_id')}", "{{tenant_id}}", True),
             "currencyUSD",
-            "tenant.id from aimon_otel.attributes(...) or baggage.",
-        ),
+            "tenant.id from aimon_otel.attributes(...) or baggage. Click a tenant to see only its spend.",
+        ).data_links([drill_down("tenant", "tenant_id", "everything for this tenant")]),
         bar_panel(
             "Spend by feature",
             Query(f"{counted_increase(f(COST), '$__range', 'aimon_feature')}", "{{aimon_feature}}", True),
@@ -279,6 +291,17 @@ def overview() -> dashboard.Dashboard:
             ),
             "short",
             "Calls whose spend is not counted: add their prices to AIMON_PRICING_FILE.",
+        ),
+        stat_panel(
+            "Price data age",
+            Query(
+                'min((time() - max by (aimon_pricing_source) (aimon_pricing_data_timestamp_seconds{job=~"$service"})) / 86400)',
+                instant=True,
+            ),
+            "d",
+            "Days since the prices in use were known current (genai-prices' release, an override file's checked:); "
+            "the GenAIPricesStale alert fires past 60.",
+            0,
         ),
         series_panel(
             "p95 latency by model",
@@ -333,8 +356,8 @@ def overview() -> dashboard.Dashboard:
         stat_panel(
             "Cache hit ratio",
             Query(
-                f"{counted_increase(f(PRICED_APART, CACHE_READ), '$__range')}"
-                f" / {counted_increase(f(TOKENS, INPUT_TOKENS), '$__range')}",
+                f"({counted_increase(f(PRICED_APART, CACHE_READ), '$__range')} or vector(0))"
+                f" / {counted_increase(f(TOKENS, INPUT_TOKENS), '$__range')}",  # 0%, not "No data", without caching
                 instant=True,
             ),
             "percentunit",

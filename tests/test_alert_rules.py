@@ -211,6 +211,43 @@ def unit_tests() -> dict[str, Any]:
                 )
             ],
         ),
+        # Price data 61 days old at time 0 (fires after its hour), and 59 days old (never fires).
+        case(
+            [
+                {
+                    "series": 'aimon_pricing_data_timestamp_seconds{aimon_pricing_source="genai-prices", '
+                    'aimon_pricing_version="0.2.3", service_name="app"}',
+                    "values": f"{-61 * 86400}x90",
+                },
+                {
+                    "series": 'aimon_pricing_data_timestamp_seconds{aimon_pricing_source="override", '
+                    'aimon_pricing_version="prices.yaml", service_name="app"}',
+                    "values": f"{-59 * 86400}x90",
+                },
+            ],
+            [
+                (30, "GenAIPricesStale", []),
+                (
+                    70,
+                    "GenAIPricesStale",
+                    [
+                        alert(
+                            {
+                                "severity": "warning",
+                                "aimon_alert": "stale_prices",
+                                "aimon_pricing_source": "genai-prices",
+                                "aimon_pricing_version": "0.2.3",
+                            },
+                            "The genai-prices prices in use are old",
+                            "The genai-prices prices (0.2.3) are 61 days old, over 60: a price change since is "
+                            "not in the spend figures. Upgrade genai-prices, or compare the override file with "
+                            "the provider's price page and update its checked: date.",
+                            "stale-prices",
+                        )
+                    ],
+                ),
+            ],
+        ),
         # A new deployment (no last week): $0.50 an hour for a day, then $2 in an hour: a spike against
         # the trailing day's median hour ($0.50).
         case(

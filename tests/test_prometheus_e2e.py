@@ -13,9 +13,10 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anthropic
 import openai
@@ -52,6 +53,16 @@ CALLS_PER_DAY = {
     ("umbrella", "openai"): 500.0,
 }
 TOKENS_PER_DAY = {key: (calls * 1500.0, calls * 300.0) for key, calls in CALLS_PER_DAY.items()}
+# ... then the rest of what the panels read: initech's rate-limited calls (globex's error rate stays 0),
+# acme's cache reads and what they saved, globex's calls to a model with no price, and every call's
+# duration (and every stream's first chunk) in buckets whose quantiles are worked out by hand below.
+FAILED_PER_DAY = {("initech", "openai"): 120.0}
+CACHE_READ_PER_DAY = {("acme", "anthropic"): TOKENS_PER_DAY[("acme", "anthropic")][0] * 0.25}
+SAVINGS_PER_DAY = {("acme", "anthropic"): 4.5}
+UNPRICED_PER_DAY = {("globex", "openai"): 30.0}
+DURATION_SHARE = {"0.5": 0.2, "1": 0.6, "2.5": 0.9, "5": 1.0, "+Inf": 1.0}
+FIRST_CHUNK_SHARE = {"0.25": 0.5, "0.5": 0.8, "1": 1.0, "+Inf": 1.0}
+STREAMS_PER_DAY = {key: calls / 2 for key, calls in CALLS_PER_DAY.items()}
 # The guard's budgets for the live calls (its gauges feed the budget rules rendered from this file).
 # acme spends 3 x $0.000033 + $0.00055 + $0.00082 = $0.001469 a round, two rounds: $0.002938.
 BUDGETS = """\
@@ -88,6 +99,23 @@ def backfill(directory: Path, now: float) -> None:
     lines.append("# TYPE gen_ai_client_token_usage_sum unknown")
     family("gen_ai_client_token_usage_sum", {k: v[0] for k, v in TOKENS_PER_DAY.items()}, ',gen_ai_token_type="input"')
     family("gen_ai_client_token_usage_sum", {k: v[1] for k, v in TOKENS_PER_DAY.items()}, ',gen_ai_token_type="output"')
+    family("gen_ai_client_operation_duration_seconds_count", FAILED_PER_DAY, ',error_type="RateLimitError"')
+    lines.append("# TYPE gen_ai_client_operation_duration_seconds_bucket unknown")
+    for le, share in DURATION_SHARE.items():
+        ok = {k: v * share for k, v in CALLS_PER_DAY.items()}
+        family("gen_ai_client_operation_duration_seconds_bucket", ok, f',le="{le}"')
+        failed = {k: v * share for k, v in FAILED_PER_DAY.items()}
+        family("gen_ai_client_operation_duration_seconds_bucket", failed, f',error_type="RateLimitError",le="{le}"')
+    lines.append("# TYPE gen_ai_client_operation_time_to_first_chunk_seconds_bucket unknown")
+    for le, share in FIRST_CHUNK_SHARE.items():
+        streams = {k: v * share for k, v in STREAMS_PER_DAY.items()}
+        family("gen_ai_client_operation_time_to_first_chunk_seconds_bucket", streams, f',le="{le}"')
+    lines.append("# TYPE aimon_usage_tokens_total unknown")
+    family("aimon_usage_tokens_total", CACHE_READ_PER_DAY, ',aimon_token_type="cache_read"')
+    lines.append("# TYPE aimon_cost_cache_savings_USD_total unknown")
+    family("aimon_cost_cache_savings_USD_total", SAVINGS_PER_DAY)
+    lines.append("# TYPE aimon_pricing_unpriced_calls_total unknown")
+    family("aimon_pricing_unpriced_calls_total", UNPRICED_PER_DAY, ',aimon_pricing_status="unknown_model"')
     lines.append("# EOF")
     source = directory / "history.om"
     source.write_text("\n".join(lines) + "\n")
@@ -260,14 +288,29 @@ def test_live_metrics_are_scraped_with_exact_values(prometheus: Prometheus) -> N
     assert float(cost[0]["value"][1]) == pytest.approx(2 * (3 * 0.000033 + 0.00055 + 0.00082), rel=1e-9)
 
 
+def test_the_price_data_date_is_scraped_under_the_name_the_alert_reads(prometheus: Prometheus) -> None:
+    from importlib.metadata import version
+
+    from aimon_otel.pricing.freshness import GENAI_PRICES_RELEASED
+
+    installed = version("genai-prices")
+    released = GENAI_PRICES_RELEASED[installed]
+    found = prometheus.query('aimon_pricing_data_timestamp_seconds{job="demo-app"}')
+    assert [(s["metric"]["aimon_pricing_source"], s["metric"]["aimon_pricing_version"]) for s in found] == [
+        ("genai-prices", installed)
+    ]
+    assert float(found[0]["value"][1]) == datetime(released.year, released.month, released.day, tzinfo=UTC).timestamp()
+
+
 def last_backfilled_sample(now: float) -> float:
     return float(list(range(int(now - 30 * 86400), int(now - 60), 600))[-1])
 
 
 PER_HOUR = {key: per_day / 24 for key, per_day in HISTORY.items()}
+ALL_CALLS = sum(CALLS_PER_DAY.values()) + sum(FAILED_PER_DAY.values())
 # What each spend panel must show for the backfilled history alone (model "backfilled"), over the hour
 # ending at its last sample. The history rises linearly, so increase() and rate() are exact on it.
-SPEND_PANELS: dict[str, Any] = {
+PANEL_FIGURES: dict[str, Any] = {
     "Spend": {(): sum(PER_HOUR.values())},
     "30-day projection": {(): sum(PER_HOUR.values()) * 24 * 30},
     "Spend by provider": {
@@ -284,14 +327,30 @@ SPEND_PANELS: dict[str, Any] = {
     "Spend by user": {},  # nor users: the panel must show nothing rather than a blank user
     "Burn rate by tenant": {(tenant,): v * 24 for (tenant, _), v in PER_HOUR.items()},
     "Projected end-of-month spend": "per day x days in the month",
-    # calls, tokens and the ratios built on them, on the same history (none of it failed)
-    "Requests": {(): sum(CALLS_PER_DAY.values()) / 24},
+    # calls, tokens and the ratios built on them, on the same history
+    "Requests": {(): ALL_CALLS / 24},
     "Tokens": {(): sum(i + o for i, o in TOKENS_PER_DAY.values()) / 24},
-    "Error rate": {(): 0.0},
-    "Cost per request by model": {("backfilled",): sum(HISTORY.values()) / sum(CALLS_PER_DAY.values())},
+    "Error rate": {(): sum(FAILED_PER_DAY.values()) / ALL_CALLS},
+    "Errors by type": {("RateLimitError",): sum(FAILED_PER_DAY.values()) / 86400},
+    "Requests over time by model": {("backfilled",): ALL_CALLS / 86400},
+    "Cost per request by model": {("backfilled",): sum(HISTORY.values()) / ALL_CALLS},
     "Cost per 1k tokens by model": {
         ("backfilled",): sum(HISTORY.values()) * 1000 / sum(i + o for i, o in TOKENS_PER_DAY.values())
     },
+    "Spend per day": {(): sum(HISTORY.values())},  # the history's one day of spend
+    "Token mix": {
+        ("input",): sum(i for i, _ in TOKENS_PER_DAY.values()) / 24,
+        ("output",): sum(o for _, o in TOKENS_PER_DAY.values()) / 24,
+        ("cache_read",): sum(CACHE_READ_PER_DAY.values()) / 24,
+    },
+    "Cache hit ratio": {(): sum(CACHE_READ_PER_DAY.values()) / sum(i for i, _ in TOKENS_PER_DAY.values())},
+    "Cache savings": {(): sum(SAVINGS_PER_DAY.values()) / 24},
+    "Unpriced calls": {("unknown_model", "openai", "backfilled"): sum(UNPRICED_PER_DAY.values()) / 24},
+    # Durations: 20% up to 0.5 s, 60% to 1 s, 90% to 2.5 s, all by 5 s: the 95th percentile lies halfway
+    # through (2.5, 5]: 3.75 s. First chunks: 50% by 0.25 s, 80% by 0.5, all by 1: p50 0.25 s, p95 0.875 s.
+    "p95 latency": {(): 3.75},
+    "p95 latency by model": {("backfilled",): 3.75},
+    "Time to first chunk (streams)": [{(): 0.25}, {(): 0.875}],
 }
 
 
@@ -299,21 +358,17 @@ def panel_values(result: list[dict[str, Any]]) -> dict[tuple[str, ...], float]:
     return {tuple(sample["metric"].values()): float(sample["value"][1]) for sample in result}
 
 
-@pytest.mark.parametrize("title", sorted(SPEND_PANELS))
-def test_spend_panels_show_the_spend_exactly(prometheus: Prometheus, title: str) -> None:
-    (expr,) = [e for _, t, e in dashboard_queries() if t == title]
+@pytest.mark.parametrize("title", sorted(PANEL_FIGURES))
+def test_panels_show_the_backfilled_figures_exactly(prometheus: Prometheus, title: str) -> None:
+    """Every panel on the history, all variables "All" (the model: the history's), against figures worked
+    out by hand from what was backfilled."""
     at = last_backfilled_sample(prometheus.backfilled_at)
-    query = expr.replace('"$model"', '"backfilled"').replace("$__rate_interval", "30m")
-    query = substitute(query)
-    got = panel_values(prometheus.query(query, at=at))
-    expected = SPEND_PANELS[title]
+    expected = PANEL_FIGURES[title]
     if title == "Projected end-of-month spend":
         when = datetime.fromtimestamp(at, UTC)
         days = calendar.monthrange(when.year, when.month)[1]
         expected = {(tenant,): v * 24 * days for (tenant, _), v in PER_HOUR.items()}
-    assert got.keys() == expected.keys(), (title, got)
-    for key, value in expected.items():
-        assert got[key] == pytest.approx(value, rel=1e-6), (title, key)
+    assert_panel(prometheus, title, expected, at, {})
 
 
 ONE_TENANT = {  # the same panels with the tenant variable set to one value, globex (openai only)
@@ -321,22 +376,51 @@ ONE_TENANT = {  # the same panels with the tenant variable set to one value, glo
     "Spend by provider": {("openai",): PER_HOUR[("globex", "openai")]},
     "Spend by tenant": {("globex",): PER_HOUR[("globex", "openai")]},
     "Top models by spend": {("backfilled",): PER_HOUR[("globex", "openai")]},
+    "Spend per day": {(): HISTORY[("globex", "openai")]},
     "Requests": {(): CALLS_PER_DAY[("globex", "openai")] / 24},
+    "Requests over time by model": {("backfilled",): CALLS_PER_DAY[("globex", "openai")] / 86400},
     "Tokens": {(): sum(TOKENS_PER_DAY[("globex", "openai")]) / 24},
+    "Token mix": {
+        ("input",): TOKENS_PER_DAY[("globex", "openai")][0] / 24,
+        ("output",): TOKENS_PER_DAY[("globex", "openai")][1] / 24,
+    },
     "Cost per request by model": {("backfilled",): HISTORY[("globex", "openai")] / CALLS_PER_DAY[("globex", "openai")]},
-    "Error rate": {(): 0.0},
+    "Error rate": {(): 0.0},  # 0%, not "No data": nothing of globex's failed
+    "Errors by type": {},
+    "Cache hit ratio": {(): 0.0},  # no cache reads: 0%, not "No data"
+    "Cache savings": {(): 0.0},
+    "Unpriced calls": {("unknown_model", "openai", "backfilled"): UNPRICED_PER_DAY[("globex", "openai")] / 24},
+    "p95 latency": {(): 3.75},
 }
 
 
 @pytest.mark.parametrize("title", sorted(ONE_TENANT))
 def test_panels_with_one_tenant_chosen_show_only_its_figures(prometheus: Prometheus, title: str) -> None:
-    (expr,) = [e for _, t, e in dashboard_queries() if t == title]
     at = last_backfilled_sample(prometheus.backfilled_at)
-    query = expr.replace('"$model"', '"backfilled"').replace('"$tenant"', '"globex"').replace("$__rate_interval", "30m")
-    got = panel_values(prometheus.query(substitute(query), at=at))
-    assert got.keys() == ONE_TENANT[title].keys(), (title, got)
-    for key, value in ONE_TENANT[title].items():
-        assert got[key] == pytest.approx(value, rel=1e-6), (title, key)
+    assert_panel(prometheus, title, ONE_TENANT[title], at, {"tenant": "globex"})
+
+
+def assert_panel(prometheus: Prometheus, title: str, expected: Any, at: float | None, chosen: dict[str, str]) -> None:
+    """The panel's queries, with ``chosen`` variables set and the rest "All", give ``expected``: one mapping
+    of series to figures for the panel (however many queries give it), or one per query."""
+    exprs = [e for _, t, e in dashboard_queries() if t == title]
+    results = [panel_values(prometheus.query(choose(expr, chosen), at=at)) for expr in exprs]
+    if isinstance(expected, dict):
+        merged: dict[tuple[str, ...], float] = {}
+        for result in results:
+            merged.update(result)
+        results, expected = [merged], [expected]
+    for got, figures in zip(results, expected, strict=True):
+        assert got.keys() == figures.keys(), (title, got)
+        for key, value in figures.items():
+            assert got[key] == pytest.approx(value, rel=1e-6), (title, key)
+
+
+def choose(expr: str, chosen: dict[str, str]) -> str:
+    """A panel's query on the backfilled history (the model variable set to its model unless chosen)."""
+    for name, value in {"model": "backfilled", **chosen}.items():
+        expr = expr.replace(f'"${name}"', f'"{value}"')
+    return substitute(expr.replace("$__rate_interval", "30m"))
 
 
 @pytest.mark.parametrize(("board", "title", "expr"), dashboard_queries(), ids=lambda v: v if len(v) < 40 else None)
@@ -348,7 +432,52 @@ def test_every_dashboard_query_returns_data(prometheus: Prometheus, board: str, 
         # which has no range before (Grafana shows an empty cell: new); the query ran, which is the check
         return
     assert result, f"{board}: {title}: no data for {substitute(expr)}"
+    if "[$__range] offset $__range" in expr:
+        return  # a change against the range before: falls (negative) once the history stops rising
     assert any(float(sample["value"][1]) > 0 for sample in result), f"{board}: {title}: only zeros: {result}"
+
+
+def test_drill_down_from_provider_to_model_to_tenant(prometheus: Prometheus) -> None:
+    """Click a provider, then one of its models: each link sets a variable, and the next panel then shows
+    exactly that provider's models, then that model's tenants (the live app's calls: two rounds)."""
+    panels = {
+        p["title"]: p
+        for p in json.loads((ROOT / "dashboards/grafana/dashboards/aimon-overview.json").read_text())["panels"]
+    }
+
+    def click(title: str, labels: dict[str, str], chosen: dict[str, str]) -> dict[str, str]:
+        (link,) = panels[title]["fieldConfig"]["defaults"]["links"]
+        url = re.sub(r"\$\{__field\.labels\.(\w+)\}", lambda m: labels[m.group(1)], link["url"])
+        assert url.startswith("/d/aimon-overview?${__url_time_range}&${datasource:queryparam}")
+        kept = set(re.findall(r"\$\{(\w+):queryparam\}", url)) - {"datasource"}
+        assert kept | set(re.findall(r"var-(\w+)=", url)) == {
+            "service",
+            "environment",
+            "provider",
+            "model",
+            "tenant",
+            "feature",
+        }
+        return {**{k: v for k, v in chosen.items() if k in kept}, **dict(re.findall(r"var-(\w+)=([^&$]+)", url))}
+
+    def shown(title: str, chosen: dict[str, str]) -> dict[str, float]:
+        (expr,) = [e for _, t, e in dashboard_queries() if t == title]
+        for name, value in chosen.items():
+            expr = expr.replace(f'"${name}"', f'"{value}"')
+        return {"/".join(k): v for k, v in panel_values(prometheus.query(substitute(expr))).items()}
+
+    live = {"service": "demo-app"}
+    providers = shown("Spend by provider", live)
+    assert providers == pytest.approx({"openai": 2 * (3 * 0.000033 + 0.00055 + 0.00000016), "anthropic": 2 * 0.00082})
+    openai_only = click("Spend by provider", {"gen_ai_provider_name": "openai"}, live)
+    assert openai_only == {"service": "demo-app", "provider": "openai"}
+    assert shown("Top models by spend", openai_only) == pytest.approx(
+        {"gpt-4o-mini": 2 * 3 * 0.000033, "gpt-4o": 2 * 0.00055, "text-embedding-3-small": 2 * 0.00000016}
+    )
+    one_model = click("Top models by spend", {"gen_ai_request_model": "gpt-4o"}, openai_only)
+    assert one_model == {"service": "demo-app", "provider": "openai", "model": "gpt-4o"}
+    assert shown("Spend by tenant", one_model) == pytest.approx({"acme": 2 * 0.00055})
+    assert click("Spend by tenant", {"tenant_id": "acme"}, one_model) == {**one_model, "tenant": "acme"}
 
 
 def firing_alerts(prometheus: Prometheus, until: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
@@ -403,7 +532,40 @@ def test_budget_alerts_fire_from_the_guards_gauges(prometheus: Prometheus) -> No
     unpriced = [
         a for a in prometheus.get("/api/v1/alerts")["alerts"] if a["labels"]["alertname"] == "GenAIUnpricedCalls"
     ]
-    assert [a["labels"]["gen_ai_request_model"] for a in unpriced] == ["house-model-unpriced"]
+    # the live app's unpriced model, and the history's unpriced calls (globex, model "backfilled")
+    assert sorted(a["labels"]["gen_ai_request_model"] for a in unpriced) == ["backfilled", "house-model-unpriced"]
+
+
+def test_budget_board_shows_each_budget_exactly(prometheus: Prometheus) -> None:
+    """The budgets table and the used bars, from the live guard's gauges: spent, limit, share, state."""
+    spent = {"acme-month": 0.002938, "per-tenant-day acme": 0.002938, "per-tenant-day globex": 2 * 0.00000016}
+    limit = {"acme-month": 0.0025, "per-tenant-day acme": 0.0028, "per-tenant-day globex": 0.0028}
+    spent["globex-tokens"], limit["globex-tokens"] = 2 * (8 + 150), 1_000_000
+    state = {"acme-month": 2, "per-tenant-day acme": 2, "per-tenant-day globex": 0, "globex-tokens": 0}
+    columns = [e for b, t, e in dashboard_queries() if b == "aimon-budgets" and t == "Budgets"]
+    assert len(columns) == 6  # spent, limit, used, state, resets, projected
+
+    def figures(expr: str) -> dict[str, float]:
+        found = prometheus.query(substitute(expr))
+        return {
+            " ".join(filter(None, (s["metric"]["aimon_budget_name"], s["metric"].get("aimon_budget_key")))): float(
+                s["value"][1]
+            )
+            for s in found
+        }
+
+    assert figures(columns[0]) == pytest.approx(spent, abs=1e-12)
+    assert figures(columns[1]) == pytest.approx(limit)
+    used = {key: spent[key] / limit[key] for key in spent}
+    assert figures(columns[2]) == pytest.approx(used, rel=1e-9)
+    assert figures(columns[3]) == state
+    berlin = datetime.now(ZoneInfo("Europe/Berlin"))
+    month_end = (berlin.replace(day=28) + timedelta(days=4)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    day_end = (berlin + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert figures(columns[4])["acme-month"] == month_end.timestamp() * 1000  # Grafana's dateTime unit: ms
+    assert figures(columns[4])["per-tenant-day acme"] == day_end.timestamp() * 1000
+    (bars,) = [e for b, t, e in dashboard_queries() if b == "aimon-budgets" and t == "Budget used"]
+    assert figures(bars) == pytest.approx(used, rel=1e-9)
 
 
 def test_every_alert_expression_evaluates(prometheus: Prometheus) -> None:

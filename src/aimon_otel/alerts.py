@@ -23,6 +23,7 @@ CALLS = "gen_ai_client_operation_duration_seconds_count"
 DURATION_BUCKETS = "gen_ai_client_operation_duration_seconds_bucket"
 FIRST_CHUNK_BUCKETS = "gen_ai_client_operation_time_to_first_chunk_seconds_bucket"
 UNPRICED = "aimon_pricing_unpriced_calls_total"
+PRICE_DATA = "aimon_pricing_data_timestamp_seconds"
 SPEND_HOURLY = ":gen_ai_usage_cost_usd:increase1h"
 SPEND_DAILY = ":gen_ai_usage_cost_usd:increase1d"
 SPEND_BY_TENANT_5M = "tenant_provider_model:gen_ai_usage_cost_usd:increase5m"
@@ -110,6 +111,8 @@ class Thresholds:
     spike_factor: float = 3.0
     spike_floor_usd: float = 1.0
     """A spike alert also needs this much spend in the hour, so $0.01 -> $0.04 stays quiet."""
+    stale_price_days: int = 60
+    """Prices older than this (genai-prices' release, an override file's ``checked:``) may be wrong."""
 
 
 def recording_rules() -> list[Recording]:
@@ -238,6 +241,22 @@ def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
             "in the last hour have no price: their spend is not counted. Add the model to AIMON_PRICING_FILE.",
             "unpriced-calls",
             labels={"aimon_alert": "unpriced"},
+        )
+    )
+    rules.append(
+        Rule(
+            "GenAIPricesStale",
+            f"(time() - max by (aimon_pricing_source, aimon_pricing_version) ({PRICE_DATA})) / 86400 "
+            f"> {thresholds.stale_price_days}",
+            "warning",
+            "The {{ $labels.aimon_pricing_source }} prices in use are old",
+            "The {{ $labels.aimon_pricing_source }} prices ({{ $labels.aimon_pricing_version }}) are "
+            f'{{{{ $value | printf "%.0f" }}}} days old, over {thresholds.stale_price_days}: a price change since '
+            "is not in the spend figures. Upgrade genai-prices, or compare the override file with the "
+            "provider's price page and update its checked: date.",
+            "stale-prices",
+            for_="1h",
+            labels={"aimon_alert": "stale_prices"},
         )
     )
     return rules

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aimon_otel.budgets import commands as budget_commands
 from aimon_otel.config import AimonConfigError, Settings
 from aimon_otel.pricing import PricingEngine, load_overrides
+from aimon_otel.pricing.freshness import STALE_AFTER_DAYS, price_data, stale_warnings
+from aimon_otel.pricing.overrides import Overrides
 from aimon_otel.pricing.result import usd
 from aimon_otel.report import GROUPS, Prometheus, spinner
 from aimon_otel.report import build as build_report
@@ -35,8 +37,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     pricing = commands.add_parser("pricing", help="pricing files")
     pricing_commands = pricing.add_subparsers(dest="pricing_command", required=True)
-    check = pricing_commands.add_parser("check", help="validate an override file (default: $AIMON_PRICING_FILE)")
+    check = pricing_commands.add_parser(
+        "check", help="validate an override file (default: $AIMON_PRICING_FILE) and say how old the prices are"
+    )
     check.add_argument("file", nargs="?")
+    check.add_argument(
+        "--stale-after",
+        type=_days,
+        default=STALE_AFTER_DAYS,
+        metavar="DAYS",
+        help=f"warn about prices older than this (default: {STALE_AFTER_DAYS})",
+    )
+    check.add_argument("--strict", action="store_true", help="exit 1 on a warning too (for CI)")
     check.add_argument("--json", action="store_true")
 
     budget_commands.add_parsers(commands)
@@ -249,18 +261,19 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    """Validate the override file, if any, and warn about old prices; 1 for alias targets with no price."""
     path = args.file or Settings.load(strict=True).pricing_file
-    if not path:
-        print("error: give a file or set AIMON_PRICING_FILE", file=sys.stderr)
-        return 2
-    overrides = load_overrides(path)
+    overrides = load_overrides(path) if path else Overrides()
     engine = PricingEngine(overrides)
+    today = datetime.now(UTC).date()
     unknown = [
         {"provider": provider, "model": target}
         for provider, target in overrides.referenced_models()
-        if overrides.custom_price(provider or "", target, datetime.now(UTC).date()) is None
+        if overrides.custom_price(provider or "", target, today) is None
         and engine.catalog.model(provider or "openai", target) is None
     ]
+    data = price_data(engine)
+    warnings = stale_warnings(data, today, args.stale_after)
     payload = {
         "file": path,
         "ok": not unknown,
@@ -268,17 +281,43 @@ def _check(args: argparse.Namespace) -> int:
         "models": len(overrides.models),
         "multipliers": len(overrides.multipliers),
         "unknown_alias_targets": unknown,
+        "price_data": [
+            {
+                "source": d.source,
+                "name": d.name,
+                "as_of": d.as_of and d.as_of.isoformat(),
+                "age_days": d.age_days(today),
+            }
+            for d in data
+        ],
+        "warnings": warnings,
     }
-    text = (
-        f"{path}: {len(overrides.aliases)} aliases, {len(overrides.models)} models, "
-        f"{len(overrides.multipliers)} multipliers"
-    )
-    if unknown:
-        text += "\nalias targets with no price: " + ", ".join(
-            f"{u['model']} ({u['provider'] or 'any'})" for u in unknown
+    lines = []
+    if path:
+        lines.append(
+            f"{path}: {len(overrides.aliases)} aliases, {len(overrides.models)} models, "
+            f"{len(overrides.multipliers)} multipliers"
         )
-    _emit(args, payload, text)
-    return 1 if unknown else 0
+    for entry in data:
+        age = entry.age_days(today)
+        lines.append(f"prices: {entry.basis}" + ("" if age is None else f" ({age} days ago)"))
+    if unknown:
+        lines.append(
+            "alias targets with no price: " + ", ".join(f"{u['model']} ({u['provider'] or 'any'})" for u in unknown)
+        )
+    lines.extend(f"warning: {warning}" for warning in warnings)
+    _emit(args, payload, "\n".join(lines))
+    return 1 if unknown or (args.strict and warnings) else 0
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give 1 day or more")
+    return value
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from aimon_otel.faults import report_fault
 from aimon_otel.invocation import Invocation
 from aimon_otel.native_spans import NativeLink, current_link
 from aimon_otel.pricing import CostResult, PricingEngine, PricingStatus
+from aimon_otel.pricing.freshness import price_data_readings
 from aimon_otel.privacy import user_id_hasher
 from aimon_otel.tallies import Tally, readings_for, tally_for
 from aimon_otel.usage import Usage
@@ -104,6 +105,12 @@ class Pipeline:
             unit="{call}",
             description="GenAI calls that could not be priced (unknown model, no usage reported...)",
         )
+        readings_for(
+            meter,
+            semconv.METRIC_PRICING_DATA_TIMESTAMP,
+            "s",
+            "When the prices in use were known current (genai-prices' release day, an override file's checked:)",
+        ).source = price_data_readings(self.engine)
 
     def attribution(self, context: otel_context.Context | None = None) -> dict[str, str]:
         found = current_attributes(context, self.resolver)

@@ -86,6 +86,10 @@ COST_CACHE_SAVINGS: Final = "aimon.cost.cache_savings"
 COST_SOURCE: Final = "aimon.cost.source"
 PRICING_STATUS: Final = "aimon.pricing.status"
 PRICING_MODEL: Final = "aimon.pricing.model"
+PRICING_SOURCE: Final = "aimon.pricing.source"
+"""On the price data gauge: ``genai-prices`` or ``override``."""
+PRICING_VERSION: Final = "aimon.pricing.version"
+"""On the price data gauge: the genai-prices version or the override file."""
 
 # --- span attributes: aimon-otel's own ------------------------------------------------
 STREAM_OUTCOME: Final = "aimon.stream.outcome"
@@ -117,6 +121,8 @@ METRIC_COST: Final = "gen_ai.usage.cost"
 METRIC_UNPRICED_CALLS: Final = "aimon.pricing.unpriced_calls"
 METRIC_CACHE_SAVINGS: Final = "aimon.cost.cache_savings"
 METRIC_USAGE_TOKENS: Final = "aimon.usage.tokens"
+METRIC_PRICING_DATA_TIMESTAMP: Final = "aimon.pricing.data.timestamp"
+"""When the prices in use were known current, Unix seconds (Prometheus: ``aimon_pricing_data_timestamp_seconds``)."""
 
 # Bucket boundaries advised by the GenAI metric conventions.
 TOKEN_BUCKETS: Final = (

@@ -13,13 +13,14 @@ with the file, the entry and what to change; nothing is guessed::
     multipliers:        # negotiated discounts, on prices from the table
       - {provider: openai, factor: 0.8}
       - {provider: anthropic, model: claude-*, factor: 0.9}
+    checked: 2026-11-01 # when these prices were last compared with the provider's (see freshness.py)
 """
 
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ PRICE_KEYS = (
     "input_audio_mtok",
     "output_audio_mtok",
 )
-_SECTIONS = ("aliases", "models", "multipliers")
+_SECTIONS = ("aliases", "models", "multipliers", "checked")
 MAX_PRICE_MTOK = Decimal(100_000)
 """No model costs this much per million tokens: a bigger figure is a unit mistake (or ``1e400``)."""
 MAX_FACTOR = Decimal(100)
@@ -77,6 +78,8 @@ class Overrides:
     models: dict[tuple[str | None, str], list[DatedPrice]] = field(default_factory=dict)
     multipliers: list[Multiplier] = field(default_factory=list)
     source: str = "code"
+    checked: date | None = None
+    """When the file's prices were last compared with the provider's: their age is counted from it."""
 
     @property
     def empty(self) -> bool:
@@ -156,7 +159,7 @@ def load_overrides(path: str | Path) -> Overrides:
     unknown = sorted(set(map(str, data)) - set(_SECTIONS))
     if unknown:
         raise AimonConfigError(f"{name}: unknown section(s) {unknown}; the sections are {list(_SECTIONS)}")
-    overrides = Overrides(source=name)
+    overrides = Overrides(source=name, checked=_checked(data.get("checked"), name))
     alias_at: dict[tuple[str | None, str], str] = {}
     for index, entry in enumerate(_list(data, "aliases", name)):
         where = f"{name}: aliases[{index}]"
@@ -195,6 +198,16 @@ def load_overrides(path: str | Path) -> Overrides:
             Multiplier(_opt_str(entry, "provider", where), _opt_str(entry, "model", where), factor)
         )
     return overrides
+
+
+def _checked(value: Any, name: str) -> date | None:
+    checked = _date(value, name, "checked")
+    if checked is not None and checked > date.today() + timedelta(days=1):
+        raise AimonConfigError(
+            f"{name}: 'checked' is {checked}, in the future; give the day you last compared these prices "
+            "with the provider's price page"
+        )
+    return checked
 
 
 def _parse(name: str, suffix: str, text: str) -> Any:
