@@ -69,29 +69,66 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Seconds per call by model (the 50th and 95th percentile land near these), share of calls failing
+# with a 429, share of input read from cache; cached input costs a tenth of plain input.
+LATENCY = {"gpt-4o": 2.2, "claude-sonnet-4-6": 3.5, "gpt-4o-mini": 0.9, "claude-haiku-4-5": 1.1}
+FAILED_SHARE = {"gpt-4o": 0.02, "claude-sonnet-4-6": 0.005}
+CACHED_SHARE = {"claude-sonnet-4-6": 0.4, "claude-haiku-4-5": 0.25, "gpt-4o": 0.1}
+BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def share_below(le: float, typical: float) -> float:
+    """Share of calls taking at most ``le`` seconds when they take ``typical`` seconds give or take."""
+    return 1.0 if le == math.inf else 1 / (1 + (typical / le) ** 4)
+
+
 def backfill(directory: Path, now: float) -> None:
-    """A week of 5-minute samples: each tenant's spend follows a day-time rhythm."""
+    """A week of 5-minute samples: each tenant's spend follows a day-time rhythm; latencies, failures,
+    cache reads and an unpriced model on the same rhythm, so every panel has something to show."""
     start, step = now - 7 * 86400, 300
-    names = (
-        "gen_ai_usage_cost_USD_sum",
-        "gen_ai_client_operation_duration_seconds_count",
-        "gen_ai_client_token_usage_sum",
-    )
-    families: dict[str, list[str]] = {name: [] for name in names}
+    families: dict[str, list[str]] = {}
+
+    def sample(name: str, labels: str, value: float, t: int) -> None:
+        families.setdefault(name, []).append(f"{name}{{{labels}}} {value:.6f} {t}")
+
     for (tenant, provider, model), (usd, calls) in HISTORY.items():
         labels = f'tenant_id="{tenant}",gen_ai_provider_name="{provider}",gen_ai_request_model="{model}",job="backfill"'
+        failed = FAILED_SHARE.get(model, 0.0)
+        cached = CACHED_SHARE.get(model, 0.0)
         total = 0.0
         for t in range(int(start), int(now - 120), step):
             hour = (t % 86400) / 3600
             total += (1 + 0.8 * math.sin((hour - 9) / 24 * 2 * math.pi)) * step / 86400
-            families["gen_ai_usage_cost_USD_sum"].append(f"gen_ai_usage_cost_USD_sum{{{labels}}} {usd * total:.6f} {t}")
-            families["gen_ai_client_operation_duration_seconds_count"].append(
-                f"gen_ai_client_operation_duration_seconds_count{{{labels}}} {calls * total:.3f} {t}"
-            )
+            n = calls * total
+            sample("gen_ai_usage_cost_USD_sum", labels, usd * total, t)
+            sample("gen_ai_client_operation_duration_seconds_count", labels, n * (1 - failed), t)
+            if failed:
+                sample(
+                    "gen_ai_client_operation_duration_seconds_count",
+                    labels + ',error_type="RateLimitError"',
+                    n * failed,
+                    t,
+                )
+            for le in (*BUCKETS, math.inf):
+                bound = "+Inf" if le == math.inf else f"{le:g}"
+                share = share_below(le, LATENCY[model])
+                sample("gen_ai_client_operation_duration_seconds_bucket", f'{labels},le="{bound}"', n * share, t)
+                streams = n * 0.3 * share_below(le, LATENCY[model] / 4)
+                sample(
+                    "gen_ai_client_operation_time_to_first_chunk_seconds_bucket", f'{labels},le="{bound}"', streams, t
+                )
             for kind, per_call in (("input", 1400), ("output", 350)):
-                families["gen_ai_client_token_usage_sum"].append(
-                    f'gen_ai_client_token_usage_sum{{{labels},gen_ai_token_type="{kind}"}} '
-                    f"{calls * total * per_call:.1f} {t}"
+                sample("gen_ai_client_token_usage_sum", f'{labels},gen_ai_token_type="{kind}"', n * per_call, t)
+            if cached:
+                sample("aimon_usage_tokens_total", f'{labels},aimon_token_type="cache_read"', n * 1400 * cached, t)
+                sample("aimon_cost_cache_savings_USD_total", labels, usd * total * cached * 0.6, t)
+            if model == "gpt-4o-mini":
+                unpriced = labels.replace('"gpt-4o-mini"', '"house-model"')
+                sample(
+                    "aimon_pricing_unpriced_calls_total",
+                    f'{unpriced},aimon_pricing_status="unknown_model"',
+                    n * 0.01,
+                    t,
                 )
     lines: list[str] = []
     for name, samples in families.items():
