@@ -57,9 +57,10 @@ CACHE_SAVINGS = "aimon_cost_cache_savings_USD_total"
 CACHE_READ = 'aimon_token_type="cache_read"'
 INPUT_TOKENS = 'gen_ai_token_type="input"'
 HAS_USER = 'user_id!=""'
+HAS_AGENT = 'gen_ai_agent_name!=""'
 FILTER = (
     'job=~"$service", deployment_environment=~"$environment", gen_ai_provider_name=~"$provider", '
-    'gen_ai_request_model=~"$model", tenant_id=~"$tenant", aimon_feature=~"$feature"'
+    'gen_ai_request_model=~"$model", tenant_id=~"$tenant", aimon_feature=~"$feature", gen_ai_agent_name=~"$agent"'
 )
 
 
@@ -106,7 +107,7 @@ def bar_panel(title: str, query: Query | list[Query], unit: str, description: st
     )
 
 
-KEPT = ("service", "environment", "provider", "model", "tenant", "feature")
+KEPT = ("service", "environment", "provider", "model", "tenant", "feature", "agent")
 
 
 def drill_down(to: str, label: str, then: str) -> dashboard.DashboardLink:
@@ -140,6 +141,7 @@ def variables() -> list[Any]:
         label_variable("model", "Model", "gen_ai_request_model"),
         label_variable("tenant", "Tenant", "tenant_id"),
         label_variable("feature", "Feature", "aimon_feature"),
+        label_variable("agent", "Agent", "gen_ai_agent_name"),
     ]
 
 
@@ -261,6 +263,16 @@ def overview() -> dashboard.Dashboard:
             Query(f"{counted_increase(f(COST), '$__range', 'aimon_feature')}", "{{aimon_feature}}", True),
             "currencyUSD",
             "aimon.feature of the calls.",
+        ),
+        bar_panel(
+            "Spend by agent",
+            Query(
+                f"{counted_increase(f(COST, HAS_AGENT), '$__range', 'gen_ai_agent_name')}",
+                "{{gen_ai_agent_name}}",
+                True,
+            ),
+            "currencyUSD",
+            "gen_ai.agent.name from aimon_otel.attributes(agent=...) or baggage; calls of no agent are left out.",
         ),
         bar_panel(
             "Spend by user",

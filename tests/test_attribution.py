@@ -247,3 +247,46 @@ def test_long_and_control_character_values_are_cut_and_cleaned(
     assert cost.attributes["tenant.id"] == "t" * MAX_VALUE_CHARS and cost.attributes["aimon.feature"] == "summarise[31m"
     warnings = [r.getMessage() for r in caplog.records if "cut or cleaned" in r.getMessage()]
     assert len(warnings) == 2  # one per attribute, not one per call
+
+
+def test_agent_on_spans_and_metrics_conversation_on_spans_only(telemetry: Telemetry, client: openai.OpenAI) -> None:
+    with aimon_otel.attributes(tenant_id="acme", agent="support-bot", conversation_id="c-123"):
+        chat(client)
+    (span,) = telemetry.spans()
+    assert span.attributes["gen_ai.agent.name"] == "support-bot"
+    assert span.attributes["gen_ai.conversation.id"] == "c-123"
+    for metric in ("gen_ai.usage.cost", "gen_ai.client.token.usage", "gen_ai.client.operation.duration"):
+        for point in telemetry.points(metric):
+            assert point.attributes["gen_ai.agent.name"] == "support-bot", metric
+            assert "gen_ai.conversation.id" not in point.attributes, metric  # one series per conversation: no
+
+
+def test_agent_and_conversation_from_baggage_and_a_resolver(
+    monkeypatch: pytest.MonkeyPatch, client: openai.OpenAI
+) -> None:
+    monkeypatch.setenv("AIMON_TENANT_RESOLVER", "tests.test_attribution:resolve_agent")
+    telemetry = make_telemetry()
+    try:
+        upstream = baggage.set_baggage(
+            "gen_ai.agent.name", "planner", baggage.set_baggage("gen_ai.conversation.id", "c-9")
+        )
+        token = otel_context.attach(upstream)
+        try:
+            chat(client)
+            with aimon_otel.attributes(agent="writer"):
+                chat(client)
+        finally:
+            otel_context.detach(token)
+        chat(client)
+    finally:
+        telemetry.instrumentor.uninstrument()
+    seen = [
+        (s.attributes.get("gen_ai.agent.name"), s.attributes.get("gen_ai.conversation.id"), s.attributes["tenant.id"])
+        for s in telemetry.spans()
+    ]
+    # baggage, then attributes(...) over baggage; the resolver fills what neither gave
+    assert seen == [("planner", "c-9", "t-r"), ("writer", "c-9", "t-r"), ("resolved-agent", "c-r", "t-r")]
+
+
+def resolve_agent() -> Mapping[str, str]:
+    return {"tenant_id": "t-r", "agent": "resolved-agent", "conversation_id": "c-r"}

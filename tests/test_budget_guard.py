@@ -339,3 +339,36 @@ def test_a_listener_that_raises_is_logged_once_and_never_breaks_the_call(
         telemetry.instrumentor.uninstrument()
     assert len(telemetry.spans()) == 3
     assert sum("listener bug" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_budget_per_agent_refuses_only_that_agents_calls(
+    tmp_path: Path, fake: FakeProvider, client: openai.OpenAI
+) -> None:
+    limit = CHAT_COST * 2 - Decimal("0.000001")
+    telemetry = guarded(
+        tmp_path,
+        f"budgets:\n  - {{name: per-agent, for_each: agent, limit_usd: {limit}, period: day, action: block}}\n"
+        f"  - {{name: support-bot, match: {{agent: support-*}}, limit_usd: 1, period: day}}\n",
+    )
+    try:
+        with aimon_otel.attributes(agent="support-bot"):
+            chat(client)
+            chat(client)  # crosses
+            with pytest.raises(BudgetExceeded) as refused:
+                chat(client)
+        with aimon_otel.attributes(agent="planner"):
+            chat(client)  # another agent: its own key
+        chat(client)  # no agent: a for_each budget does not count it
+        status = {
+            (s.budget, s.key): Decimal(str(s.spent))
+            for agent in ("support-bot", "planner")
+            for s in aimon_otel.budget_status(agent=agent)
+        }
+    finally:
+        telemetry.instrumentor.uninstrument()
+    assert (refused.value.budget, refused.value.key) == ("per-agent", "support-bot")
+    assert status == {
+        ("per-agent", "support-bot"): CHAT_COST * 2,
+        ("per-agent", "planner"): CHAT_COST,
+        ("support-bot", ""): CHAT_COST * 2,
+    }

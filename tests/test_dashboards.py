@@ -93,7 +93,7 @@ def emitted_metrics(fake: Any) -> dict[str, set[str]]:
     try:
         client = openai.OpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0)
         claude = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key=API_KEY, max_retries=0)
-        with aimon_otel.attributes(tenant_id="acme", user_id="alice", feature="f"):
+        with aimon_otel.attributes(tenant_id="acme", user_id="alice", feature="f", agent="a"):
             client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
             list(
                 client.chat.completions.create(

@@ -168,7 +168,8 @@ def make_calls(fake: FakeProvider) -> None:
         for _ in range(3):
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
-        claude.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES)
+        with aimon_otel.attributes(agent="support-bot"):
+            claude.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES)
     with aimon_otel.attributes(tenant_id="globex", feature="search"):
         client.embeddings.create(model="text-embedding-3-small", input="hi")
         client.chat.completions.create(model="house-model-unpriced", messages=MESSAGES)
@@ -457,6 +458,7 @@ def test_drill_down_from_provider_to_model_to_tenant(prometheus: Prometheus) -> 
             "model",
             "tenant",
             "feature",
+            "agent",
         }
         return {**{k: v for k, v in chosen.items() if k in kept}, **dict(re.findall(r"var-(\w+)=([^&$]+)", url))}
 
@@ -478,6 +480,17 @@ def test_drill_down_from_provider_to_model_to_tenant(prometheus: Prometheus) -> 
     assert one_model == {"service": "demo-app", "provider": "openai", "model": "gpt-4o"}
     assert shown("Spend by tenant", one_model) == pytest.approx({"acme": 2 * 0.00055})
     assert click("Spend by tenant", {"tenant_id": "acme"}, one_model) == {**one_model, "tenant": "acme"}
+
+
+def test_spend_by_agent_shows_the_agents_calls_only(prometheus: Prometheus) -> None:
+    (expr,) = [e for _, t, e in dashboard_queries() if t == "Spend by agent"]
+    got = panel_values(prometheus.query(substitute(expr.replace('"$service"', '"demo-app"'))))
+    assert got == pytest.approx({("support-bot",): 2 * 0.00082})  # acme's Claude calls, two rounds
+    chosen = expr.replace('"$service"', '"demo-app"').replace('"$agent"', '"support-bot"')
+    (spend,) = [e for _, t, e in dashboard_queries() if t == "Spend"]
+    alone = spend.replace('"$service"', '"demo-app"').replace('"$agent"', '"support-bot"')
+    assert float(prometheus.query(substitute(alone))[0]["value"][1]) == pytest.approx(2 * 0.00082)
+    assert panel_values(prometheus.query(substitute(chosen))) == pytest.approx(got)
 
 
 def firing_alerts(prometheus: Prometheus, until: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
-"""Who a call is for: tenant, user and feature, carried in OpenTelemetry context.
+"""Who a call is for: tenant, user, feature, agent and conversation, carried in OpenTelemetry context.
 
 Three sources, strongest first: ``aimon_otel.attributes(...)`` around the code; W3C baggage
-keys ``tenant.id``, ``user.id``, ``aimon.feature`` set by an upstream service; a resolver
+keys ``tenant.id``, ``user.id``, ``aimon.feature``, ``gen_ai.agent.name``,
+``gen_ai.conversation.id`` set by an upstream service; a resolver
 function the app already has (``AIMON_TENANT_RESOLVER=module:function``), called only when a
 value is still missing. Context is a contextvar, so values follow asyncio tasks and threads
 that copy context. Values are capped at :data:`MAX_VALUE_CHARS` characters and control
@@ -28,15 +29,31 @@ MAX_VALUE_CHARS = 128
 """Longest tenant, user, feature or extra value kept; longer ones are cut (with one warning per attribute)."""
 
 _KEY = otel_context.create_key("aimon.attributes")
-_ATTRIBUTION_KEYS = (semconv.TENANT_ID, semconv.USER_ID, semconv.FEATURE)
-_SHORT_NAMES = {"tenant_id": semconv.TENANT_ID, "user_id": semconv.USER_ID, "feature": semconv.FEATURE}
+_ATTRIBUTION_KEYS = (
+    semconv.TENANT_ID,
+    semconv.USER_ID,
+    semconv.FEATURE,
+    semconv.AGENT_NAME,
+    semconv.CONVERSATION_ID,
+)
+_RESOLVED_WHEN_MISSING = (semconv.TENANT_ID, semconv.USER_ID, semconv.FEATURE)
+"""The resolver is asked when one of these is missing (agent and conversation are taken if it gives them)."""
+_SHORT_NAMES = {
+    "tenant_id": semconv.TENANT_ID,
+    "user_id": semconv.USER_ID,
+    "feature": semconv.FEATURE,
+    "agent": semconv.AGENT_NAME,
+    "conversation_id": semconv.CONVERSATION_ID,
+}
 
 Resolver = Callable[[], "str | Mapping[str, Any] | None"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class attributes:  # noqa: N801 - used like a function: `with aimon_otel.attributes(...)`
-    """Attribute the LLM calls inside to a tenant, user and feature (and ``extra`` span attributes).
+    """Attribute the LLM calls inside to a tenant, user, feature, agent and conversation (and ``extra``
+    span attributes). ``agent`` becomes ``gen_ai.agent.name`` (spans and metrics), ``conversation_id``
+    ``gen_ai.conversation.id`` (spans only: one value per conversation would flood the metrics).
 
     A context manager (sync and async) and a decorator. Nested uses merge, inner wins.
     Unknown keywords are a ``TypeError`` (a typo such as ``tenant=`` must not be lost silently);
@@ -49,9 +66,17 @@ class attributes:  # noqa: N801 - used like a function: `with aimon_otel.attribu
         user_id: str | None = None,
         feature: str | None = None,
         *,
+        agent: str | None = None,
+        conversation_id: str | None = None,
         extra: Mapping[str, str] | None = None,
     ) -> None:
-        values: dict[str, Any] = {semconv.TENANT_ID: tenant_id, semconv.USER_ID: user_id, semconv.FEATURE: feature}
+        values: dict[str, Any] = {
+            semconv.TENANT_ID: tenant_id,
+            semconv.USER_ID: user_id,
+            semconv.FEATURE: feature,
+            semconv.AGENT_NAME: agent,
+            semconv.CONVERSATION_ID: conversation_id,
+        }
         if extra is not None:
             if not isinstance(extra, Mapping):
                 raise TypeError(f"attributes(extra=...) must be a mapping of names to strings, got {extra!r}")
@@ -103,13 +128,14 @@ def _from_values(values: dict[str, str]) -> attributes:
 
 
 def current_attributes(context: otel_context.Context | None = None, resolver: Resolver | None = None) -> dict[str, str]:
-    """tenant.id / user.id / aimon.feature (and extras) for a call starting in ``context``.
+    """tenant.id, user.id, aimon.feature, gen_ai.agent.name, gen_ai.conversation.id (and extras) for a call
+    starting in ``context``.
 
     ``attributes(...)`` wins, then baggage; ``resolver`` is asked only for what is still missing.
     """
     explicit: Mapping[str, str] | None = otel_context.get_value(_KEY, context)  # type: ignore[assignment]
     found = dict(explicit) if explicit else {}
-    if len(found) >= 3 and all(key in found for key in _ATTRIBUTION_KEYS):
+    if len(found) >= len(_ATTRIBUTION_KEYS) and all(key in found for key in _ATTRIBUTION_KEYS):
         return found
     carried = baggage.get_all(context)
     if carried:
@@ -118,7 +144,7 @@ def current_attributes(context: otel_context.Context | None = None, resolver: Re
                 value = carried.get(key)
                 if value is not None:
                     found[key] = clean(key, str(value))
-    if resolver is not None and any(key not in found for key in _ATTRIBUTION_KEYS):
+    if resolver is not None and any(key not in found for key in _RESOLVED_WHEN_MISSING):
         for key, value in _resolve(resolver).items():
             found.setdefault(key, value)
     return found
@@ -153,7 +179,7 @@ def _resolve(resolver: Resolver) -> dict[str, str]:
     warn_once(
         ("resolver result", type(value).__name__),
         f"aimon-otel: tenant resolver returned a {type(value).__name__}; it must return a tenant id (str), "
-        "a mapping with tenant_id / user_id / feature, or None; ignored",
+        "a mapping with tenant_id / user_id / feature / agent / conversation_id, or None; ignored",
     )
     return {}
 

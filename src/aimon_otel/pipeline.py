@@ -275,7 +275,8 @@ NOT_BILLABLE = CostResult(PricingStatus.NO_USAGE)
 # Exemplars (links from a metric point to a trace) go on duration and cost, where one jumps to the
 # slow or costly call; token records pass an empty context so the SDK skips sampling one for each.
 _NO_EXEMPLAR = otel_context.Context()
-_METRIC_ATTRIBUTION = (semconv.TENANT_ID, semconv.FEATURE)
+_METRIC_ATTRIBUTION = (semconv.TENANT_ID, semconv.FEATURE, semconv.AGENT_NAME)
+"""Not user.id (unless opted in) nor gen_ai.conversation.id: unbounded values stay on spans."""
 _NOT_ON_COST = (semconv.SERVER_ADDRESS, semconv.SERVER_PORT)
 
 

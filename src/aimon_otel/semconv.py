@@ -58,6 +58,9 @@ TENANT_ID: Final = "tenant.id"
 USER_ID: Final = "user.id"
 FEATURE: Final = "aimon.feature"
 AGENT_NAME: Final = _gen_ai.GEN_AI_AGENT_NAME
+"""On spans and metrics (bounded: a handful of agents)."""
+CONVERSATION_ID: Final = _gen_ai.GEN_AI_CONVERSATION_ID
+"""On spans only: one value per conversation, unbounded."""
 
 # --- budgets ------------------------------------------------------------------------------
 BUDGET_NAME: Final = "aimon.budget.name"
