@@ -58,6 +58,7 @@ CACHE_READ = 'aimon_token_type="cache_read"'
 INPUT_TOKENS = 'gen_ai_token_type="input"'
 HAS_USER = 'user_id!=""'
 HAS_AGENT = 'gen_ai_agent_name!=""'
+HAS_KEY = 'aimon_api_key_id!=""'
 FILTER = (
     'job=~"$service", deployment_environment=~"$environment", gen_ai_provider_name=~"$provider", '
     'gen_ai_request_model=~"$model", tenant_id=~"$tenant", aimon_feature=~"$feature", gen_ai_agent_name=~"$agent"'
@@ -273,6 +274,17 @@ def overview() -> dashboard.Dashboard:
             ),
             "currencyUSD",
             "gen_ai.agent.name from aimon_otel.attributes(agent=...) or baggage; calls of no agent are left out.",
+        ),
+        bar_panel(
+            "Spend by API key",
+            Query(
+                f"{counted_increase(f(COST, HAS_KEY), '$__range', 'aimon_api_key_id')}",
+                "{{aimon_api_key_id}}",
+                True,
+            ),
+            "currencyUSD",
+            "aimon.api_key.id: a fingerprint of the key each call used (with AIMON_KEY_SALT), never the key. "
+            "Find a key's with `aimon-otel key-id -`.",
         ),
         bar_panel(
             "Spend by user",

@@ -273,6 +273,37 @@ def unit_tests() -> dict[str, Any]:
                 ),
             ],
         ),
+        # Per API key: a1 spends $0.50 an hour for a day, then $2 in an hour (a spike); b2 stays at $0.50;
+        # c3 is unseen until minute 1501, then spends $1.50 in its first hour (a new key above the $1 floor).
+        case(
+            [
+                {
+                    "series": 'gen_ai_usage_cost_USD_sum{aimon_api_key_id="a1"}',
+                    "values": "0+0.0083333333x1500 12.5+0.0333333333x90",
+                },
+                {"series": 'gen_ai_usage_cost_USD_sum{aimon_api_key_id="b2"}', "values": "0+0.0083333333x1590"},
+                {"series": 'gen_ai_usage_cost_USD_sum{aimon_api_key_id="c3"}', "values": "_x1500 0+0.025x90"},
+                {"series": "gen_ai_usage_cost_USD_sum", "values": "0+1x1590"},  # no key (no salt): never alone
+            ],
+            [
+                (1440, "GenAIAPIKeySpendSpike", []),
+                (
+                    1561,
+                    "GenAIAPIKeySpendSpike",
+                    [
+                        alert(
+                            {"severity": "high", "aimon_alert": "api_key_spike", "aimon_api_key_id": key},
+                            f"API key {key} is spending far above its usual hour",
+                            f"Calls made with API key {key} spent ${spent} in the last hour, over 3x the key's "
+                            "median hour of the day before, or with no spend at all the day before. A leaked or "
+                            "misused key looks like this: find it with `aimon-otel key-id`.",
+                            "api-key-spike",
+                        )
+                        for key, spent in (("a1", "2.00"), ("c3", "1.50"))
+                    ],
+                ),
+            ],
+        ),
         # gpt-4o answers in about 45 s for 15 minutes: warning after 10; gpt-4o-mini stays quiet.
         case(
             [

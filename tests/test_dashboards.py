@@ -88,6 +88,7 @@ def emitted_metrics(fake: Any) -> dict[str, set[str]]:
         tracer_provider=TracerProvider(),
         meter_provider=MeterProvider(metric_readers=[reader], shutdown_on_exit=False),
         metrics_include_user=True,  # the "Spend by user" panel is for those who opt in
+        key_salt="salt",  # and "Spend by API key" for those who set AIMON_KEY_SALT
         budgets=str(ROOT / "examples" / "budgets.yaml"),  # the guard's gauges feed the budgets board
     )
     try:

@@ -28,6 +28,7 @@ SPEND_HOURLY = ":gen_ai_usage_cost_usd:increase1h"
 SPEND_DAILY = ":gen_ai_usage_cost_usd:increase1d"
 SPEND_BY_TENANT_5M = "tenant_provider_model:gen_ai_usage_cost_usd:increase5m"
 SPEND_BY_TENANT_1H = "tenant_provider_model:gen_ai_usage_cost_usd:increase1h"
+SPEND_BY_KEY_1H = "api_key:gen_ai_usage_cost_usd:increase1h"
 CALLS_BY_PROVIDER_5M = "provider:gen_ai_client_calls:increase5m"
 FAILED_BY_PROVIDER_5M = "provider:gen_ai_client_failed_calls:increase5m"
 BUDGET_REFUSALS = 'error_type!="aimon.budget_exceeded"'
@@ -124,6 +125,7 @@ def recording_rules() -> list[Recording]:
         Recording(SPEND_BY_TENANT_5M, counted_increase(COST, "5m", by)),
         Recording(SPEND_BY_TENANT_1H, counted_increase(COST, "1h", by)),
         Recording(SPEND_HOURLY, counted_increase(COST, "1h")),
+        Recording(SPEND_BY_KEY_1H, counted_increase(f'{COST}{{aimon_api_key_id!=""}}', "1h", "aimon_api_key_id")),
         Recording(SPEND_DAILY, counted_increase(COST, "1d")),
         Recording(CALLS_BY_PROVIDER_5M, counted_increase(calls, "5m", "gen_ai_provider_name")),
         Recording(FAILED_BY_PROVIDER_5M, counted_increase(failed, "5m", "gen_ai_provider_name")),
@@ -229,6 +231,23 @@ def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
             f'(${{{{ with query "{median_hour}" }}}}{{{{ . | first | value | printf "%.2f" }}}}{{{{ end }}}}).',
             "spend-spike",
             labels={"aimon_alert": "spend_spike"},
+        )
+    )
+    # Per API key (aimon.api_key.id, with AIMON_KEY_SALT): the same test against the key's own median
+    # hour, and a key unseen the day before that spends above the floor at once (a leaked key's start).
+    key_median = f"quantile_over_time(0.5, {SPEND_BY_KEY_1H}[1d] offset 1h)"
+    rules.append(
+        Rule(
+            "GenAIAPIKeySpendSpike",
+            f"({SPEND_BY_KEY_1H} > {thresholds.spike_factor:g} * {key_median} and {SPEND_BY_KEY_1H} > {thresholds.spike_floor_usd:g}) "
+            f"or ({SPEND_BY_KEY_1H} > {thresholds.spike_floor_usd:g} unless on (aimon_api_key_id) {key_median})",
+            "high",
+            "API key {{ $labels.aimon_api_key_id }} is spending far above its usual hour",
+            'Calls made with API key {{ $labels.aimon_api_key_id }} spent ${{ $value | printf "%.2f" }} in the last hour, '
+            f"over {thresholds.spike_factor:g}x the key's median hour of the day before, or with no spend at all the "
+            "day before. A leaked or misused key looks like this: find it with `aimon-otel key-id`.",
+            "api-key-spike",
+            labels={"aimon_alert": "api_key_spike"},
         )
     )
     rules.append(

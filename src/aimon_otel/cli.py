@@ -1,4 +1,4 @@
-"""``aimon-otel``: look up prices, cost a call, check a pricing override file, budgets (check, status, render)."""
+"""``aimon-otel``: prices and costs, pricing file checks, API key fingerprints, budgets, spend reports."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aimon_otel.budgets import commands as budget_commands
-from aimon_otel.config import AimonConfigError, Settings
+from aimon_otel.config import KEY_SALT_ENV, AimonConfigError, Settings
 from aimon_otel.pricing import PricingEngine, load_overrides
 from aimon_otel.pricing.freshness import STALE_AFTER_DAYS, price_data, stale_warnings
 from aimon_otel.pricing.overrides import Overrides
 from aimon_otel.pricing.result import usd
+from aimon_otel.privacy import key_fingerprint
 from aimon_otel.report import GROUPS, Prometheus, spinner
 from aimon_otel.report import build as build_report
 from aimon_otel.report import render as render_report
@@ -51,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--strict", action="store_true", help="exit 1 on a warning too (for CI)")
     check.add_argument("--json", action="store_true")
 
+    key_id = commands.add_parser(
+        "key-id", help="the aimon.api_key.id an API key is recorded as (needs the deployment's AIMON_KEY_SALT)"
+    )
+    key_id.add_argument("key", help="the API key, or - to read it from stdin (keeps it out of shell history)")
+
     budget_commands.add_parsers(commands)
 
     report = commands.add_parser("report", help="spend, calls and tokens per group and day or month, from Prometheus")
@@ -72,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "pricing":
             return _check(args)
+        if args.command == "key-id":
+            return _key_id(args)
         engine = _engine(getattr(args, "pricing_file", None))
         args.provider = args.provider or _infer_provider(engine, args.model)
         _check_service_tier(engine, args.service_tier)
@@ -308,6 +316,20 @@ def _check(args: argparse.Namespace) -> int:
     lines.extend(f"warning: {warning}" for warning in warnings)
     _emit(args, payload, "\n".join(lines))
     return 1 if unknown or (args.strict and warnings) else 0
+
+
+def _key_id(args: argparse.Namespace) -> int:
+    salt = Settings.load(strict=True).key_salt
+    if not salt:
+        raise AimonConfigError(
+            f"{KEY_SALT_ENV} is not set: give it the salt the app runs with "
+            f"(e.g. {KEY_SALT_ENV}=... aimon-otel key-id -)"
+        )
+    key = sys.stdin.readline().strip() if args.key == "-" else args.key.strip()
+    if not key:
+        raise AimonConfigError("no key given: pass it as an argument, or - and the key on stdin")
+    print(key_fingerprint(key, salt))
+    return 0
 
 
 def _days(text: str) -> int:

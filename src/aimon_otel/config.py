@@ -30,6 +30,7 @@ BUDGET_LEDGER_ENV = "AIMON_BUDGET_LEDGER"
 BUDGET_FAIL_ENV = "AIMON_BUDGET_FAIL"
 USER_ID_HASH_ENV = "AIMON_USER_ID_HASH"
 USER_ID_KEY_ENV = "AIMON_USER_ID_KEY"
+KEY_SALT_ENV = "AIMON_KEY_SALT"
 
 SDKS = ("openai", "anthropic")
 """The SDKs aimon-otel can instrument, by the names ``AIMON_INSTRUMENT`` takes."""
@@ -77,6 +78,9 @@ class Settings:
     ledger keys). Without a key, user ids are left out entirely rather than recorded raw."""
     user_id_key: str | None = None
     """The secret key of the user id hash (``AIMON_USER_ID_KEY``); never logged."""
+    key_salt: str | None = None
+    """A secret of the deployment (``AIMON_KEY_SALT``): with it, each call carries ``aimon.api_key.id``, an HMAC
+    fingerprint of the API key the client used, so spend can be split by key; without it, no key id."""
     strict: bool = False
     """Raise on every bad value, from the environment too (the CLI)."""
     given_in_code: frozenset[str] = frozenset()
@@ -212,6 +216,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "budget_fail": (BUDGET_FAIL_ENV, _fail_mode),
     "user_id_hash": (USER_ID_HASH_ENV, _user_id_hash),
     "user_id_key": (USER_ID_KEY_ENV, _text),
+    "key_salt": (KEY_SALT_ENV, _text),
 }
 
 
@@ -270,6 +275,7 @@ _CODE: dict[str, Callable[[Any], Any]] = {
     "budget_fail": lambda value: _fail_mode(value) if isinstance(value, str) else _fail_mode(repr(value)),
     "user_id_hash": lambda value: None if value is None else _user_id_hash(str(value)),
     "user_id_key": _code_optional_text,
+    "key_salt": _code_optional_text,
 }
 
 

@@ -32,7 +32,7 @@ from aimon_otel.invocation import Invocation
 from aimon_otel.native_spans import NativeLink, current_link
 from aimon_otel.pricing import CostResult, PricingEngine, PricingStatus
 from aimon_otel.pricing.freshness import price_data_readings
-from aimon_otel.privacy import user_id_hasher
+from aimon_otel.privacy import key_fingerprinter, user_id_hasher
 from aimon_otel.tallies import Tally, readings_for, tally_for
 from aimon_otel.usage import Usage
 
@@ -58,6 +58,8 @@ class Pipeline:
         self.resolver = resolver
         self.hash_user = user_id_hasher(settings)
         """``user.id`` hashed before it leaves the process (``AIMON_USER_ID_HASH``), or None."""
+        self.key_id = key_fingerprinter(settings)
+        """The API key's fingerprint (``aimon.api_key.id``, ``AIMON_KEY_SALT``), or None when not recorded."""
         self.sinks: list[Sink] = []
         self.guard: Guard | None = None
         """The budget guard, asked before each call is sent (its ledger is also one of the sinks)."""
@@ -194,6 +196,9 @@ class Call:
         self.invocation = invocation
         self.ended = False
         self.attribution = pipeline.attribution()
+        key_id = pipeline.key_id
+        if key_id is not None and invocation.secrets and invocation.secrets[0]:
+            self.attribution[semconv.API_KEY_ID] = key_id(invocation.secrets[0])
         self.link: NativeLink | None = None
         self.span: Span | None = None
         if invocation.sdk_traces_itself:
@@ -275,7 +280,7 @@ NOT_BILLABLE = CostResult(PricingStatus.NO_USAGE)
 # Exemplars (links from a metric point to a trace) go on duration and cost, where one jumps to the
 # slow or costly call; token records pass an empty context so the SDK skips sampling one for each.
 _NO_EXEMPLAR = otel_context.Context()
-_METRIC_ATTRIBUTION = (semconv.TENANT_ID, semconv.FEATURE, semconv.AGENT_NAME)
+_METRIC_ATTRIBUTION = (semconv.TENANT_ID, semconv.FEATURE, semconv.AGENT_NAME, semconv.API_KEY_ID)
 """Not user.id (unless opted in) nor gen_ai.conversation.id: unbounded values stay on spans."""
 _NOT_ON_COST = (semconv.SERVER_ADDRESS, semconv.SERVER_PORT)
 

@@ -61,6 +61,8 @@ AGENT_NAME: Final = _gen_ai.GEN_AI_AGENT_NAME
 """On spans and metrics (bounded: a handful of agents)."""
 CONVERSATION_ID: Final = _gen_ai.GEN_AI_CONVERSATION_ID
 """On spans only: one value per conversation, unbounded."""
+API_KEY_ID: Final = "aimon.api_key.id"
+"""A fingerprint of the API key a call used (``AIMON_KEY_SALT``), on spans and metrics; never the key."""
 
 # --- budgets ------------------------------------------------------------------------------
 BUDGET_NAME: Final = "aimon.budget.name"
