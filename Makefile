@@ -2,18 +2,24 @@
 PYTHON ?= python3
 VENV := .venv
 OLDEST := .venv-oldest
+OLDEST_GEMINI := .venv-oldest-gemini
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: demo stack test test-newest test-oldest lint generate pictures bench clean
+.PHONY: demo stack test test-newest test-oldest test-oldest-gemini lint generate pictures bench clean
 
 $(VENV)/.installed: pyproject.toml constraints/newest.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints/newest.txt -e '.[openai,anthropic,otlp,test,dev]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints/newest.txt -e '.[openai,anthropic,gemini,otlp,test,dev]'
 	touch $@
 
 $(OLDEST)/.installed: pyproject.toml constraints/oldest.txt
 	$(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/pip install $(PIP_FLAGS) -c constraints/oldest.txt -e '.[openai,anthropic,test]'
+	touch $@
+
+$(OLDEST_GEMINI)/.installed: pyproject.toml constraints/oldest-gemini.txt
+	$(PYTHON) -m venv $(OLDEST_GEMINI)
+	$(OLDEST_GEMINI)/bin/pip install $(PIP_FLAGS) -c constraints/oldest-gemini.txt -e '.[openai,anthropic,gemini,test]'
 	touch $@
 
 ## The demo: a fake provider, an example app under opentelemetry-instrument, its spans and usage.
@@ -24,14 +30,17 @@ demo: $(VENV)/.installed
 stack: $(VENV)/.installed
 	$(VENV)/bin/python examples/local_stack.py
 
-## The whole suite: newest SDKs, oldest supported SDKs, then lint and types.
-test: test-newest test-oldest lint
+## The whole suite: newest SDKs, oldest supported SDKs (google-genai's apart), then lint and types.
+test: test-newest test-oldest test-oldest-gemini lint
 
 test-newest: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q
 
 test-oldest: $(OLDEST)/.installed
 	$(OLDEST)/bin/python -m pytest -q
+
+test-oldest-gemini: $(OLDEST_GEMINI)/.installed
+	$(OLDEST_GEMINI)/bin/python -m pytest -q tests/test_gemini.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench examples dashboards
@@ -51,4 +60,4 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/overhead.py
 
 clean:
-	rm -rf $(VENV) $(OLDEST) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST) $(OLDEST_GEMINI) .pytest_cache .mypy_cache .ruff_cache

@@ -140,6 +140,8 @@ def unit_tests() -> dict[str, Any]:
                 calls("openai", 2, "RateLimitError"),
                 calls("anthropic", 1, "AuthenticationError"),
                 calls("groq", 1, "RateLimitError"),
+                calls("gcp.gemini", 1, "RESOURCE_EXHAUSTED"),  # google-genai's 429
+                calls("gcp.vertex_ai", 1, "PERMISSION_DENIED"),
             ],
             [
                 (
@@ -160,6 +162,17 @@ def unit_tests() -> dict[str, Any]:
                             "or an exhausted quota or balance (insufficient_quota).",
                             "rate-limited",
                         ),
+                        alert(
+                            {
+                                "severity": "warning",
+                                "aimon_alert": "rate_limited",
+                                "gen_ai_provider_name": "gcp.gemini",
+                            },
+                            "gcp.gemini answers 429: rate limit or quota",
+                            "5 calls to gcp.gemini were refused with HTTP 429 in the last 5 minutes: a rate limit, "
+                            "or an exhausted quota or balance (insufficient_quota).",
+                            "rate-limited",
+                        ),
                     ],
                 ),
                 (
@@ -176,7 +189,18 @@ def unit_tests() -> dict[str, Any]:
                             "5 calls to anthropic failed authentication (401/403) in the last 5 minutes: "
                             "a revoked, expired or wrong key.",
                             "auth-failures",
-                        )
+                        ),
+                        alert(
+                            {
+                                "severity": "critical",
+                                "aimon_alert": "auth_failures",
+                                "gen_ai_provider_name": "gcp.vertex_ai",
+                            },
+                            "gcp.vertex_ai rejects our API key",
+                            "5 calls to gcp.vertex_ai failed authentication (401/403) in the last 5 minutes: "
+                            "a revoked, expired or wrong key.",
+                            "auth-failures",
+                        ),
                     ],
                 ),
             ],

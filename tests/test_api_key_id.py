@@ -25,7 +25,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import aimon_otel
 from aimon_otel.privacy import key_fingerprint
@@ -111,6 +111,11 @@ def test_spend_per_key_reaches_every_export_and_the_key_none(
     )
     prometheus = PrometheusMetricReader()
     meter_provider = MeterProvider(metric_readers=[otlp_metrics, prometheus], shutdown_on_exit=False)
+    # The reader registers itself in prometheus_client's global registry, which other tests serve and
+    # scrape: move it to a registry of its own so nothing recorded here shows up there.
+    REGISTRY.unregister(prometheus._collector)
+    registry = CollectorRegistry()
+    registry.register(prometheus._collector)
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(
         SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{collector.url}/v1/logs"))
@@ -127,8 +132,6 @@ def test_spend_per_key_reaches_every_export_and_the_key_none(
     finally:
         instrumentor.uninstrument()
         logging.getLogger().removeHandler(handler)
-    registry = CollectorRegistry()
-    registry.register(prometheus._collector)
     exposition = generate_latest(registry)
     meter_provider.force_flush()
     logger_provider.force_flush()

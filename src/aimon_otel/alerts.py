@@ -31,6 +31,9 @@ SPEND_BY_TENANT_1H = "tenant_provider_model:gen_ai_usage_cost_usd:increase1h"
 SPEND_BY_KEY_1H = "api_key:gen_ai_usage_cost_usd:increase1h"
 CALLS_BY_PROVIDER_5M = "provider:gen_ai_client_calls:increase5m"
 FAILED_BY_PROVIDER_5M = "provider:gen_ai_client_failed_calls:increase5m"
+RATE_LIMITED = "RateLimitError|RESOURCE_EXHAUSTED"
+"""429s as each SDK names them: openai and anthropic's exception, google-genai's API status."""
+AUTH_FAILED = "AuthenticationError|PermissionDeniedError|UNAUTHENTICATED|PERMISSION_DENIED"
 BUDGET_REFUSALS = 'error_type!="aimon.budget_exceeded"'
 """Calls our own budgets refused are not provider failures."""
 
@@ -166,7 +169,7 @@ def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
     rules.append(
         Rule(
             "GenAIProviderRateLimited",
-            f'sum by (gen_ai_provider_name) (increase({CALLS}{{error_type="RateLimitError"}}[5m])) '
+            f'sum by (gen_ai_provider_name) (increase({CALLS}{{error_type=~"{RATE_LIMITED}"}}[5m])) '
             f">= {thresholds.rate_limited_calls}",
             "warning",
             "{{ $labels.gen_ai_provider_name }} answers 429: rate limit or quota",
@@ -179,7 +182,7 @@ def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
     rules.append(
         Rule(
             "GenAIProviderAuthFailures",
-            f'sum by (gen_ai_provider_name) (increase({CALLS}{{error_type=~"AuthenticationError|PermissionDeniedError"}}[5m])) > 0',
+            f'sum by (gen_ai_provider_name) (increase({CALLS}{{error_type=~"{AUTH_FAILED}"}}[5m])) > 0',
             "critical",
             "{{ $labels.gen_ai_provider_name }} rejects our API key",
             '{{ $value | printf "%.0f" }} calls to {{ $labels.gen_ai_provider_name }} failed authentication '

@@ -30,13 +30,14 @@ from aimon_otel.pipeline import Pipeline
 from aimon_otel.pricing import PricingEngine, load_overrides
 from aimon_otel.processor import wrap_provider_processors
 from aimon_otel.providers import anthropic as anthropic_adapter
+from aimon_otel.providers import gemini as gemini_adapter
 from aimon_otel.providers import openai as openai_adapter
 from aimon_otel.providers.base import Endpoint
 from aimon_otel.version import __version__
 
 
 class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Instruments the ``openai`` SDK (and, as they are added, other LLM SDKs).
+    """Instruments the ``openai``, ``anthropic`` and ``google-genai`` SDKs.
 
     Keyword arguments of :meth:`instrument` besides ``tracer_provider`` and
     ``meter_provider`` override settings from the environment (see :class:`Settings`).
@@ -129,6 +130,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._when_imported("openai", lambda module: self._wrap_sdk(pipeline, module, openai_adapter.TARGETS))
         if "anthropic" in settings.instrument:
             self._when_imported("anthropic", lambda module: self._wrap_sdk(pipeline, module, anthropic_adapter.TARGETS))
+        if "google-genai" in settings.instrument:
+            self._when_imported("google.genai", lambda module: self._wrap_sdk(pipeline, module, gemini_adapter.TARGETS))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._generation += 1  # import hooks still pending now do nothing

@@ -8,7 +8,7 @@ adapter can be read, and tested, as a description of its SDK.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from opentelemetry.util.types import AttributeValue
@@ -35,6 +35,8 @@ class Invocation:
     """The SDK starts its own span for this call (anthropic 2.x): ours is not started."""
     secrets: tuple[str, ...] = ()
     """The client's keys, scrubbed from any error text we record."""
+    error_type_of: Callable[[BaseException], str] | None = None
+    """How the SDK's exceptions become ``error.type`` when their class name says too little (google-genai)."""
 
     response_model: str | None = None
     response_id: str | None = None
@@ -91,4 +93,5 @@ class Invocation:
 
     def raised(self, exc: BaseException) -> None:
         name = type(exc).__qualname__
-        self.failed(name, f"{name}: {exc}")
+        kind = self.error_type_of(exc) if self.error_type_of is not None else name
+        self.failed(kind, f"{name}: {exc}")

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-_instruments_any: tuple[str, ...] = ("openai >= 1.40", "anthropic >= 0.43")
+_instruments_any: tuple[str, ...] = ("openai >= 1.40", "anthropic >= 0.43", "google-genai >= 1.8")

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from aimon_otel.testing.anthropic_wire import AnthropicWire
+from aimon_otel.testing.gemini_wire import GeminiWire
 from aimon_otel.testing.openai_wire import OpenAIWire, WireResponse, error_response
 
 REPLAY_HEADER = "x-fake-replay"
@@ -50,6 +51,7 @@ class FakeProvider:
     def __init__(self, *, reject_stream_options: bool = False, host: str = "127.0.0.1") -> None:
         self.openai = OpenAIWire(reject_stream_options=reject_stream_options)
         self.anthropic = AnthropicWire()
+        self.gemini = GeminiWire()
         self.requests: list[ReceivedRequest] = []
         self.replays: dict[str, Callable[[], WireResponse]] = {}
         """Answers by name for requests with the ``x-fake-replay`` header (recorded real responses)."""
@@ -67,6 +69,11 @@ class FakeProvider:
 
     @property
     def anthropic_base_url(self) -> str:
+        return self.base_url
+
+    @property
+    def gemini_base_url(self) -> str:
+        """For ``genai.Client(http_options=HttpOptions(base_url=...))``, Gemini API and Vertex alike."""
         return self.base_url
 
     @property
@@ -98,7 +105,11 @@ class FakeProvider:
         replay = self.replays.get(headers.get(REPLAY_HEADER, ""))
         if replay is not None:
             return replay()
-        response = self.openai.handle(path, headers, body) or self.anthropic.handle(path, headers, body)
+        response = (
+            self.openai.handle(path, headers, body)
+            or self.anthropic.handle(path, headers, body)
+            or self.gemini.handle(path, headers, body)
+        )
         if response is None:
             return error_response(404, f"no fake route for {method} {path}", "not_found")
         return response
