@@ -318,3 +318,36 @@ def test_the_key_id_of_a_gemini_key(fake: FakeProvider) -> None:
     finally:
         telemetry.instrumentor.uninstrument()
     assert telemetry.span().attributes["aimon.api_key.id"] == key_fingerprint(GEMINI_KEY, "salt")
+
+
+def test_with_the_official_google_genai_instrumentation_one_span_per_call_and_priced(fake: FakeProvider) -> None:
+    """Its span encloses the call we follow: ours joins it (no second span) and our figures win (it
+    counts no tool-use prompt tokens and names the provider "gemini")."""
+    official = pytest.importorskip("opentelemetry.instrumentation.google_genai", reason="installed in .venv only")
+    telemetry = make_telemetry()
+    instrumentor = official.GoogleGenAiSdkInstrumentor()
+    # 1.3b0 declares google-genai < 3; it works with 3.x, which is what the newest run has
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, skip_dep_check=True
+    )
+    try:
+        made = client(fake)
+        made.models.generate_content(model=FLASH, contents="hi")
+        assert [c.text for c in made.models.generate_content_stream(model=FLASH, contents="hi")][
+            -1
+        ] == "Gemini provider."
+        made.models.embed_content(model="gemini-embedding-001", contents="hi")
+    finally:
+        instrumentor.uninstrument()
+        telemetry.instrumentor.uninstrument()
+    spans = telemetry.spans()
+    assert [s.instrumentation_scope.name for s in spans] == ["opentelemetry.instrumentation.google_genai"] * 3
+    plain, streamed, embedded = spans
+    for span in (plain, streamed):
+        a = span.attributes
+        assert a["gen_ai.provider.name"] == "gcp.gemini"
+        assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (1250, 110)
+        assert a["gen_ai.usage.cost"] == pytest.approx(FLASH_COST, abs=1e-12)
+        assert a["aimon.pricing.status"] == "priced"
+    assert embedded.attributes["aimon.pricing.status"] == "no_usage"
+    assert sum(p.sum for p in telemetry.points("gen_ai.usage.cost")) == pytest.approx(2 * FLASH_COST, abs=1e-12)

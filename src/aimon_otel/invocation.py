@@ -35,6 +35,8 @@ class Invocation:
     """The SDK starts its own span for this call (anthropic 2.x): ours is not started."""
     secrets: tuple[str, ...] = ()
     """The client's keys, scrubbed from any error text we record."""
+    joins_enclosing_span: bool = False
+    """Another instrumentation of this SDK may have started a span around this very call: join it."""
     error_type_of: Callable[[BaseException], str] | None = None
     """How the SDK's exceptions become ``error.type`` when their class name says too little (google-genai)."""
 

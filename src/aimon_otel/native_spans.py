@@ -6,6 +6,11 @@ it into its own :class:`LinkRegistry`. The SDK ends its span before we have read
 response (always for a non-stream call, sometimes for a stream), so the processor holds it
 back until our call ends and hands the exporter a copy with our usage, cost and tenant
 attributes added. A span whose call has already ended is passed on at once.
+
+Another instrumentation of the same SDK (the official google-genai one) starts its span *before*
+our wrapper runs, around the one API call we follow: our call then joins that enclosing span
+(:func:`join_enclosing`) instead of starting a second one, and our figures win over its own
+(it counts no tool-use prompt tokens, names the provider ``gemini``).
 """
 
 from __future__ import annotations
@@ -23,15 +28,20 @@ from opentelemetry.util.types import AttributeValue
 # The call under way in this context whose SDK traces itself (a key, like every ContextVar: no state).
 current_link: contextvars.ContextVar[NativeLink | None] = contextvars.ContextVar("aimon_native_link", default=None)
 
-Forward = Callable[[ReadableSpan, dict[str, AttributeValue]], None]
+Forward = Callable[[ReadableSpan, dict[str, AttributeValue], bool], None]
+"""Sends a span on with our attributes; the flag says ours win where both set one."""
+
+ENCLOSING_SCOPES = frozenset({"opentelemetry.instrumentation.google_genai"})
+"""Instrumentations whose span encloses exactly the API call our wrapper follows."""
 
 
 class NativeLink:
     """Joins our call to the SDK's span; whichever ends second sends the enriched span on."""
 
-    __slots__ = ("_lock", "attributes", "pending", "registries", "span")
+    __slots__ = ("_lock", "attributes", "ours_win", "pending", "registries", "span")
 
-    def __init__(self) -> None:
+    def __init__(self, ours_win: bool = False) -> None:
+        self.ours_win = ours_win
         self.span: Any = None
         self.attributes: dict[str, AttributeValue] | None = None
         self.pending: list[tuple[Forward, ReadableSpan]] = []
@@ -53,14 +63,14 @@ class NativeLink:
             if attributes is None:
                 self.pending.append((forward, span))
                 return
-        forward(span, attributes)
+        forward(span, attributes, self.ours_win)
 
     def complete(self, attributes: dict[str, AttributeValue]) -> None:
         with self._lock:
             self.attributes = attributes
             pending, self.pending = self.pending, []
         for forward, span in pending:
-            forward(span, attributes)
+            forward(span, attributes, self.ours_win)
         if pending and self.span is not None:  # the span has ended and every processor has seen it
             span_id = self.span.get_span_context().span_id
             for registry in self.registries:
@@ -90,3 +100,17 @@ class LinkRegistry:
     def forget(self, span_id: int) -> None:
         with self._lock:
             self._links.pop(span_id, None)
+
+
+enclosing = LinkRegistry()
+"""Spans of other instrumentations our calls joined (every span processor of ours looks here too)."""
+
+
+def join_enclosing(span: Any) -> NativeLink | None:
+    """A link to ``span`` if another instrumentation started it around the call we follow; else None."""
+    scope = getattr(span, "instrumentation_scope", None)
+    if scope is None or scope.name not in ENCLOSING_SCOPES or not span.is_recording():
+        return None
+    link = NativeLink(ours_win=True)
+    link.adopt(span, enclosing)
+    return link

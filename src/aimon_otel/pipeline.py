@@ -29,7 +29,7 @@ from aimon_otel.config import Settings
 from aimon_otel.context import Resolver, current_attributes
 from aimon_otel.faults import report_fault
 from aimon_otel.invocation import Invocation
-from aimon_otel.native_spans import NativeLink, current_link
+from aimon_otel.native_spans import NativeLink, current_link, join_enclosing
 from aimon_otel.pricing import CostResult, PricingEngine, PricingStatus
 from aimon_otel.pricing.freshness import price_data_readings
 from aimon_otel.privacy import key_fingerprinter, user_id_hasher
@@ -203,6 +203,8 @@ class Call:
         self.span: Span | None = None
         if invocation.sdk_traces_itself:
             self.link = NativeLink()
+        elif invocation.joins_enclosing_span and (link := join_enclosing(trace.get_current_span())) is not None:
+            self.link = link
         else:
             self.span = self._start_span()
 
@@ -266,7 +268,7 @@ class Call:
         finally:
             if span is not None:
                 span.end()
-            elif self.link is not None:  # the SDK's span: the processor merges these into it (its own values win)
+            elif self.link is not None:  # the SDK's (or an enclosing) span: the processor merges these into it
                 self.link.complete({**start_attributes(invocation), **self.attribution, **attributes})
         return cost
 

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from aimon_otel import semconv
 from aimon_otel.faults import logger, report_fault
-from aimon_otel.native_spans import LinkRegistry, current_link
+from aimon_otel.native_spans import LinkRegistry, current_link, enclosing
 from aimon_otel.pipeline import cost_attributes
 from aimon_otel.pricing import PricingEngine
 from aimon_otel.usage import Usage
@@ -137,17 +137,19 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if self.inner is None:
             return
-        link = self.links.get(span)
+        link = self.links.get(span) or enclosing.get(span)
         if link is not None:
             link.deliver(self._forward_with, span)
             return
         self.inner.on_end(self.enriched(span))
 
-    def _forward_with(self, span: ReadableSpan, ours: Mapping[str, Any]) -> None:
-        """Send on the SDK's span with what our call learnt (its own values win where both set one)."""
+    def _forward_with(self, span: ReadableSpan, ours: Mapping[str, Any], ours_win: bool) -> None:
+        """Send on the SDK's span with what our call learnt (its own values win where both set one, unless
+        it is another instrumentation's span whose figures are not the conventions')."""
         assert self.inner is not None
         try:
-            enriched = _copy_with(span, {**ours, **(span.attributes or {})})
+            theirs = span.attributes or {}
+            enriched = _copy_with(span, {**theirs, **ours} if ours_win else {**ours, **theirs})
         except Exception as fault:
             report_fault("span processor forward", fault)
             enriched = span

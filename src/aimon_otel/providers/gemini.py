@@ -146,6 +146,7 @@ class GeminiEndpoint(Endpoint):
                 billable=self.billable,
                 secrets=(api_key,) if isinstance(api_key, str) and api_key else (),
                 error_type_of=error_type,
+                joins_enclosing_span=True,  # the official google-genai instrumentation's span, if on
             ),
             kwargs,
         )
