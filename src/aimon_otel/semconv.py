@@ -96,6 +96,13 @@ PRICING_SOURCE: Final = "aimon.pricing.source"
 PRICING_VERSION: Final = "aimon.pricing.version"
 """On the price data gauge: the genai-prices version or the override file."""
 
+# --- images ---------------------------------------------------------------------------------
+OUTPUT_TYPE: Final = "gen_ai.output.type"
+IMAGE_SIZE: Final = "aimon.image.size"
+IMAGE_QUALITY: Final = "aimon.image.quality"
+IMAGE_COUNT: Final = "aimon.image.count"
+"""Images an image call produced."""
+
 # --- span attributes: aimon-otel's own ------------------------------------------------
 STREAM_OUTCOME: Final = "aimon.stream.outcome"
 """How a streamed call ended: ``completed``, ``closed``, ``abandoned`` or ``error``."""
@@ -104,6 +111,8 @@ STREAM_OUTCOME: Final = "aimon.stream.outcome"
 OP_CHAT: Final = "chat"
 OP_TEXT_COMPLETION: Final = "text_completion"
 OP_EMBEDDINGS: Final = "embeddings"
+OP_GENERATE_CONTENT: Final = "generate_content"
+"""Image generation (the conventions' operation for multimodal output)."""
 
 TOKEN_INPUT: Final = "input"
 TOKEN_OUTPUT: Final = "output"

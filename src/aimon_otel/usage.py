@@ -27,6 +27,13 @@ class Usage:
     audio_input_tokens: int | None = None
     """Part of input_tokens (priced apart where the model has an audio price)."""
     audio_output_tokens: int | None = None
+    image_input_tokens: int | None = None
+    """Part of input_tokens: image tokens (gpt-image-*: the images given to edit), priced apart."""
+    images: int | None = None
+    """Images generated, for models priced per image (DALL·E, from the override file's ``images``)."""
+    image_size: str | None = None
+    image_quality: str | None = None
+    """What a per-image price depends on: the request's ``size`` and ``quality``."""
     web_searches: int | None = None
     """Server-side web search requests (Anthropic ``server_tool_use.web_search_requests``), billed per request."""
     provider_cost: float | None = None

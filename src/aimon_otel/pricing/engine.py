@@ -30,6 +30,7 @@ def usage_counts(usage: Usage) -> dict[str, int]:
         ("cache_write_1h_tokens", usage.cache_creation_1h_input_tokens),
         ("output_reasoning_tokens", usage.reasoning_output_tokens),
         ("input_audio_tokens", usage.audio_input_tokens),
+        ("input_image_tokens", usage.image_input_tokens),
         ("output_audio_tokens", usage.audio_output_tokens),
         ("web_searches", usage.web_searches),
     ):
@@ -70,7 +71,19 @@ class PricingEngine:
             return CostResult(PricingStatus.INVALID_USAGE)
         if usage.passes:
             return self._price_passes(provider, model, usage, at=at, service_tier=service_tier)
+        if usage.images is not None and usage.input_tokens is None:
+            return self._price_images(provider, model, usage)
         return self.price_counts(provider, model, usage_counts(usage), at=at, service_tier=service_tier)
+
+    def _price_images(self, provider: str, model: str, usage: Usage) -> CostResult:
+        """Images priced per image (DALL·E): the override file's price for the size and quality asked."""
+        name = self.overrides.resolve_alias(provider, model)
+        each = self.overrides.image_price(provider, name, usage.image_size, usage.image_quality)
+        if each is None:
+            self._warn_unknown(provider, model)
+            return CostResult(PricingStatus.UNKNOWN_MODEL, provider=PROVIDER_IDS.get(provider, provider))
+        total = each * (usage.images or 0)
+        return CostResult(PricingStatus.PRICED, total, output=total, model=name, provider=provider)
 
     def _price_passes(
         self, provider: str, model: str, usage: Usage, *, at: datetime | None, service_tier: str | None

@@ -80,7 +80,7 @@ def catalog_data(installed: str | None = None) -> PriceData:
 
 def override_data(overrides: Overrides) -> PriceData | None:
     """The date of an override file's own prices; None when it has none (aliases only point at the table)."""
-    if not (overrides.models or overrides.multipliers):
+    if not (overrides.models or overrides.multipliers or overrides.images):
         return None
     if overrides.checked is None:
         return PriceData("override", overrides.source, None, f"{overrides.source}: no 'checked:' date")

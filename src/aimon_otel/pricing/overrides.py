@@ -13,6 +13,13 @@ with the file, the entry and what to change; nothing is guessed::
     multipliers:        # negotiated discounts, on prices from the table
       - {provider: openai, factor: 0.8}
       - {provider: anthropic, model: claude-*, factor: 0.9}
+    images:             # models priced per image (DALL·E): USD per image by size and quality
+      - model: dall-e-3
+        provider: openai
+        prices:
+          - {size: 1024x1024, quality: standard, usd_per_image: 0.04}
+          - {size: 1024x1024, quality: hd, usd_per_image: 0.08}
+          - {size: 1024x1792, usd_per_image: 0.08}     # no quality: any quality
     checked: 2026-11-01 # when these prices were last compared with the provider's (see freshness.py)
 """
 
@@ -38,10 +45,12 @@ PRICE_KEYS = (
     "input_audio_mtok",
     "output_audio_mtok",
 )
-_SECTIONS = ("aliases", "models", "multipliers", "checked")
+_SECTIONS = ("aliases", "models", "multipliers", "images", "checked")
 MAX_PRICE_MTOK = Decimal(100_000)
 """No model costs this much per million tokens: a bigger figure is a unit mistake (or ``1e400``)."""
 MAX_FACTOR = Decimal(100)
+MAX_IMAGE_USD = Decimal(100)
+"""No image costs this much; a bigger figure is a unit mistake."""
 
 
 @dataclass(frozen=True)
@@ -77,13 +86,29 @@ class Overrides:
     aliases: dict[tuple[str | None, str], str] = field(default_factory=dict)
     models: dict[tuple[str | None, str], list[DatedPrice]] = field(default_factory=dict)
     multipliers: list[Multiplier] = field(default_factory=list)
+    images: dict[tuple[str | None, str], dict[tuple[str | None, str | None], Decimal]] = field(default_factory=dict)
+    """Per-image prices: (provider, model) -> (size or None, quality or None) -> USD per image."""
     source: str = "code"
     checked: date | None = None
     """When the file's prices were last compared with the provider's: their age is counted from it."""
 
     @property
     def empty(self) -> bool:
-        return not (self.aliases or self.models or self.multipliers)
+        return not (self.aliases or self.models or self.multipliers or self.images)
+
+    def image_price(self, provider: str, model: str, size: str | None, quality: str | None) -> Decimal | None:
+        """USD per image of ``model`` at ``size`` and ``quality``; an entry without a size or quality
+        matches any. None when the file prices no such image (the call is then ``unknown_model``)."""
+        for key in ((provider, model), (None, model)):
+            prices = self.images.get(key)
+            if prices is None:
+                continue
+            for wanted in ((size, quality), (size, None), (None, quality), (None, None)):
+                found = prices.get(wanted)
+                if found is not None:
+                    factor = self.factor(provider, model)
+                    return found if factor is None else found * factor
+        return None
 
     def alias(self, model: str, target: str, provider: str | None = None) -> Overrides:
         self.aliases[(provider, model)] = target
@@ -197,7 +222,36 @@ def load_overrides(path: str | Path) -> Overrides:
         overrides.multipliers.append(
             Multiplier(_opt_str(entry, "provider", where), _opt_str(entry, "model", where), factor)
         )
+    for index, entry in enumerate(_list(data, "images", name)):
+        _add_images(overrides, entry, f"{name}: images[{index}]")
     return overrides
+
+
+def _add_images(overrides: Overrides, entry: Any, where: str) -> None:
+    _keys(entry, where, required=("model", "prices"), optional=("provider",))
+    key = (_opt_str(entry, "provider", where), _str(entry, "model", where))
+    if key in overrides.images:
+        raise AimonConfigError(f"{where}: {_describe(key)} already has image prices; keep one entry")
+    prices = entry["prices"]
+    if not isinstance(prices, list) or not prices:
+        raise AimonConfigError(
+            f"{where}: 'prices' must be a list such as [{{size: 1024x1024, quality: standard, usd_per_image: 0.04}}]"
+        )
+    table: dict[tuple[str | None, str | None], Decimal] = {}
+    for index, price in enumerate(prices):
+        at = f"{where}.prices[{index}]"
+        _keys(price, at, required=("usd_per_image",), optional=("size", "quality"))
+        amount = _decimal(price["usd_per_image"], at, "usd_per_image")
+        if amount < 0 or amount > MAX_IMAGE_USD:
+            raise AimonConfigError(
+                f"{at}: usd_per_image must be between 0 and {MAX_IMAGE_USD} (USD per image, e.g. 0.04), "
+                f"got {price['usd_per_image']!r}"
+            )
+        variant = (_opt_str(price, "size", at), _opt_str(price, "quality", at))
+        if variant in table:
+            raise AimonConfigError(f"{at}: size {variant[0]!r} and quality {variant[1]!r} are priced twice")
+        table[variant] = amount
+    overrides.images[key] = table
 
 
 def _checked(value: Any, name: str) -> date | None:

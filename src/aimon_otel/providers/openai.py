@@ -186,6 +186,85 @@ class Embeddings(OpenAIEndpoint):
         _record_embeddings(invocation, response)
 
 
+class Images(OpenAIEndpoint):
+    """``images.generate`` / ``images.edit``: gpt-image-* report token usage (text and image input,
+    image output); DALL·E reports none and is priced per image by size and quality (override file)."""
+
+    operation = semconv.OP_GENERATE_CONTENT
+    streams = True
+
+    def plan(self, instance: Any, kwargs: dict[str, Any]) -> Plan:
+        plan = super().plan(instance, kwargs)
+        attributes = plan.invocation.request_attributes
+        attributes[semconv.OUTPUT_TYPE] = "image"
+        count = kwargs.get("n")
+        if isinstance(count, int) and not isinstance(count, bool):
+            attributes[semconv.REQUEST_CHOICE_COUNT] = count
+        for key, name in (("size", semconv.IMAGE_SIZE), ("quality", semconv.IMAGE_QUALITY)):
+            value = kwargs.get(key)
+            if isinstance(value, str):
+                attributes[name] = value
+        return plan
+
+    def record_response(self, invocation: Invocation, response: Any) -> None:
+        data = field(response, "data") or []
+        usage = image_usage(field(response, "usage"))
+        if usage is None:  # per image: how many, at which size and quality (as asked; "auto" as answered)
+            asked = invocation.request_attributes
+            usage = Usage(
+                images=len(data),
+                image_size=_text(field(response, "size")) or _text(asked.get(semconv.IMAGE_SIZE)),
+                image_quality=_text(field(response, "quality")) or _text(asked.get(semconv.IMAGE_QUALITY)),
+            )
+        invocation.answered(usage=usage, attributes={semconv.IMAGE_COUNT: len(data)})
+
+    def stream_reader(self, invocation: Invocation, plan: Plan) -> ImageStreamReader:
+        return ImageStreamReader()
+
+
+class ImageStreamReader:
+    """Image streams send partial images, then a ``*.completed`` event with the usage."""
+
+    __slots__ = ("images", "usage")
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.images = 0
+
+    def on_item(self, event: Any) -> None:
+        kind = field(event, "type")
+        if isinstance(kind, str) and kind.endswith(".completed"):
+            self.images += 1
+            usage = image_usage(field(event, "usage"))
+            if usage is not None:
+                self.usage = usage
+
+    def hides(self, event: Any) -> bool:
+        return False
+
+    def finish(self, invocation: Invocation) -> None:
+        invocation.answered(usage=self.usage, attributes={semconv.IMAGE_COUNT: self.images})
+
+
+def image_usage(usage: Any) -> Usage | None:
+    """gpt-image-* usage: ``input_tokens`` (text and image, detailed) and ``output_tokens`` (image)."""
+    if usage is None:
+        return None
+    read = CountReader()
+    details = field(usage, "input_tokens_details")
+    return Usage(
+        input_tokens=read.count(field(usage, "input_tokens"), "input_tokens", required=True),
+        output_tokens=read.count(field(usage, "output_tokens"), "output_tokens", required=True),
+        image_input_tokens=read.count(field(details, "image_tokens"), "image_tokens"),
+        cache_read_input_tokens=read.count(field(details, "cached_tokens"), "cached_tokens"),
+        problems=read.result(),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 class Target(NamedTuple):
     """One SDK method to wrap: ``module``, ``Class.method``, the endpoint that reads it, async or not."""
 
@@ -212,6 +291,10 @@ TARGETS: tuple[Target, ...] = (
     Target("openai.resources.embeddings", "AsyncEmbeddings.create", Embeddings, True),
     Target("openai.resources.completions", "Completions.create", Completions, False),
     Target("openai.resources.completions", "AsyncCompletions.create", Completions, True),
+    Target("openai.resources.images", "Images.generate", Images, False),
+    Target("openai.resources.images", "AsyncImages.generate", Images, True),
+    Target("openai.resources.images", "Images.edit", Images, False),
+    Target("openai.resources.images", "AsyncImages.edit", Images, True),
 )
 
 

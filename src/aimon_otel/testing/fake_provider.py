@@ -122,10 +122,14 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw else {}
-            except ValueError:
-                body = {}
+            content_type = self.headers.get("content-type", "")
+            if content_type.startswith("multipart/form-data"):
+                body = _form_fields(content_type, raw)
+            else:
+                try:
+                    body = json.loads(raw) if raw else {}
+                except ValueError:
+                    body = {}
             headers = {k.lower(): v for k, v in self.headers.items()}
             self._send(provider.answer("POST", self.path, headers, body))
 
@@ -155,3 +159,22 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             return
 
     return Handler
+
+
+def _form_fields(content_type: str, raw: bytes) -> dict[str, Any]:
+    """The fields of a multipart form (an image edit): text as text, files by their field name."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            continue
+        if part.get_filename() is not None or name.startswith("image"):
+            fields[name] = "<file>"
+            continue
+        payload = part.get_payload(decode=True)
+        fields[name] = payload.decode(errors="replace") if isinstance(payload, bytes) else ""
+    return fields

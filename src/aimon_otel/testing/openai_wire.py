@@ -97,6 +97,22 @@ def chat_usage(cost: float | None = None) -> dict[str, Any]:
     }
 
 
+IMAGE_TEXT_TOKENS = 10
+IMAGE_INPUT_TOKENS = 40
+IMAGE_OUTPUT_TOKENS = 4160
+
+
+def image_usage(edit: bool) -> dict[str, Any]:
+    """gpt-image-* usage: 10 text tokens (plus 40 image tokens for an edit's input image), 4,160 out."""
+    image = IMAGE_INPUT_TOKENS if edit else 0
+    return {
+        "input_tokens": IMAGE_TEXT_TOKENS + image,
+        "input_tokens_details": {"text_tokens": IMAGE_TEXT_TOKENS, "image_tokens": image},
+        "output_tokens": IMAGE_OUTPUT_TOKENS,
+        "total_tokens": IMAGE_TEXT_TOKENS + image + IMAGE_OUTPUT_TOKENS,
+    }
+
+
 def responses_usage() -> dict[str, Any]:
     return {
         "input_tokens": PROMPT_TOKENS,
@@ -160,6 +176,8 @@ class OpenAIWire:
             "/v1/responses": self.responses,
             "/v1/embeddings": self.embeddings,
             "/v1/completions": self.completions,
+            "/v1/images/generations": self.images,
+            "/v1/images/edits": self.images,
         }
         handler = handlers.get(route)
         if handler is None:
@@ -196,6 +214,24 @@ class OpenAIWire:
             key = headers.get("authorization", "").removeprefix("Bearer ")
             return error_response(401, f"Incorrect API key provided: {key}.", "invalid_request_error")
         return None
+
+    # --- images ----------------------------------------------------------------------
+    def images(self, body: Mapping[str, Any], options: Options) -> WireResponse:
+        """gpt-image-*: token usage (edits bring an input image: its tokens); DALL·E: none, URLs."""
+        model = str(body.get("model") or "dall-e-2")
+        count = int(body.get("n") or 1)
+        if not model.startswith("gpt-image"):
+            return json_response(
+                200, {"created": 1, "data": [{"url": f"https://fake.test/{i}.png"} for i in range(count)]}
+            )
+        usage = image_usage(edit="image" in body or "image[]" in body)
+        if body.get("stream") in (True, "true"):
+            partial = {"type": "image_generation.partial_image", "b64_json": "AAAA", "partial_image_index": 0}
+            done = {"type": "image_generation.completed", "b64_json": "AAAA", "usage": usage}
+            frames = [sse(partial, "image_generation.partial_image"), sse(done, "image_generation.completed")]
+            return WireResponse(200, events=iter(frames))
+        data = [{"b64_json": "AAAA"} for _ in range(count)]
+        return json_response(200, {"created": 1, "data": data, "size": body.get("size", "1024x1024"), "usage": usage})
 
     # --- chat completions -----------------------------------------------------------
     def chat(self, body: Mapping[str, Any], options: Options) -> WireResponse:
