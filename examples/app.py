@@ -1,4 +1,4 @@
-"""An ordinary app calling the OpenAI API, run under ``opentelemetry-instrument``.
+"""An ordinary app calling the OpenAI, Anthropic and Gemini APIs, run under ``opentelemetry-instrument``.
 
 The aimon-otel lines are ``aimon_otel.attributes(...)``, which says which tenant and feature a
 request serves so spend can be split by them, and, for budgets (``AIMON_BUDGETS``), a listener
@@ -53,6 +53,23 @@ def draft_email() -> None:
         print("anthropic stream:", "".join(stream.text_stream))
 
 
+def gemini_agent() -> None:
+    """Gemini through google-genai, as a named agent in a conversation (spend by agent on the dashboard)."""
+    try:
+        from google import genai
+    except ImportError:
+        return
+    base_url = os.environ.get("GOOGLE_GEMINI_BASE_URL")  # the demo's fake provider (older SDKs ignore the variable)
+    client = genai.Client(http_options={"base_url": base_url} if base_url else None)  # GOOGLE_API_KEY
+    with aimon_otel.attributes(agent="research-bot", conversation_id="c-42"):
+        reply = client.models.generate_content(model="gemini-2.5-flash", contents="Name one SLO.")
+        print("gemini:", reply.text)
+        streamed = "".join(
+            c.text or "" for c in client.models.generate_content_stream(model="gemini-2.5-flash", contents="Again.")
+        )
+        print("gemini stream:", streamed)
+
+
 def trial_tenant(client: OpenAI) -> None:
     """A free-trial tenant on a $0.0001 monthly block budget: a few calls, then refused before sending."""
     for number in range(1, 6):
@@ -80,6 +97,8 @@ def main() -> None:
         print("async:", asyncio.run(batch_summaries()))
     with aimon_otel.attributes(tenant_id="acme", feature="email_draft"):
         draft_email()
+    with aimon_otel.attributes(tenant_id="acme", feature="research"):
+        gemini_agent()
     with aimon_otel.attributes(tenant_id="initech", feature="custom_model"):
         client.chat.completions.create(model="initech-finetune-v2", messages=MESSAGES)  # no price known
     with aimon_otel.attributes(tenant_id="trial", feature="support_reply"):

@@ -29,12 +29,14 @@ def provider_env() -> Iterator[dict[str, str]]:
         yield {}
         return
     with FakeProvider() as fake:
-        print(f"Fake OpenAI and Anthropic APIs on {fake.base_url} (no network, no key needed).")
+        print(f"Fake OpenAI, Anthropic and Gemini APIs on {fake.base_url} (no network, no key needed).")
         yield {
             "OPENAI_BASE_URL": fake.openai_base_url,
             "OPENAI_API_KEY": "sk-demo-not-a-real-key",
             "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
             "ANTHROPIC_API_KEY": "sk-ant-demo-not-a-real-key",
+            "GOOGLE_GEMINI_BASE_URL": fake.gemini_base_url,
+            "GOOGLE_API_KEY": "AIza-demo-not-a-real-key",
             "AIMON_DEMO_FAKE_PROVIDER": "1",
         }
 
@@ -143,6 +145,7 @@ def main() -> int:
     show_spend(spans, "provider and model", "gen_ai.provider.name", "gen_ai.request.model")
     show_spend(spans, "tenant", "tenant.id")
     show_spend(spans, "tenant and feature", "tenant.id", "aimon.feature")
+    show_spend(spans, "agent", "gen_ai.agent.name")
     print(
         "\nPrices: genai-prices' bundled table (offline). An unknown model is 'unpriced', never $0;"
         "\na failed call the provider refused (429 above) used no tokens and costs nothing."

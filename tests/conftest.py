@@ -106,6 +106,8 @@ def zero_code_environment(fake: FakeProvider, **extra: str) -> dict[str, str]:
         "OPENAI_API_KEY": API_KEY,
         "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
         "ANTHROPIC_API_KEY": API_KEY,
+        "GOOGLE_GEMINI_BASE_URL": fake.gemini_base_url,
+        "GOOGLE_API_KEY": API_KEY,
         "OTEL_TRACES_EXPORTER": "console",
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",

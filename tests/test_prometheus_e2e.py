@@ -37,6 +37,7 @@ from tests.conftest import API_KEY
 from tests.tools import require
 
 ROOT = Path(__file__).resolve().parents[1]
+KEY_SALT = "e2e-deployment-salt"
 MESSAGES = [{"role": "user", "content": "hi"}]
 # Backfilled spend over the last day (USD).
 HISTORY = {
@@ -202,6 +203,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, fake: FakeProvider) -> 
         meter_provider=MeterProvider(metric_readers=[PrometheusMetricReader()]),
         metrics_include_user=True,
         budgets=str(budgets),
+        key_salt=KEY_SALT,
     )
     try:
         make_calls(fake)
@@ -480,6 +482,17 @@ def test_drill_down_from_provider_to_model_to_tenant(prometheus: Prometheus) -> 
     assert one_model == {"service": "demo-app", "provider": "openai", "model": "gpt-4o"}
     assert shown("Spend by tenant", one_model) == pytest.approx({"acme": 2 * 0.00055})
     assert click("Spend by tenant", {"tenant_id": "acme"}, one_model) == {**one_model, "tenant": "acme"}
+
+
+def test_spend_by_api_key_shows_each_keys_spend_under_its_fingerprint(prometheus: Prometheus) -> None:
+    from aimon_otel.privacy import key_fingerprint
+
+    (expr,) = [e for _, t, e in dashboard_queries() if t == "Spend by API key"]
+    got = panel_values(prometheus.query(substitute(expr.replace('"$service"', '"demo-app"'))))
+    # one key for every live call (OpenAI and Anthropic clients alike): two rounds of acme's and globex's
+    assert got == pytest.approx(
+        {(key_fingerprint(API_KEY, KEY_SALT),): 2 * (3 * 0.000033 + 0.00055 + 0.00082 + 0.00000016)}
+    )
 
 
 def test_spend_by_agent_shows_the_agents_calls_only(prometheus: Prometheus) -> None:

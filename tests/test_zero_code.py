@@ -16,6 +16,14 @@ ANTHROPIC_TRACES_ITSELF = importlib.util.find_spec("anthropic._tracing") is not 
 APP = Path(__file__).parents[1] / "examples" / "app.py"
 
 
+# examples/app.py asks Gemini twice (a call and a stream) where google-genai is installed
+GEMINI = (
+    ["chat gemini-2.5-flash"] * 2
+    if importlib.util.find_spec("google") and importlib.util.find_spec("google.genai")
+    else []
+)
+
+
 def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> None:
     env = zero_code_environment(
         fake,
@@ -39,6 +47,7 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
             if ANTHROPIC_TRACES_ITSELF
             else ["chat claude-haiku-4-5", "chat claude-sonnet-4-6"]
         )
+        + GEMINI
         + ["chat initech-finetune-v2"]
         + ["chat gpt-4o-mini"] * 5  # the trial tenant: four sent, the fifth refused by its block budget
         + ["chat gpt-4o-mini"]
@@ -60,7 +69,7 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
     # anthropic: the SDK's own span (anthropic 2.x) or ours (older), priced and attributed either way;
     # claude-haiku-4-5 at $1 input, $0.10 cache read, $1.25/$2 cache write 5m/1h, $5 output per million
     initech_at = names.index("chat initech-finetune-v2")
-    haiku = spans[initech_at - 2]["attributes"]
+    haiku = spans[initech_at - 2 - len(GEMINI)]["attributes"]
     assert haiku["gen_ai.usage.cost"] == 0.00082 and haiku["tenant.id"] == "acme"
     assert haiku["aimon.feature"] == "email_draft" and haiku["gen_ai.usage.input_tokens"] == 600
     refused = spans[-2]
@@ -70,5 +79,9 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
     assert "budget refused call 5: LLM budget 'trial-monthly' is spent" in result.stdout
     # globex passes half its $0.0002 with the Responses call (openai 1.40 has no Responses API)
     assert ("budget warning: globex-daily" in result.stdout) == OPENAI_HAS_RESPONSES
+    for gemini in spans[initech_at - len(GEMINI) : initech_at]:  # an agent in a conversation, priced
+        a = gemini["attributes"]
+        assert (a["gen_ai.agent.name"], a["gen_ai.conversation.id"], a["tenant.id"]) == ("research-bot", "c-42", "acme")
+        assert a["gen_ai.usage.cost"] == 0.000542 and a["gen_ai.provider.name"] == "gcp.gemini"
     unknown = spans[initech_at]["attributes"]
     assert unknown["aimon.pricing.status"] == "unknown_model" and "gen_ai.usage.cost" not in unknown
