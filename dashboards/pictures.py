@@ -74,6 +74,9 @@ def free_port() -> int:
 LATENCY = {"gpt-4o": 2.2, "claude-sonnet-4-6": 3.5, "gpt-4o-mini": 0.9, "claude-haiku-4-5": 1.1}
 FAILED_SHARE = {"gpt-4o": 0.02, "claude-sonnet-4-6": 0.005}
 CACHED_SHARE = {"claude-sonnet-4-6": 0.4, "claude-haiku-4-5": 0.25, "gpt-4o": 0.1}
+# The fingerprints of two API keys (aimon.api_key.id), one per provider, and two agents of acme's.
+KEY_IDS = {"openai": "3f9a0c1d2e4b", "anthropic": "a71c55e0b9d2"}
+AGENTS = {("acme", "gpt-4o"): "support-bot", ("acme", "claude-sonnet-4-6"): "research-bot"}
 BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -93,6 +96,9 @@ def backfill(directory: Path, now: float) -> None:
 
     for (tenant, provider, model), (usd, calls) in HISTORY.items():
         labels = f'tenant_id="{tenant}",gen_ai_provider_name="{provider}",gen_ai_request_model="{model}",job="backfill"'
+        labels += f',aimon_api_key_id="{KEY_IDS[provider]}"'
+        if (tenant, model) in AGENTS:
+            labels += f',gen_ai_agent_name="{AGENTS[(tenant, model)]}"'
         failed = FAILED_SHARE.get(model, 0.0)
         cached = CACHED_SHARE.get(model, 0.0)
         total = 0.0
@@ -298,6 +304,7 @@ def main() -> int:
             tracer_provider=TracerProvider(),
             meter_provider=MeterProvider(metric_readers=[PrometheusMetricReader()]),
             budgets=str(budgets),
+            key_salt="pictures-salt",
         )
         rules = []
         for source in (ROOT / "collector" / "rules" / "aimon-alerts.yml", None):
