@@ -627,7 +627,7 @@ def test_live_spend_counts_the_calls_made_before_the_first_scrape(prometheus: Pr
 
 
 def test_top_tenants_table_ranks_and_shares_exactly(prometheus: Prometheus) -> None:
-    spend, share, _change = [e for _, t, e in dashboard_queries() if t == "Top tenants"]
+    spend, share, change = [e for _, t, e in dashboard_queries() if t == "Top tenants"]
     at = last_backfilled_sample(prometheus.backfilled_at)
 
     def values(expr: str) -> dict[str, float]:
@@ -640,3 +640,42 @@ def test_top_tenants_table_ranks_and_shares_exactly(prometheus: Prometheus) -> N
     for (tenant, _), per_day in HISTORY.items():
         assert spent[tenant] == pytest.approx(per_day / 24, rel=1e-6)
         assert values(share)[tenant] == pytest.approx(per_day / total, rel=1e-6)
+    # the history rises at a steady rate through this hour and the one before: no change
+    assert values(change) == pytest.approx({tenant: 0.0 for tenant, _ in HISTORY}, abs=1e-6)
+
+
+def test_the_remaining_panels_show_what_prometheus_and_the_guard_hold(prometheus: Prometheus) -> None:
+    """Price data age, the firing-alert lists and the period-to-date series, against their sources."""
+    from importlib.metadata import version
+
+    from aimon_otel.pricing.freshness import GENAI_PRICES_RELEASED
+
+    def only(title: str, board: str = "aimon-overview") -> str:
+        (expr,) = [e for b, t, e in dashboard_queries() if t == title and b == board]
+        return substitute(expr)
+
+    released = GENAI_PRICES_RELEASED[version("genai-prices")]
+    midnight = datetime(released.year, released.month, released.day, tzinfo=UTC).timestamp()
+    (age,) = prometheus.query(only("Price data age"))
+    assert float(age["value"][1]) == pytest.approx((float(age["value"][0]) - midnight) / 86400, abs=1e-6)
+    firing = {
+        (a["labels"]["alertname"], a["labels"].get("aimon_budget_name", ""))
+        for a in prometheus.get("/api/v1/alerts")["alerts"]
+        if a["state"] == "firing"
+    }
+    table = {
+        (s["metric"]["alertname"], s["metric"].get("aimon_budget_name", ""))
+        for s in prometheus.query(only("Firing alerts"))
+    }
+    assert table == firing and ("LLMBudgetReached", "acme-month") in table
+    budget_alerts = {
+        (s["metric"]["alertname"], s["metric"]["aimon_budget_name"])
+        for s in prometheus.query(only("Budget alerts firing", "aimon-budgets"))
+    }
+    assert budget_alerts == {pair for pair in firing if pair[0].startswith("LLMBudget")}
+    spent_now = {
+        (s["metric"]["aimon_budget_name"], s["metric"].get("aimon_budget_key", "")): float(s["value"][1])
+        for s in prometheus.query(only("Spend in the current period", "aimon-budgets"))
+    }
+    assert spent_now[("acme-month", "")] == pytest.approx(0.002938, abs=1e-12)
+    assert spent_now[("globex-tokens", "")] == 2 * (8 + 150)
