@@ -658,15 +658,19 @@ def test_the_remaining_panels_show_what_prometheus_and_the_guard_hold(prometheus
     midnight = datetime(released.year, released.month, released.day, tzinfo=UTC).timestamp()
     (age,) = prometheus.query(only("Price data age"))
     assert float(age["value"][1]) == pytest.approx((float(age["value"][0]) - midnight) / 86400, abs=1e-6)
-    firing = {
-        (a["labels"]["alertname"], a["labels"].get("aimon_budget_name", ""))
-        for a in prometheus.get("/api/v1/alerts")["alerts"]
-        if a["state"] == "firing"
-    }
-    table = {
-        (s["metric"]["alertname"], s["metric"].get("aimon_budget_name", ""))
-        for s in prometheus.query(only("Firing alerts"))
-    }
+    for _ in range(10):  # an alert may turn firing between the two reads: read again until they agree
+        firing = {
+            (a["labels"]["alertname"], a["labels"].get("aimon_budget_name", ""))
+            for a in prometheus.get("/api/v1/alerts")["alerts"]
+            if a["state"] == "firing"
+        }
+        table = {
+            (s["metric"]["alertname"], s["metric"].get("aimon_budget_name", ""))
+            for s in prometheus.query(only("Firing alerts"))
+        }
+        if table == firing:
+            break
+        time.sleep(0.5)
     assert table == firing and ("LLMBudgetReached", "acme-month") in table
     budget_alerts = {
         (s["metric"]["alertname"], s["metric"]["aimon_budget_name"])
