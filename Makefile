@@ -40,7 +40,7 @@ test-oldest: $(OLDEST)/.installed
 	$(OLDEST)/bin/python -m pytest -q
 
 test-oldest-gemini: $(OLDEST_GEMINI)/.installed
-	$(OLDEST_GEMINI)/bin/python -m pytest -q tests/test_gemini.py tests/test_zero_code.py
+	$(OLDEST_GEMINI)/bin/python -m pytest -q tests/test_gemini.py tests/test_zero_code.py tests/test_api_key_id.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench examples dashboards

@@ -4,6 +4,7 @@ or any 8 characters of it."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import subprocess
 import sys
@@ -36,8 +37,10 @@ from tests.conftest import MESSAGES, make_telemetry
 OPENAI_KEY = "sk-proj-Q7vK2mXw9LpR4tYz8NbC3dFh6JsA1eUo5GiT0qWx"
 OTHER_OPENAI_KEY = "sk-proj-Z1aB2cD3eF4gH5iJ6kL7mN8oP9qR0sT1uV2wX3yZ"
 ANTHROPIC_KEY = "sk-ant-api03-Hn4Rb8Tq2Wc6Yk0Mv5Xs9Pz3Lg7Df1Ja-8EoUiB2"
+GEMINI_KEY = "AIzaSyD4kP9mQ2rT7vW1xY5zB8cF3gH6jK0nL2s"
 SALT = "deployment-salt-4c1d"
-KEYS = (OPENAI_KEY, OTHER_OPENAI_KEY, ANTHROPIC_KEY)
+HAS_GEMINI = importlib.util.find_spec("google") is not None and importlib.util.find_spec("google.genai") is not None
+KEYS = (OPENAI_KEY, OTHER_OPENAI_KEY, ANTHROPIC_KEY, *((GEMINI_KEY,) if HAS_GEMINI else ()))
 
 
 class Collector:
@@ -73,6 +76,8 @@ def collector() -> Iterator[Collector]:
 
 def windows(secret: str, size: int = 8) -> list[str]:
     """Every ``size``-character piece of the key past its well-known prefix (``sk-proj-``, ``sk-ant-api03-``)."""
+    if secret.startswith("AIza"):
+        return [secret[4:][i : i + size] for i in range(len(secret) - 4 - size + 1)]
     body = secret.split("-", 2)[-1] if secret.startswith("sk-ant") else secret.removeprefix("sk-proj-")
     return [body[i : i + size] for i in range(len(body) - size + 1)]
 
@@ -97,6 +102,22 @@ def calls(fake: FakeProvider) -> None:
                 messages=MESSAGES,
                 extra_headers={wire.SCENARIO_HEADER: "error-401-echo-key"},
             )
+        if HAS_GEMINI:
+            gemini_calls(fake)
+
+
+def gemini_calls(fake: FakeProvider) -> None:
+    from google import genai
+    from google.genai import errors, types
+
+    options = types.HttpOptions(base_url=fake.gemini_base_url)
+    gemini = genai.Client(api_key=GEMINI_KEY, http_options=options)
+    gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    list(gemini.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"))
+    echo = types.HttpOptions(base_url=fake.gemini_base_url, headers={wire.SCENARIO_HEADER: "error-401-echo-key"})
+    rejected = genai.Client(api_key=GEMINI_KEY, http_options=echo)  # kept: a collected client closes its HTTP client
+    with pytest.raises(errors.ClientError):
+        rejected.models.generate_content(model="gemini-2.5-flash", contents="hi")
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's LoggingHandler, fine for a test
@@ -121,7 +142,9 @@ def test_spend_per_key_reaches_every_export_and_the_key_none(
         SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{collector.url}/v1/logs"))
     )
     handler = LoggingHandler(level=logging.DEBUG, logger_provider=logger_provider)
-    logging.getLogger().addHandler(handler)
+    # OTLP logs: aimon-otel's own (every Python log line, the SDKs' included, is scanned through caplog;
+    # on the root logger, opentelemetry-sdk 1.34's handler recurses on an export error)
+    logging.getLogger("aimon_otel").addHandler(handler)
     instrumentor = aimon_otel.AimonInstrumentor()
     instrumentor.instrument(
         tracer_provider=tracer_provider, meter_provider=meter_provider, key_salt=SALT, capture_content=True
@@ -131,7 +154,7 @@ def test_spend_per_key_reaches_every_export_and_the_key_none(
         logging.getLogger("aimon_otel").warning("a log line of the app's, exported over OTLP with the rest")
     finally:
         instrumentor.uninstrument()
-        logging.getLogger().removeHandler(handler)
+        logging.getLogger("aimon_otel").removeHandler(handler)
     exposition = generate_latest(registry)
     meter_provider.force_flush()
     logger_provider.force_flush()
@@ -149,16 +172,17 @@ def test_spend_per_key_reaches_every_export_and_the_key_none(
                 assert piece.encode() not in data, (where, piece)
     # ... while each key's fingerprint is on the spans and the metrics, so spend splits by key
     ids = {key: key_fingerprint(key, SALT) for key in KEYS}
-    assert len(set(ids.values())) == 3 and all(len(i) == 12 for i in ids.values())
+    assert len(set(ids.values())) == len(KEYS) and all(len(i) == 12 for i in ids.values())
     for key_id in ids.values():
         assert key_id.encode() in exported["/v1/traces"]
         assert key_id.encode() in exported["/v1/metrics"]
     cost_lines = [line for line in exposition.decode().splitlines() if line.startswith("gen_ai_usage_cost_USD_sum")]
     by_key = {line.split('aimon_api_key_id="')[1][:12]: float(line.rsplit(" ", 1)[1]) for line in cost_lines}
     # gpt-4o-mini $0.000033 a call (two on the first key, one on the second); claude-haiku-4-5 $0.00082
-    assert by_key == pytest.approx(
-        {ids[OPENAI_KEY]: 2 * 0.000033, ids[OTHER_OPENAI_KEY]: 0.000033, ids[ANTHROPIC_KEY]: 0.00082}
-    )
+    expected = {ids[OPENAI_KEY]: 2 * 0.000033, ids[OTHER_OPENAI_KEY]: 0.000033, ids[ANTHROPIC_KEY]: 0.00082}
+    if HAS_GEMINI:
+        expected[ids[GEMINI_KEY]] = 2 * 0.000542  # gemini-2.5-flash, a call and a stream
+    assert by_key == pytest.approx(expected)
 
 
 def test_no_salt_no_key_id(fake: FakeProvider) -> None:

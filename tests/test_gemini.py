@@ -351,3 +351,30 @@ def test_with_the_official_google_genai_instrumentation_one_span_per_call_and_pr
         assert a["aimon.pricing.status"] == "priced"
     assert embedded.attributes["aimon.pricing.status"] == "no_usage"
     assert sum(p.sum for p in telemetry.points("gen_ai.usage.cost")) == pytest.approx(2 * FLASH_COST, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "provider", "address"),
+    [
+        ({"api_key": GEMINI_KEY}, "gcp.gemini", "generativelanguage.googleapis.com"),
+        (
+            {"vertexai": True, "project": "p1", "location": "europe-west4"},
+            "gcp.vertex_ai",
+            "europe-west4-aiplatform.googleapis.com",
+        ),
+        ({"vertexai": True, "project": "p1", "location": "global"}, "gcp.vertex_ai", "aiplatform.googleapis.com"),
+        ({"vertexai": True, "api_key": GEMINI_KEY}, "gcp.vertex_ai", "aiplatform.googleapis.com"),
+    ],
+)
+def test_the_real_hosts_are_read_as_the_server(kwargs: dict[str, Any], provider: str, address: str) -> None:
+    """What a call to the real services would record (read from the client; nothing is sent)."""
+    from aimon_otel.config import Settings
+    from aimon_otel.providers.gemini import GenerateContent
+
+    if "project" in kwargs:
+        kwargs = {**kwargs, "credentials": _Credentials()}
+    made = genai.Client(**kwargs)
+    _clients.append(made)
+    plan = GenerateContent(Settings(), ()).plan(made.models, {"model": FLASH, "contents": "hi"})
+    invocation = plan.invocation
+    assert (invocation.provider, invocation.server_address, invocation.server_port) == (provider, address, 443)
