@@ -99,7 +99,7 @@ def workloads() -> dict[str, Callable[[], Any]]:
         http_client=in_process_http_client(anthropic_wire.AnthropicWire()),
         max_retries=0,
     )
-    return {
+    found: dict[str, Callable[[], Any]] = {
         "openai chat": lambda: client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES),
         "openai stream, 100 chunks": lambda: sum(
             1
@@ -109,6 +109,25 @@ def workloads() -> dict[str, Callable[[], Any]]:
         ),
         "anthropic message": lambda: claude.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES),
     }
+    gemini = _gemini_client()
+    if gemini is not None:
+        found["gemini generate"] = lambda: gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    return found
+
+
+def _gemini_client() -> Any:
+    """google-genai on the in-process transport, where it is installed and takes an httpx client."""
+    try:
+        from google import genai
+        from google.genai import types as genai_types
+
+        gemini_wire = importlib.import_module("aimon_otel.testing.gemini_wire")
+        options = genai_types.HttpOptions(
+            base_url="http://bench.local", httpx_client=in_process_http_client(gemini_wire.GeminiWire())
+        )
+        return genai.Client(api_key="AIza-bench", http_options=options)
+    except Exception:  # peers' virtualenvs, older google-genai
+        return None
 
 
 def unknown_model_call() -> Callable[[str], Any]:
