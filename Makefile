@@ -8,17 +8,17 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 .PHONY: demo stack test test-newest test-oldest test-oldest-gemini lint generate pictures bench clean
 
 $(VENV)/.installed: pyproject.toml constraints/newest.txt
-	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }  # ensurepip failed once in CI
+	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints/newest.txt -e '.[openai,anthropic,gemini,otlp,test,coexist,dev]'
 	touch $@
 
 $(OLDEST)/.installed: pyproject.toml constraints/oldest.txt
-	$(PYTHON) -m venv $(OLDEST) || { rm -rf $(OLDEST); $(PYTHON) -m venv $(OLDEST); }  # ensurepip failed once in CI
+	$(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/pip install $(PIP_FLAGS) -c constraints/oldest.txt -e '.[openai,anthropic,test]'
 	touch $@
 
 $(OLDEST_GEMINI)/.installed: pyproject.toml constraints/oldest-gemini.txt
-	$(PYTHON) -m venv $(OLDEST_GEMINI) || { rm -rf $(OLDEST_GEMINI); $(PYTHON) -m venv $(OLDEST_GEMINI); }  # ensurepip failed once in CI
+	$(PYTHON) -m venv $(OLDEST_GEMINI)
 	$(OLDEST_GEMINI)/bin/pip install $(PIP_FLAGS) -c constraints/oldest-gemini.txt -e '.[openai,anthropic,gemini,test]'
 	touch $@
 
