@@ -13,13 +13,11 @@ import email
 import email.policy
 import json
 import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,7 @@ from aimon_otel.budgets import load_budgets
 from aimon_otel.budgets.rules import render_alertmanager, render_rules
 from aimon_otel.testing import FakeProvider
 from tests.conftest import API_KEY, MESSAGES
-from tests.tools import free_port, require
+from tests.tools import PostSink, free_port, require
 
 # acme: $0.0001 a month, warnings at 50% and 80%; each gpt-4o-mini call costs $0.000033.
 BUDGETS = """\
@@ -67,28 +65,16 @@ class Mailbox:
         return found
 
 
-class Webhook:
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                hook.bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+class Webhook(PostSink):
+    """The Slack-compatible receiver: Alertmanager's JSON posts to ``/hook``."""
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
+    def hook_url(self) -> str:
+        return f"{self.url}/hook"
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for body in self.received("/hook")]
 
 
 def wait_for(check: Callable[[], bool], what: str, found: Callable[[], str] = lambda: "", seconds: float = 60) -> None:
@@ -160,7 +146,9 @@ def stack(tmp_path: Path, fake: FakeProvider) -> Iterator[Stack]:
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
     am_port, prom_port = free_port(), free_port()
-    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config(budgets, smtp.port, webhook.url)))
+    (tmp_path / "alertmanager.yml").write_text(
+        yaml.safe_dump(alertmanager_config(budgets, smtp.port, webhook.hook_url))
+    )
     rules = render_rules(load_budgets(budgets))
     for group in rules["groups"]:
         group["interval"] = "1s"
@@ -198,7 +186,7 @@ def stack(tmp_path: Path, fake: FakeProvider) -> Iterator[Stack]:
         alertmanager.wait(timeout=30)
         instrumentor.uninstrument()
         smtp.stop()
-        webhook.server.shutdown()
+        webhook.stop()
 
 
 def test_budget_alerts_reach_the_right_receivers_once_and_inhibited_tiers_stay_quiet(stack: Stack) -> None:

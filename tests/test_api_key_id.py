@@ -8,9 +8,7 @@ import importlib.util
 import logging
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import anthropic
@@ -33,6 +31,7 @@ from aimon_otel.privacy import key_fingerprint
 from aimon_otel.testing import FakeProvider
 from aimon_otel.testing import openai_wire as wire
 from tests.conftest import MESSAGES, make_telemetry
+from tests.tools import PostSink
 
 OPENAI_KEY = "sk-proj-Q7vK2mXw9LpR4tYz8NbC3dFh6JsA1eUo5GiT0qWx"
 OTHER_OPENAI_KEY = "sk-proj-Z1aB2cD3eF4gH5iJ6kL7mN8oP9qR0sT1uV2wX3yZ"
@@ -43,35 +42,12 @@ HAS_GEMINI = importlib.util.find_spec("google") is not None and importlib.util.f
 KEYS = (OPENAI_KEY, OTHER_OPENAI_KEY, ANTHROPIC_KEY, *((GEMINI_KEY,) if HAS_GEMINI else ()))
 
 
-class Collector:
-    """A local OTLP/HTTP endpoint that keeps every payload as it arrived."""
-
-    def __init__(self) -> None:
-        self.payloads: dict[str, list[bytes]] = {}
-        received = self.payloads
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.setdefault(self.path, []).append(body)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def collector() -> Iterator[Collector]:
-    found = Collector()
+def collector() -> Iterator[PostSink]:
+    """A local OTLP/HTTP endpoint that keeps every payload as it arrived."""
+    found = PostSink()
     yield found
-    found.server.shutdown()
+    found.stop()
 
 
 def windows(secret: str, size: int = 8) -> list[str]:
@@ -122,7 +98,7 @@ def gemini_calls(fake: FakeProvider) -> None:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's LoggingHandler, fine for a test
 def test_spend_per_key_reaches_every_export_and_the_key_none(
-    fake: FakeProvider, collector: Collector, caplog: pytest.LogCaptureFixture
+    fake: FakeProvider, collector: PostSink, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     tracer_provider = TracerProvider()
@@ -158,7 +134,9 @@ def test_spend_per_key_reaches_every_export_and_the_key_none(
     exposition = generate_latest(registry)
     meter_provider.force_flush()
     logger_provider.force_flush()
-    payloads = collector.payloads
+    payloads: dict[str, list[bytes]] = {}
+    for path, body in collector.posts:
+        payloads.setdefault(path, []).append(body)
     assert set(payloads) == {"/v1/traces", "/v1/metrics", "/v1/logs"}
     exported = {path: b"".join(bodies) for path, bodies in payloads.items()}
     exported["prometheus"] = exposition

@@ -18,6 +18,7 @@ import pytest
 
 genai = pytest.importorskip("google.genai", reason="google-genai needs httpx >= 0.28: tested in .venv-oldest-gemini")
 from google.genai import errors, types  # noqa: E402
+from opentelemetry.instrumentation.utils import suppress_instrumentation  # noqa: E402
 
 import aimon_otel  # noqa: E402
 from aimon_otel.testing import FakeProvider  # noqa: E402
@@ -127,22 +128,8 @@ def test_a_stream_is_one_span_with_the_last_chunks_usage(telemetry: Telemetry, f
 
 
 def _uninstrumented_stream(fake: FakeProvider) -> list[Any]:
-    with _suppressed():
+    with suppress_instrumentation():
         return list(client(fake).models.generate_content_stream(model=FLASH, contents="hi"))
-
-
-def _suppressed() -> Any:
-    from opentelemetry import context as otel_context
-    from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY
-
-    class Suppressed:
-        def __enter__(self) -> None:
-            self.token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-
-        def __exit__(self, *exc: object) -> None:
-            otel_context.detach(self.token)
-
-    return Suppressed()
 
 
 def test_every_way_a_stream_ends_ends_its_span_once(telemetry: Telemetry, fake: FakeProvider) -> None:
@@ -158,7 +145,7 @@ def test_every_way_a_stream_ends_ends_its_span_once(telemetry: Telemetry, fake: 
             return type(exc).__name__
         return "no error"
 
-    with _suppressed():
+    with suppress_instrumentation():
         plain = read_broken()
     assert read_broken() == plain  # what the app sees of a broken stream is the SDK's, instrumented or not
     for _ in client(fake).models.generate_content_stream(model=FLASH, contents="hi"):

@@ -120,3 +120,38 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class PostSink:
+    """A loopback HTTP server keeping every POST body by path and answering 200: a webhook receiver,
+    an OTLP/HTTP endpoint. Stop it with ``stop()``."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.posts: list[tuple[str, bytes]] = []
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                posts.append((self.path, self.rfile.read(int(self.headers.get("content-length", 0)))))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def received(self, path: str) -> list[bytes]:
+        return [body for at, body in self.posts if at == path]
+
+    def stop(self) -> None:
+        self.server.shutdown()

@@ -111,6 +111,8 @@ STREAM_OUTCOME: Final = "aimon.stream.outcome"
 OP_CHAT: Final = "chat"
 OP_TEXT_COMPLETION: Final = "text_completion"
 OP_EMBEDDINGS: Final = "embeddings"
+OP_COUNT_TOKENS: Final = "count_tokens"
+"""Token counting: a span and a duration, no cost."""
 OP_GENERATE_CONTENT: Final = "generate_content"
 """Image generation (the conventions' operation for multimodal output)."""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Iterable
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, TypedDict
 
 from opentelemetry.trace import NoOpTracer, ProxyTracer
 from opentelemetry.util.types import AttributeValue
@@ -26,12 +26,11 @@ from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.faults import report_fault
 from aimon_otel.invocation import Invocation
 from aimon_otel.pipeline import Pipeline
-from aimon_otel.providers.base import Endpoint, Plan
+from aimon_otel.providers.base import Endpoint, Plan, Target
 from aimon_otel.providers.detect import base_url_of, detect_server
 from aimon_otel.providers.request import request_numbers, stop_sequences
 from aimon_otel.usage import CountReader, Usage
 
-OP_COUNT_TOKENS = "count_tokens"
 """Not named by the conventions: token counting is free, so its spans carry no cost."""
 
 _REQUEST_NUMBERS = (
@@ -176,7 +175,7 @@ async def _closing_unsent(call: Any, request: Any) -> Any:
 class CountTokens(AnthropicEndpoint):
     """``messages.count_tokens``: a span and a duration, no cost (counting is free)."""
 
-    operation = OP_COUNT_TOKENS
+    operation = semconv.OP_COUNT_TOKENS
     streams = False
     billable = False
 
@@ -185,13 +184,6 @@ class LegacyCompletions(Messages):
     """Legacy ``completions.create``: a ``completion`` object or event, no usage."""
 
     operation = semconv.OP_TEXT_COMPLETION
-
-
-class Target(NamedTuple):
-    module: str
-    method: str
-    endpoint: type[AnthropicEndpoint]
-    is_async: bool
 
 
 # Bedrock's and Vertex's ``beta.messages`` classes copy the first-party methods when they are

@@ -9,7 +9,7 @@ pipeline do that, the same for every endpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aimon_otel.config import Settings
 from aimon_otel.invocation import Invocation
@@ -97,3 +97,12 @@ class Endpoint:
         if isinstance(result, self.model_type):
             return False
         return hasattr(result, "http_response") and hasattr(result, "parse")
+
+
+class Target(NamedTuple):
+    """One SDK method to wrap: ``module``, ``Class.method``, the endpoint that reads it, async or not."""
+
+    module: str
+    method: str
+    endpoint: type[Endpoint]
+    is_async: bool

@@ -14,19 +14,18 @@ Streams report their usage in full only in the last chunk, so the last usage see
 from __future__ import annotations
 
 import types as python_types
-from typing import Any, NamedTuple
+from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
 from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.invocation import Invocation
-from aimon_otel.providers.base import Endpoint, Plan
+from aimon_otel.providers.base import Endpoint, Plan, Target
 from aimon_otel.providers.detect import detect_server
 from aimon_otel.providers.request import stop_sequences
 from aimon_otel.usage import CountReader, Usage
 
-OP_COUNT_TOKENS = "count_tokens"
 GEMINI = "gcp.gemini"
 VERTEX = "gcp.vertex_ai"
 _CONFIG_NUMBERS = (
@@ -160,7 +159,7 @@ class GeminiEndpoint(Endpoint):
     def record_response(self, invocation: Invocation, response: Any) -> None:
         attributes: dict[str, AttributeValue] = {}
         if self.settings.capture_content:
-            attributes.update(_output_content(response, self.settings.content_max_chars))
+            attributes.update(_output_content(_texts(response), self.settings.content_max_chars))
         invocation.answered(
             model=model_name(field(response, "model_version")),
             response_id=field(response, "response_id"),
@@ -197,7 +196,7 @@ class EmbedContent(GeminiEndpoint):
 class CountTokens(GeminiEndpoint):
     """``count_tokens``: a span and a duration, no cost (counting is free)."""
 
-    operation = OP_COUNT_TOKENS
+    operation = semconv.OP_COUNT_TOKENS
     billable = False
 
     def record_response(self, invocation: Invocation, response: Any) -> None:
@@ -232,10 +231,7 @@ class GeminiStreamReader:
         return False
 
     def finish(self, invocation: Invocation) -> None:
-        attributes: dict[str, AttributeValue] = {}
-        if self.capture and self.texts:
-            message = {"role": "assistant", "parts": [text_part("".join(self.texts), self.max_chars)]}
-            attributes[semconv.OUTPUT_MESSAGES] = to_json([message])
+        attributes = _output_content(self.texts, self.max_chars) if self.capture else {}
         invocation.answered(
             model=self.model,
             response_id=self.response_id,
@@ -251,8 +247,8 @@ def _texts(response: Any) -> list[str]:
     return [text for part in parts or () if isinstance(text := field(part, "text"), str)]
 
 
-def _output_content(response: Any, max_chars: int) -> dict[str, AttributeValue]:
-    texts = _texts(response)
+def _output_content(texts: list[str], max_chars: int) -> dict[str, AttributeValue]:
+    """The answer's text as ``gen_ai.output.messages`` (one assistant message), or nothing."""
     if not texts:
         return {}
     return {semconv.OUTPUT_MESSAGES: to_json([{"role": "assistant", "parts": [text_part("".join(texts), max_chars)]}])}
@@ -292,13 +288,6 @@ def _content_texts(item: Any) -> list[str]:
         return [text]
     parts = field(item, "parts")
     return [t for part in parts or () if isinstance(t := field(part, "text"), str)]
-
-
-class Target(NamedTuple):
-    module: str
-    method: str
-    endpoint: type[GeminiEndpoint]
-    is_async: bool
 
 
 TARGETS: tuple[Target, ...] = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
@@ -18,7 +18,7 @@ from aimon_otel import semconv
 from aimon_otel.config import Settings
 from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.invocation import Invocation
-from aimon_otel.providers.base import Endpoint, Plan
+from aimon_otel.providers.base import Endpoint, Plan, Target
 from aimon_otel.providers.detect import base_url_of, detect_server
 from aimon_otel.providers.request import request_numbers, stop_sequences
 from aimon_otel.usage import CountReader, Usage
@@ -263,15 +263,6 @@ def image_usage(usage: Any) -> Usage | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-class Target(NamedTuple):
-    """One SDK method to wrap: ``module``, ``Class.method``, the endpoint that reads it, async or not."""
-
-    module: str
-    method: str
-    endpoint: type[OpenAIEndpoint]
-    is_async: bool
 
 
 # What is wrapped, as data. Methods missing from the installed SDK are skipped.
