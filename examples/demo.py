@@ -91,6 +91,7 @@ LABELS = {
     "gen_ai.request.model": "model",
     "tenant.id": "tenant",
     "aimon.feature": "feature",
+    "gen_ai.agent.name": "agent",
 }
 
 
@@ -149,7 +150,7 @@ def main() -> int:
     print(
         "\nPrices: genai-prices' bundled table (offline). An unknown model is 'unpriced', never $0;"
         "\na failed call the provider refused (429 above) used no tokens and costs nothing."
-        "\n'(none set)': the app gave no tenant or feature for that call (aimon_otel.attributes(...))."
+        "\n'(none set)': the app gave no tenant, feature or agent for that call (aimon_otel.attributes(...))."
         "\nBudgets (examples/demo-budgets.yaml, AIMON_BUDGETS): globex passed half of its daily budget (a warning"
         "\nevent); the trial tenant's block budget refused its fifth call before it was sent: the span says"
         "\naimon.budget_exceeded and costs nothing."
