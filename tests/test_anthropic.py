@@ -15,6 +15,8 @@ from typing import Any
 
 import anthropic
 import pytest
+from genai_prices import Usage as PriceUsage
+from genai_prices import calc_price
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 
@@ -298,3 +300,31 @@ def test_bedrock_client_is_bedrock() -> None:
     vertex = anthropic.AnthropicVertex(region="us-east5", project_id="p", access_token="t")
     assert provider_of(vertex)[0] == "gcp.vertex_ai"
     assert provider_of(anthropic.Anthropic(api_key="x"))[:2] == ("anthropic", "api.anthropic.com")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+def test_compaction_figures_are_ours_with_the_sdks_tracing_on_or_off(
+    telemetry: Telemetry, client: anthropic.Anthropic, mode: str, stream: bool
+) -> None:
+    """A compaction pass that writes the cache: the SDK reads the top-level usage (229 in, 5 out, no
+    cache write); the call used 55,425 in (55,096 a cache write) and 136 out, and the span says so."""
+    headers = {SCENARIO_HEADER: "compaction"}
+    if stream:
+        list(client.messages.create(model=MODEL, max_tokens=200, messages=MESSAGES, stream=True, extra_headers=headers))
+    else:
+        client.messages.create(model=MODEL, max_tokens=200, messages=MESSAGES, extra_headers=headers)
+    attributes = only_span(telemetry, mode).attributes
+    assert attributes["gen_ai.usage.input_tokens"] == 55_425
+    assert attributes["gen_ai.usage.output_tokens"] == 136
+    assert attributes["gen_ai.usage.cache_creation.input_tokens"] == 55_096
+    assert attributes.get("gen_ai.usage.cache_write.input_tokens", 55_096) == 55_096  # the SDK's name, our figure
+    passes = [
+        PriceUsage(
+            input_tokens=p["input_tokens"] + p["cache_creation_input_tokens"],
+            cache_write_tokens=p["cache_creation_input_tokens"],
+            output_tokens=p["output_tokens"],
+        )
+        for p in wire.COMPACTION_PASSES
+    ]
+    expected = sum((calc_price(u, MODEL, provider_id="anthropic").total_price for u in passes), Decimal(0))
+    assert attributes["gen_ai.usage.cost"] == pytest.approx(float(expected), abs=1e-12)

@@ -25,7 +25,6 @@ MESSAGES = [{"role": "user", "content": "Say hello"}]
 BEDROCK_MODEL = "anthropic.claude-haiku-4-5-20251001-v1:0"
 VERTEX_MODEL = "claude-haiku-4-5@20251001"
 HAS_NATIVE_TRACING = importlib.util.find_spec("anthropic._tracing") is not None
-NO_NATIVE: dict[str, Any] = {"open_telemetry": False} if HAS_NATIVE_TRACING else {}
 PRICE_USAGE = PriceUsage(
     input_tokens=wire.INPUT_TOKENS + wire.CACHE_READ_TOKENS + wire.CACHE_WRITE_TOKENS,
     cache_read_tokens=wire.CACHE_READ_TOKENS,
@@ -40,7 +39,22 @@ def expected_cost(model: str, provider_id: str) -> float:
     return float(calc_price(PRICE_USAGE, model, provider_id=provider_id).total_price)
 
 
-def bedrock(fake: FakeProvider, client_type: type = anthropic.AnthropicBedrock) -> Any:
+@pytest.fixture(
+    params=[
+        "sdk-tracing-off",
+        pytest.param("sdk-tracing-on", marks=pytest.mark.skipif(not HAS_NATIVE_TRACING, reason="anthropic < 2")),
+    ]
+)
+def tracing(request: pytest.FixtureRequest, telemetry: Telemetry) -> dict[str, Any]:
+    """The client's ``open_telemetry`` option: every test runs with anthropic 2.x's own tracing off and on
+    (then the SDK's span is the call's and must carry our figures)."""
+    if not HAS_NATIVE_TRACING:
+        return {}
+    on = request.param == "sdk-tracing-on"
+    return {"open_telemetry": {"tracer_provider": telemetry.tracer_provider} if on else False}
+
+
+def bedrock(fake: FakeProvider, tracing: dict[str, Any], client_type: type = anthropic.AnthropicBedrock) -> Any:
     pytest.importorskip("botocore")
     return client_type(
         aws_region="us-east-1",
@@ -48,18 +62,18 @@ def bedrock(fake: FakeProvider, client_type: type = anthropic.AnthropicBedrock) 
         aws_secret_key="fake-secret",
         base_url=fake.base_url,
         max_retries=0,
-        **NO_NATIVE,
+        **tracing,
     )
 
 
-def vertex(fake: FakeProvider, client_type: type = anthropic.AnthropicVertex) -> Any:
+def vertex(fake: FakeProvider, tracing: dict[str, Any], client_type: type = anthropic.AnthropicVertex) -> Any:
     return client_type(
         region="us-east5",
         project_id="proj",
         access_token="ya29.fake-token",
         base_url=f"{fake.base_url}/v1",
         max_retries=0,
-        **NO_NATIVE,
+        **tracing,
     )
 
 
@@ -71,13 +85,15 @@ def check_span(telemetry: Telemetry, provider: str, model: str, price_provider: 
     assert attributes["gen_ai.request.stream"] is stream
     assert attributes["gen_ai.usage.input_tokens"] == PRICE_USAGE.input_tokens
     assert attributes["gen_ai.usage.output_tokens"] == wire.OUTPUT_TOKENS
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == wire.CACHE_READ_TOKENS
+    assert attributes["gen_ai.usage.cache_creation.input_tokens"] == wire.CACHE_WRITE_TOKENS
     assert attributes["gen_ai.usage.cost"] == pytest.approx(expected_cost(model, price_provider), abs=1e-9)
     assert attributes["aimon.pricing.status"] == "priced"
 
 
 @pytest.mark.parametrize("surface", ["messages", "beta.messages"])
-def test_bedrock_message(telemetry: Telemetry, fake: FakeProvider, surface: str) -> None:
-    client = bedrock(fake)
+def test_bedrock_message(telemetry: Telemetry, fake: FakeProvider, surface: str, tracing: dict[str, Any]) -> None:
+    client = bedrock(fake, tracing)
     api = client.beta.messages if surface == "beta.messages" else client.messages
     message = api.create(model=BEDROCK_MODEL, max_tokens=100, messages=MESSAGES)
     assert message.content[0].text == wire.REPLY_TEXT
@@ -85,8 +101,8 @@ def test_bedrock_message(telemetry: Telemetry, fake: FakeProvider, surface: str)
 
 
 @pytest.mark.parametrize("surface", ["messages", "beta.messages"])
-def test_bedrock_event_stream(telemetry: Telemetry, fake: FakeProvider, surface: str) -> None:
-    client = bedrock(fake)
+def test_bedrock_event_stream(telemetry: Telemetry, fake: FakeProvider, surface: str, tracing: dict[str, Any]) -> None:
+    client = bedrock(fake, tracing)
     api = client.beta.messages if surface == "beta.messages" else client.messages
     events = list(api.create(model=BEDROCK_MODEL, max_tokens=100, messages=MESSAGES, stream=True))
     assert events[0].type == "message_start" and events[-1].type == "message_stop"
@@ -96,8 +112,8 @@ def test_bedrock_event_stream(telemetry: Telemetry, fake: FakeProvider, surface:
 
 
 @pytest.mark.parametrize("surface", ["messages", "beta.messages"])
-async def test_bedrock_async(telemetry: Telemetry, fake: FakeProvider, surface: str) -> None:
-    client = bedrock(fake, anthropic.AsyncAnthropicBedrock)
+async def test_bedrock_async(telemetry: Telemetry, fake: FakeProvider, surface: str, tracing: dict[str, Any]) -> None:
+    client = bedrock(fake, tracing, anthropic.AsyncAnthropicBedrock)
     api = client.beta.messages if surface == "beta.messages" else client.messages
     message = await api.create(model=BEDROCK_MODEL, max_tokens=100, messages=MESSAGES)
     assert message.usage.output_tokens == wire.OUTPUT_TOKENS
@@ -105,8 +121,10 @@ async def test_bedrock_async(telemetry: Telemetry, fake: FakeProvider, surface: 
 
 
 @pytest.mark.parametrize("surface", ["messages", "beta.messages"])
-def test_vertex_message_and_stream(telemetry: Telemetry, fake: FakeProvider, surface: str) -> None:
-    client = vertex(fake)
+def test_vertex_message_and_stream(
+    telemetry: Telemetry, fake: FakeProvider, surface: str, tracing: dict[str, Any]
+) -> None:
+    client = vertex(fake, tracing)
     api = client.beta.messages if surface == "beta.messages" else client.messages
     api.create(model=VERTEX_MODEL, max_tokens=100, messages=MESSAGES)
     check_span(telemetry, "gcp.vertex_ai", VERTEX_MODEL, "google", stream=False)
@@ -121,8 +139,8 @@ def test_vertex_message_and_stream(telemetry: Telemetry, fake: FakeProvider, sur
 
 
 @pytest.mark.parametrize("surface", ["messages", "beta.messages"])
-async def test_vertex_async(telemetry: Telemetry, fake: FakeProvider, surface: str) -> None:
-    client = vertex(fake, anthropic.AsyncAnthropicVertex)
+async def test_vertex_async(telemetry: Telemetry, fake: FakeProvider, surface: str, tracing: dict[str, Any]) -> None:
+    client = vertex(fake, tracing, anthropic.AsyncAnthropicVertex)
     api = client.beta.messages if surface == "beta.messages" else client.messages
     await api.create(model=VERTEX_MODEL, max_tokens=100, messages=MESSAGES)
     check_span(telemetry, "gcp.vertex_ai", VERTEX_MODEL, "google", stream=False)

@@ -193,6 +193,27 @@ def test_vertex_on_regional_global_and_express_hosts(telemetry: Telemetry, fake:
         assert a["gen_ai.usage.cost"] == pytest.approx(FLASH_COST, abs=1e-12)
 
 
+# Scenario audio-video: the prompt is 250 text, 550 audio, 300 video and 100 image tokens; of the 400
+# cached, 250 are audio. gemini-2.5-flash prices audio input at 1.00 and cached audio at 0.10 (text,
+# image and video: 0.30 and 0.03): 300 x 1.00 + 250 x 0.10 + 150 x 0.03 + 550 x 0.30 + 110 x 2.50
+# = 769.5 per million (as text alone: 542).
+MEDIA_COST = (300 * 1.00 + 250 * 0.10 + 150 * 0.03 + 550 * 0.30 + 110 * 2.50) / 1e6
+
+
+@pytest.mark.parametrize("where", ["gemini-api", "vertex"])
+def test_audio_and_video_input_is_priced_at_its_own_rates(where: str, telemetry: Telemetry, fake: FakeProvider) -> None:
+    vertex: dict[str, Any] = {"vertexai": True, "project": "p1", "location": "us-central1"} if where == "vertex" else {}
+    models = client(fake, {SCENARIO_HEADER: "audio-video"}, **vertex).models
+    models.generate_content(model=FLASH, contents="describe the clip")
+    list(models.generate_content_stream(model=FLASH, contents="describe the clip"))
+    for span in telemetry.spans():
+        a = span.attributes
+        assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.cache_read.input_tokens"]) == (1250, 400)
+        assert a["gen_ai.usage.cost"] == pytest.approx(MEDIA_COST, abs=1e-12)
+        assert a["aimon.cost.cache_read"] == pytest.approx((250 * 0.10 + 150 * 0.03) / 1e6, abs=1e-12)
+    assert len(telemetry.spans()) == 2
+
+
 def test_model_version_with_a_models_prefix(telemetry: Telemetry, fake: FakeProvider) -> None:
     client(fake, {SCENARIO_HEADER: "model-version-prefixed"}).models.generate_content(model=FLASH, contents="hi")
     assert telemetry.span().attributes["gen_ai.response.model"] == FLASH

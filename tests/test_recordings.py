@@ -34,6 +34,20 @@ from tests.conftest import API_KEY, OPENAI_HAS_RESPONSES, make_telemetry
 httpx_module = importlib.import_module(openai.DefaultHttpxClient.__bases__[0].__module__.split(".")[0])
 
 RECORDINGS = sorted((Path(__file__).parent / "recordings").glob("*.json"))
+HAS_SDK_TRACING = hasattr(anthropic, "_tracing")
+"""anthropic 2.x traces its own calls (on by default under ``opentelemetry-instrument``)."""
+CASES = [pytest.param(path, False, id=path.stem) for path in RECORDINGS] + [
+    pytest.param(
+        path,
+        True,
+        id=f"{path.stem}-sdk-tracing",
+        marks=pytest.mark.skipif(not HAS_SDK_TRACING, reason="anthropic < 2 does not trace itself"),
+    )
+    for path in RECORDINGS
+    if json.loads(path.read_text())["client"] in ("anthropic", "bedrock")
+]
+"""Every recording; the Anthropic ones (first-party and Bedrock) again with the SDK's own tracing on:
+its span is then the call's span, and must carry our figures, not the SDK's top-level usage."""
 TOKEN_ATTRIBUTES = {
     "input_tokens": "gen_ai.usage.input_tokens",
     "output_tokens": "gen_ai.usage.output_tokens",
@@ -81,7 +95,8 @@ class ToLoopback(httpx_module.HTTPTransport):  # type: ignore[misc]
         return super().handle_request(request)
 
 
-def make_client(recording: dict[str, Any], fake: FakeProvider, name: str) -> Any:
+def make_client(recording: dict[str, Any], fake: FakeProvider, name: str, sdk_tracing: Any = False) -> Any:
+    """The recording's client; ``sdk_tracing`` is anthropic 2.x's own ``open_telemetry`` option (False: off)."""
     headers = {REPLAY_HEADER: name}
     kind = recording["client"]
     if kind == "openai":
@@ -103,7 +118,7 @@ def make_client(recording: dict[str, Any], fake: FakeProvider, name: str) -> Any
             default_headers=headers,
             http_client=httpx_module.Client(transport=ToLoopback(fake.port)),
         )
-    no_native: dict[str, Any] = {"open_telemetry": False} if hasattr(anthropic, "_tracing") else {}
+    no_native: dict[str, Any] = {"open_telemetry": sdk_tracing} if HAS_SDK_TRACING else {}
     if kind == "anthropic":
         return anthropic.Anthropic(
             base_url=fake.anthropic_base_url, api_key=API_KEY, max_retries=0, default_headers=headers, **no_native
@@ -163,8 +178,8 @@ def expected_cost(expect: dict[str, Any], at: datetime) -> Decimal:
     )
 
 
-@pytest.mark.parametrize("path", RECORDINGS, ids=[p.stem for p in RECORDINGS])
-def test_recording(path: Path, fake: FakeProvider) -> None:
+@pytest.mark.parametrize(("path", "sdk_tracing"), CASES)
+def test_recording(path: Path, sdk_tracing: bool, fake: FakeProvider) -> None:
     recording = load(path)
     if recording.get("needs") == "responses" and not OPENAI_HAS_RESPONSES:
         pytest.skip("this openai SDK has no Responses API")
@@ -173,8 +188,9 @@ def test_recording(path: Path, fake: FakeProvider) -> None:
     try:
         bare = call(make_client(recording, fake, name), recording)
         telemetry = make_telemetry()
+        tracing = {"tracer_provider": telemetry.tracer_provider} if sdk_tracing else False
         try:
-            seen = call(make_client(recording, fake, name), recording)
+            seen = call(make_client(recording, fake, name, tracing), recording)
         finally:
             telemetry.instrumentor.uninstrument()
     finally:
@@ -183,6 +199,8 @@ def test_recording(path: Path, fake: FakeProvider) -> None:
 
     expect = recording["expect"]
     span = telemetry.span()
+    assert span.instrumentation_scope is not None
+    assert span.instrumentation_scope.name.startswith("com.anthropic.sdk.python" if sdk_tracing else "aimon_otel")
     attributes = dict(span.attributes or {})
     assert attributes["gen_ai.provider.name"] == expect["provider"]
     assert attributes["gen_ai.response.model"] == expect["response_model"]
@@ -192,6 +210,9 @@ def test_recording(path: Path, fake: FakeProvider) -> None:
         assert attributes[key] == (tuple(value) if isinstance(value, list) else value), key
     for key, value in expect.get("usage", {}).items():
         assert attributes.get(TOKEN_ATTRIBUTES[key], 0 if value == 0 else None) == value, key
+    if sdk_tracing:  # the SDK's own name for the cache write carries our figure too
+        cache_write = expect["usage"].get("cache_write", 0)
+        assert attributes.get("gen_ai.usage.cache_write.input_tokens", 0) == cache_write
 
     if expect.get("status"):
         assert attributes["aimon.pricing.status"] == expect["status"]

@@ -7,6 +7,12 @@ response (always for a non-stream call, sometimes for a stream), so the processo
 back until our call ends and hands the exporter a copy with our usage, cost and tenant
 attributes added. A span whose call has already ended is passed on at once.
 
+Where both set an attribute, ours wins: the SDK reads the top-level ``usage`` of one response,
+which leaves out the passes of server-side compaction (``usage.iterations``) and, in a stream,
+what only the last events carry; we sum every pass, and our figures are the ones the metrics,
+the price and the budgets use, so the span must agree with them. Attributes the SDK sets under
+its own names for one of our figures (:func:`restated`) are rewritten with ours too.
+
 Another instrumentation of the same SDK (the official google-genai one) starts its span *before*
 our wrapper runs, around the one API call we follow: our call then joins that enclosing span
 (:func:`join_enclosing`) instead of starting a second one, and our figures win over its own
@@ -18,32 +24,48 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import NonRecordingSpan
 from opentelemetry.util.types import AttributeValue
 
+from aimon_otel.usage import Usage
+
 # The call under way in this context whose SDK traces itself (a key, like every ContextVar: no state).
 current_link: contextvars.ContextVar[NativeLink | None] = contextvars.ContextVar("aimon_native_link", default=None)
 
-Forward = Callable[[ReadableSpan, dict[str, AttributeValue], bool], None]
-"""Sends a span on with our attributes; the flag says ours win where both set one."""
+Forward = Callable[[ReadableSpan, dict[str, AttributeValue], dict[str, AttributeValue]], None]
+"""Sends a span on with our attributes and our restated figures (see :func:`merged`)."""
 
 ENCLOSING_SCOPES = frozenset({"opentelemetry.instrumentation.google_genai"})
 """Instrumentations whose span encloses exactly the API call our wrapper follows."""
 
 
+def restated(usage: Usage | None) -> dict[str, AttributeValue]:
+    """Our figures under the names the anthropic SDK sets for them (its top-level usage only).
+
+    They replace the SDK's value only where its span has the attribute (:func:`merged`)."""
+    if usage is None:
+        return {}
+    pairs = (
+        ("gen_ai.usage.cache_write.input_tokens", usage.cache_creation_input_tokens),
+        ("anthropic.usage.cache_creation.ephemeral_5m_input_tokens", usage.cache_creation_5m_input_tokens),
+        ("anthropic.usage.cache_creation.ephemeral_1h_input_tokens", usage.cache_creation_1h_input_tokens),
+    )
+    return {name: value for name, value in pairs if value is not None}
+
+
 class NativeLink:
     """Joins our call to the SDK's span; whichever ends second sends the enriched span on."""
 
-    __slots__ = ("_lock", "attributes", "ours_win", "pending", "registries", "span")
+    __slots__ = ("_lock", "attributes", "pending", "registries", "restated", "span")
 
-    def __init__(self, ours_win: bool = False) -> None:
-        self.ours_win = ours_win
+    def __init__(self) -> None:
         self.span: Any = None
         self.attributes: dict[str, AttributeValue] | None = None
+        self.restated: dict[str, AttributeValue] = {}
         self.pending: list[tuple[Forward, ReadableSpan]] = []
         self.registries: list[LinkRegistry] = []
         self._lock = threading.Lock()
@@ -63,14 +85,15 @@ class NativeLink:
             if attributes is None:
                 self.pending.append((forward, span))
                 return
-        forward(span, attributes, self.ours_win)
+        forward(span, attributes, self.restated)
 
-    def complete(self, attributes: dict[str, AttributeValue]) -> None:
+    def complete(self, attributes: dict[str, AttributeValue], restated: dict[str, AttributeValue]) -> None:
         with self._lock:
+            self.restated = restated
             self.attributes = attributes
             pending, self.pending = self.pending, []
         for forward, span in pending:
-            forward(span, attributes, self.ours_win)
+            forward(span, attributes, restated)
         if pending and self.span is not None:  # the span has ended and every processor has seen it
             span_id = self.span.get_span_context().span_id
             for registry in self.registries:
@@ -111,6 +134,21 @@ def join_enclosing(span: Any) -> NativeLink | None:
     scope = getattr(span, "instrumentation_scope", None)
     if scope is None or scope.name not in ENCLOSING_SCOPES or not span.is_recording():
         return None
-    link = NativeLink(ours_win=True)
+    link = NativeLink()
     link.adopt(span, enclosing)
     return link
+
+
+def merged(
+    theirs: Mapping[str, AttributeValue], ours: Mapping[str, AttributeValue], restated: Mapping[str, AttributeValue]
+) -> dict[str, AttributeValue]:
+    """The other span's attributes with ours over them, and its own names for our figures rewritten.
+
+    A restated figure we do not have (no 1-hour cache write reported) leaves the SDK's value: we
+    never invent one, and never add the SDK's names to a span that lacks them.
+    """
+    result = {**theirs, **ours}
+    for name, value in restated.items():
+        if name in theirs:
+            result[name] = value
+    return result

@@ -29,7 +29,7 @@ from aimon_otel.config import Settings
 from aimon_otel.context import Resolver, current_attributes
 from aimon_otel.faults import report_fault
 from aimon_otel.invocation import Invocation
-from aimon_otel.native_spans import NativeLink, current_link, join_enclosing
+from aimon_otel.native_spans import NativeLink, current_link, join_enclosing, restated
 from aimon_otel.pricing import CostResult, PricingEngine, PricingStatus
 from aimon_otel.pricing.freshness import price_data_readings
 from aimon_otel.privacy import key_fingerprinter, user_id_hasher
@@ -269,7 +269,9 @@ class Call:
             if span is not None:
                 span.end()
             elif self.link is not None:  # the SDK's (or an enclosing) span: the processor merges these into it
-                self.link.complete({**start_attributes(invocation), **self.attribution, **attributes})
+                self.link.complete(
+                    {**start_attributes(invocation), **self.attribution, **attributes}, restated(invocation.usage)
+                )
         return cost
 
     def _exemplar_context(self) -> otel_context.Context | None:

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from aimon_otel import semconv
 from aimon_otel.faults import logger, report_fault
-from aimon_otel.native_spans import LinkRegistry, current_link, enclosing
+from aimon_otel.native_spans import LinkRegistry, current_link, enclosing, merged
 from aimon_otel.pipeline import cost_attributes
 from aimon_otel.pricing import PricingEngine
 from aimon_otel.usage import Usage
@@ -143,13 +143,12 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
             return
         self.inner.on_end(self.enriched(span))
 
-    def _forward_with(self, span: ReadableSpan, ours: Mapping[str, Any], ours_win: bool) -> None:
-        """Send on the SDK's span with what our call learnt (its own values win where both set one, unless
-        it is another instrumentation's span whose figures are not the conventions')."""
+    def _forward_with(self, span: ReadableSpan, ours: Mapping[str, Any], restated: Mapping[str, Any]) -> None:
+        """Send on the SDK's (or an enclosing instrumentation's) span with what our call learnt; our
+        figures win where both set one (``native_spans.merged``)."""
         assert self.inner is not None
         try:
-            theirs = span.attributes or {}
-            enriched = _copy_with(span, {**theirs, **ours} if ours_win else {**ours, **theirs})
+            enriched = _copy_with(span, merged(span.attributes or {}, ours, restated))
         except Exception as fault:
             report_fault("span processor forward", fault)
             enriched = span

@@ -29,6 +29,10 @@ class Usage:
     audio_output_tokens: int | None = None
     image_input_tokens: int | None = None
     """Part of input_tokens: image tokens (gpt-image-*: the images given to edit), priced apart."""
+    modality_tokens: tuple[tuple[str, int], ...] = ()
+    """Parts of the counts above by modality, in genai-prices' unit names (``input_audio_tokens``,
+    ``cache_video_read_tokens``, ``output_image_tokens``...): Gemini's ``*_tokens_details``. Text is
+    what is left, so only non-text modalities are listed."""
     images: int | None = None
     """Images generated, for models priced per image (DALL·E, from the override file's ``images``)."""
     image_size: str | None = None

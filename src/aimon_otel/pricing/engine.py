@@ -36,6 +36,8 @@ def usage_counts(usage: Usage) -> dict[str, int]:
     ):
         if value is not None:
             counts[key] = value
+    for key, value in usage.modality_tokens:
+        counts[key] = counts.get(key, 0) + value
     return counts
 
 

@@ -61,6 +61,33 @@ def error_type(exc: BaseException) -> str:
     return type(exc).__qualname__
 
 
+_MODALITY_UNITS: dict[str, dict[str, str]] = {
+    # usage_metadata field -> the API's modality -> genai-prices' unit (text and documents are what is left)
+    "prompt_tokens_details": {
+        "AUDIO": "input_audio_tokens",
+        "IMAGE": "input_image_tokens",
+        "VIDEO": "input_video_tokens",
+    },
+    "tool_use_prompt_tokens_details": {
+        "AUDIO": "input_audio_tokens",
+        "IMAGE": "input_image_tokens",
+        "VIDEO": "input_video_tokens",
+    },
+    "cache_tokens_details": {
+        "AUDIO": "cache_audio_read_tokens",
+        "IMAGE": "cache_image_read_tokens",
+        "VIDEO": "cache_video_read_tokens",
+    },
+    "candidates_tokens_details": {
+        "AUDIO": "output_audio_tokens",
+        "IMAGE": "output_image_tokens",
+        "VIDEO": "output_video_tokens",
+    },
+}
+"""Gemini reports each count by modality; audio, image and video are priced apart where the model has a price."""
+_ALL_MODALITY_UNITS = tuple(dict.fromkeys(unit for units in _MODALITY_UNITS.values() for unit in units.values()))
+
+
 def gemini_usage(usage: Any) -> Usage | None:
     if usage is None:
         return None
@@ -76,8 +103,25 @@ def gemini_usage(usage: Any) -> Usage | None:
         output_tokens=(candidates or 0) + (thoughts or 0),
         cache_read_input_tokens=cached,
         reasoning_output_tokens=thoughts,
+        modality_tokens=_modality_tokens(usage, read),
         problems=read.result(),
     )
+
+
+def _modality_tokens(usage: Any, read: CountReader) -> tuple[tuple[str, int], ...]:
+    """Non-text tokens by genai-prices unit, summed over the details lists that report them.
+
+    Every unit is listed, 0 where no detail names its modality: the API breaks each count down in
+    full, so a modality it leaves out has none (and a count with no breakdown at all is text, as
+    before the API had one). A missing unit would make genai-prices' lattice ambiguous."""
+    found = dict.fromkeys(_ALL_MODALITY_UNITS, 0)
+    for details_field, units in _MODALITY_UNITS.items():
+        for entry in field(usage, details_field) or ():
+            modality = field(entry, "modality")
+            unit = units.get(str(getattr(modality, "value", modality)).upper())
+            if unit is not None:
+                found[unit] += read.count(field(entry, "token_count"), f"{details_field}.token_count") or 0
+    return tuple(found.items())
 
 
 def embedding_usage(response: Any) -> Usage | None:

@@ -49,6 +49,38 @@ def usage(output_tokens: int = OUTPUT_TOKENS) -> dict[str, Any]:
     }
 
 
+COMPACTION_PASSES = (
+    {
+        "type": "compaction",
+        "input_tokens": 100,
+        "cache_creation_input_tokens": 55_096,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 131,
+    },
+    {
+        "type": "message",
+        "input_tokens": 229,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 5,
+    },
+)
+"""Scenario ``compaction``: server-side compaction whose first pass writes the cache (55,425 input
+tokens, 55,096 of them a cache write, 136 output in all). The top-level usage is the last pass's
+alone, as the API reports it; only ``usage.iterations`` has the compaction pass."""
+
+
+def compaction_usage(final: bool = True) -> dict[str, Any]:
+    last = COMPACTION_PASSES[-1]
+    top: dict[str, Any] = {key: value for key, value in last.items() if key != "type"}
+    top["service_tier"] = "standard"
+    if final:
+        top["iterations"] = [dict(entry) for entry in COMPACTION_PASSES]
+    else:
+        top["output_tokens"] = 1
+    return top
+
+
 def structured_reply(body: Mapping[str, Any]) -> str:
     """JSON matching ``output_config.format``'s schema when one is asked for (``messages.parse``)."""
     output_config = body.get("output_config")
@@ -137,7 +169,7 @@ class AnthropicWire:
                 "content": content,
                 "stop_reason": "tool_use" if tool else "end_turn",
                 "stop_sequence": None,
-                "usage": usage(),
+                "usage": compaction_usage() if scenario == "compaction" else usage(),
             },
         )
 
@@ -153,7 +185,7 @@ class AnthropicWire:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": usage(output_tokens=1),
+            "usage": compaction_usage(final=False) if scenario == "compaction" else usage(output_tokens=1),
         }
         yield event("message_start", message=start)
         if tool:
@@ -179,7 +211,7 @@ class AnthropicWire:
         yield event(
             "message_delta",
             delta={"stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None},
-            usage={"output_tokens": OUTPUT_TOKENS},
+            usage=compaction_usage() if scenario == "compaction" else {"output_tokens": OUTPUT_TOKENS},
         )
         yield event("message_stop")
 

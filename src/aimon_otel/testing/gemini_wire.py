@@ -9,7 +9,8 @@ embeddings, with token counts).
 
 Fixed usage: a 1,200-token prompt of which 400 were read from a cached content, 80 candidate
 tokens, 30 thought tokens and 50 tool-use prompt tokens (``x-fake-prompt-tokens`` sets the prompt,
-for long-context price tiers). Streams send three chunks; as the real API does, the earlier ones
+for long-context price tiers; scenario ``audio-video`` gives the prompt and the cache by modality).
+Streams send three chunks; as the real API does, the earlier ones
 carry partial usage (prompt and candidates so far) and only the last has the thoughts, tool-use
 tokens and ``finishReason``.
 """
@@ -43,13 +44,26 @@ def gemini_error(status: int, code: str, message: str) -> WireResponse:
     return json_response(status, {"error": {"code": status, "message": message, "status": code}})
 
 
-def usage_metadata(prompt: int, final: bool = True, candidates: int = CANDIDATES_TOKENS) -> dict[str, Any]:
+MEDIA_PROMPT = {"TEXT": 250, "AUDIO": 550, "VIDEO": 300, "IMAGE": 100}
+"""Scenario ``audio-video``: the 1,200-token prompt by modality ..."""
+MEDIA_CACHED = {"TEXT": 100, "AUDIO": 250, "VIDEO": 50}
+"""... and the 400 cached tokens by modality (audio and cached audio cost more than text)."""
+
+
+def _details(counts: Mapping[str, int]) -> list[dict[str, Any]]:
+    return [{"modality": modality, "tokenCount": count} for modality, count in counts.items()]
+
+
+def usage_metadata(
+    prompt: int, final: bool = True, candidates: int = CANDIDATES_TOKENS, media: bool = False
+) -> dict[str, Any]:
     usage: dict[str, Any] = {
         "promptTokenCount": prompt,
         "candidatesTokenCount": candidates,
         "cachedContentTokenCount": CACHED_TOKENS,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
-        "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": CACHED_TOKENS}],
+        "promptTokensDetails": _details(MEDIA_PROMPT if media else {"TEXT": prompt}),
+        "cacheTokensDetails": _details(MEDIA_CACHED if media else {"TEXT": CACHED_TOKENS}),
+        "candidatesTokensDetails": _details({"TEXT": candidates}),
     }
     if final:
         usage["thoughtsTokenCount"] = THOUGHTS_TOKENS
@@ -77,10 +91,13 @@ class GeminiWire:
         # The Gemini API names the model that answered as asked; Vertex adds nothing; some answers
         # put the "models/" prefix on it.
         version = f"models/{model}" if scenario == "model-version-prefixed" else model
+        media = scenario == "audio-video"
+        if media:
+            prompt = sum(MEDIA_PROMPT.values())
         if method == "generateContent":
-            return json_response(200, self.answer(model, version, prompt))
+            return json_response(200, self.answer(model, version, prompt, media))
         if method == "streamGenerateContent":
-            return WireResponse(200, events=self.stream(version, prompt, scenario))
+            return WireResponse(200, events=self.stream(version, prompt, scenario, media))
         if method == "countTokens":
             return json_response(200, {"totalTokens": COUNT_TOKENS})
         if method == "batchEmbedContents":
@@ -110,17 +127,17 @@ class GeminiWire:
             )
         return None
 
-    def answer(self, model: str, version: str, prompt: int) -> dict[str, Any]:
+    def answer(self, model: str, version: str, prompt: int, media: bool = False) -> dict[str, Any]:
         return {
             "candidates": [
                 {"content": {"role": "model", "parts": [{"text": REPLY_TEXT}]}, "finishReason": "STOP", "index": 0}
             ],
-            "usageMetadata": usage_metadata(prompt),
+            "usageMetadata": usage_metadata(prompt, media=media),
             "modelVersion": version,
             "responseId": f"fake-{model}",
         }
 
-    def stream(self, version: str, prompt: int, scenario: str) -> Iterator[bytes]:
+    def stream(self, version: str, prompt: int, scenario: str, media: bool = False) -> Iterator[bytes]:
         for n, piece in enumerate(_STREAM_PIECES):
             last = n == len(_STREAM_PIECES) - 1
             if scenario == "stream-error" and n == 1:
@@ -133,7 +150,7 @@ class GeminiWire:
             yield sse(
                 {
                     "candidates": [candidate],
-                    "usageMetadata": usage_metadata(prompt, final=last, candidates=candidates),
+                    "usageMetadata": usage_metadata(prompt, final=last, candidates=candidates, media=media),
                     "modelVersion": version,
                     "responseId": "fake-stream",
                 }
