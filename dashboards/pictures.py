@@ -169,7 +169,8 @@ class Prometheus:
 
 
 def substitute(expr: str, window: str) -> str:
-    expr = expr.replace("$__rate_interval", "15m").replace("$__range", window)  # history has 5-minute samples
+    seconds = str(int(window[:-1]) * {"m": 60, "h": 3600, "d": 86400}[window[-1]])
+    expr = expr.replace("$__rate_interval", "15m").replace("$__range_s", seconds).replace("$__range", window)
     return re.sub(r"\$\{?\w+(?::\w+)?\}?", ".*", expr)
 
 

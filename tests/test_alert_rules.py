@@ -20,7 +20,7 @@ CALLS = "gen_ai_client_operation_duration_seconds_count"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([require("promtool"), *args], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run([require("promtool"), *args], capture_output=True, text=True, timeout=600, check=False)
 
 
 def test_promtool_check_rules() -> None:
@@ -432,3 +432,58 @@ def test_recorded_spend_counts_what_new_series_held_at_their_first_scrape(tmp_pa
     path.write_text(yaml.safe_dump(test, sort_keys=False))
     result = promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# A counter per series, one value a minute from minute 0 ("_": no sample that minute).
+IN_PLACE = {
+    # began at minute 40 (its pod's first scrape, $1 in), restarted in place at 50 (the same pod name, so
+    # the same series): the $10 before the restart must still count, and the $80 after it
+    'gen_ai_usage_cost_USD_sum{tenant_id="acme", instance="pod-1"}': ["_"] * 40
+    + list(range(1, 11))
+    + ["_"]
+    + list(range(2, 82, 2)),
+    # running before every window, restarted in place at minute 60 (increase() handles that reset)
+    'gen_ai_usage_cost_USD_sum{tenant_id="acme", instance="pod-2"}': list(range(0, 60)) + list(range(1, 32)),
+    # a new tenant seen in the last two minutes only
+    'gen_ai_usage_cost_USD_sum{tenant_id="globex", instance="pod-2"}': ["_"] * 89 + [2, 3],
+}
+
+
+def grown(values: list[Any], start: int, end: int) -> float:
+    """What a counter grew in minutes (start, end], worked out sample by sample: each sample adds what it
+    rose since the one before, or its whole value after a fall (a restart) or as the series' first."""
+    total, previous = 0.0, None
+    for minute, value in enumerate(values):
+        if value == "_":
+            continue
+        if start < minute <= end:
+            total += value if previous is None or value < previous else value - previous
+        previous = value
+    return total
+
+
+def test_spend_counts_series_that_began_in_the_window_and_restarted_in_place(tmp_path: Path) -> None:
+    """Every minute from 31 to 90, the last hour's recorded spend equals what the app recorded, exactly,
+    across an in-place restart of a series that began inside the window (pod-1 at minute 50: counting its
+    highest value alone loses the $10 before the restart)."""
+    tests = []
+    for minute in range(31, 91):
+        expected = sum(grown(values, minute - 60, minute) for values in IN_PLACE.values())
+        tests.append(
+            {
+                "expr": ":gen_ai_usage_cost_usd:increase1h",
+                "eval_time": f"{minute}m",
+                "exp_samples": [{"labels": ":gen_ai_usage_cost_usd:increase1h", "value": expected}],
+            }
+        )
+    assert tests[-1]["exp_samples"][0]["value"] == 10 + 80 + (29 + 31) + 3  # type: ignore[index]
+    series = [{"series": name, "values": " ".join(map(str, values))} for name, values in IN_PLACE.items()]
+    test = {
+        "rule_files": [str(ROOT / "collector" / "rules" / "aimon-alerts.yml")],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
+    }
+    path = tmp_path / "in_place_test.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -124,3 +124,43 @@ def test_budgets_render_on_the_cli_path(tmp_path: Path) -> None:
     bad.write_text("budgets: [{name: a, period: fortnightly, limit_usd: 5}]\n")
     failed = run("budgets", "render", str(bad))
     assert failed.returncode == 2 and str(bad) in failed.stderr
+
+
+def test_budgets_render_links_to_your_grafana_and_runbook(tmp_path: Path) -> None:
+    import yaml
+
+    budgets = Path(__file__).parents[1] / "examples" / "budgets.yaml"
+
+    def annotations(*extra: str) -> list[dict[str, str]]:
+        result = run("budgets", "render", str(budgets), *extra)
+        assert result.returncode == 0, result.stderr
+        rules = yaml.safe_load(result.stdout)["groups"][0]["rules"]
+        return [rule["annotations"] for rule in rules if "alert" in rule]
+
+    default = annotations()
+    assert default and {a["dashboard"] for a in default} == {"http://localhost:3000/d/aimon-budgets"}
+    chosen = annotations("--grafana-url", "https://grafana.example.com/", "--runbook-url", "https://wiki/llm")
+    assert {a["dashboard"] for a in chosen} == {"https://grafana.example.com/d/aimon-budgets"}
+    assert {a["runbook_url"] for a in chosen} == {"https://wiki/llm#llm-budget"}
+    for bad in ("grafana.example.com", "ftp://grafana", "https://grafana?x=1"):
+        failed = run("budgets", "render", str(budgets), "--grafana-url", bad)
+        assert failed.returncode == 2 and "--grafana-url" in failed.stderr and "https://" in failed.stderr, bad
+
+
+def test_the_static_rules_generator_takes_the_grafana_url(tmp_path: Path) -> None:
+    import sys
+
+    import pytest
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "dashboards"))
+    generate = pytest.importorskip("generate")  # needs grafana-foundation-sdk (the test extra)
+    from aimon_otel.alerts import Links
+
+    files = generate.render_all(Links.checked("https://grafana.example.com"))
+    rules = yaml.safe_load(files[generate.PROM_RULES])["groups"][0]["rules"]
+    dashboards = {rule["annotations"]["dashboard"] for rule in rules if "alert" in rule}
+    assert dashboards == {"https://grafana.example.com/d/aimon-overview"}
+    with pytest.raises(SystemExit) as refused:
+        generate.main(["--grafana-url", "localhost:3000"])
+    assert refused.value.code == 2

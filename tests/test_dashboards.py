@@ -16,7 +16,7 @@ generate = pytest.importorskip("generate")  # needs grafana-foundation-sdk (the 
 from grafana_foundation_sdk.models.dashboard import Dashboard  # noqa: E402
 
 BOARDS = sorted((ROOT / "dashboards" / "grafana" / "dashboards").glob("*.json"))
-BUILTIN_VARIABLES = {"__range", "__rate_interval", "__interval", "__all"}
+BUILTIN_VARIABLES = {"__range", "__range_s", "__rate_interval", "__interval", "__all"}
 
 
 def test_committed_files_are_generated() -> None:

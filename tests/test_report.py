@@ -3,7 +3,9 @@
 History (10-minute samples, promtool tsdb create-blocks-from openmetrics), constant rates so each
 day's figure is known by hand: acme on gpt-4o $1.20 a day (30 calls, 45,000 tokens), acme on
 claude-haiku-4-5 $0.48 a day, globex on gpt-4o-mini $2.40 a day; an "initech" process that
-restarts on 2026-10-10 at noon (a new series, already $0.10 in at its first sample).
+restarts on 2026-10-10 at noon (a new series, already $0.10 in at its first sample); a "hooli"
+process that starts on 2026-10-15 ($0.05 in at its first sample) and crashes and restarts in place on
+2026-10-20 at noon (the same labels, as a container restarted in its pod keeps its pod name).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,6 +32,34 @@ DAILY = {  # (tenant, model): (USD, calls, tokens) per day
     ("acme", "claude-haiku-4-5"): (Decimal("0.48"), 12, 9_600),
     ("globex", "gpt-4o-mini"): (Decimal("2.40"), 144, 86_400),
 }
+
+
+HOOLI_LABELS = 'tenant_id="hooli",gen_ai_request_model="gpt-4o",gen_ai_provider_name="p",instance="pod-1"'
+HOOLI_START = datetime(2026, 10, 15, tzinfo=UTC).timestamp()
+HOOLI_CRASH = datetime(2026, 10, 20, 12, tzinfo=UTC).timestamp()
+
+
+def hooli() -> list[tuple[int, float]]:
+    """$0.48 a day; $0.05 in at its first sample; no sample at the crash; $0.02 in at the first one after."""
+    samples = []
+    for t in range(int(HOOLI_START), int(END), STEP):
+        if t < HOOLI_CRASH:
+            samples.append((t, 0.05 + 0.48 * (t - HOOLI_START) / 86400))
+        elif t > HOOLI_CRASH:
+            samples.append((t, 0.02 + 0.48 * (t - HOOLI_CRASH - STEP) / 86400))
+    return samples
+
+
+def grown(samples: list[tuple[int, float]], start: float, end: float) -> Decimal:
+    """What a counter grew in (start, end], sample by sample: what it rose since the sample before, or its
+    whole value after a fall (a restart) or as the series' first."""
+    total, previous = Decimal(0), None
+    for t, value in samples:
+        rounded = Decimal(f"{value:.9f}")
+        if start < t <= end:
+            total += rounded if previous is None or rounded < previous else rounded - previous
+        previous = rounded
+    return total
 
 
 def history() -> str:
@@ -52,6 +83,7 @@ def history() -> str:
         since = (t - (datetime(2026, 10, 1, tzinfo=UTC).timestamp() if instance == "a" else restart)) / 86400
         labels = f'tenant_id="initech",gen_ai_request_model="gpt-4o",gen_ai_provider_name="p",instance="{instance}"'
         samples.append(f"gen_ai_usage_cost_USD_sum{{{labels}}} {base + 0.24 * since:.9f} {t}")
+    samples += [f"gen_ai_usage_cost_USD_sum{{{HOOLI_LABELS}}} {value:.9f} {t}" for t, value in hooli()]
     # OpenMetrics wants each metric family's samples together, after its TYPE line
     lines: list[str] = []
     for family in (
@@ -176,3 +208,35 @@ def test_table_output_and_bad_arguments(prometheus: str, capsys: pytest.CaptureF
     assert "use a comma-separated list of tenant, model" in capsys.readouterr().err
     assert main(["report", "--prometheus", "http://127.0.0.1:9", "--from", "2026-10-03", "--to", "2026-10-04"]) == 2
     assert "cannot reach Prometheus at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_a_series_that_began_in_the_month_and_restarted_in_place_counts_whole(
+    prometheus: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hooli began inside October and restarted in place (same labels) on the 20th: the month's report and
+    the overview's Spend panels over the two weeks around the crash count what it recorded, before and
+    after the restart (its highest value alone would lose the $2.69 before the crash)."""
+    out = report(capsys, "--prometheus", prometheus, "--from", "2026-10-01", "--to", "2026-11-01", "--by", "tenant",
+                 "--step", "month", "--timezone", "Europe/Berlin", "--format", "csv")  # fmt: skip
+    by_tenant = {line.split(",")[1]: line.split(",") for line in out.strip().splitlines()[1:-1]}
+    month_end = datetime(2026, 10, 31, 23, tzinfo=UTC).timestamp()  # midnight in Berlin
+    expected = grown(hooli(), datetime(2026, 9, 30, 22, tzinfo=UTC).timestamp(), month_end)
+    assert expected > Decimal("7")  # $0.05 + 5.5 days before the crash, $0.02 + 11.5 days after
+    assert Decimal(by_tenant["hooli"][2]) == expected.quantize(Decimal("0.01"))
+
+    import re
+
+    from tests.test_prometheus_e2e import dashboard_queries
+
+    two_weeks = 14 * 86400
+    around = grown(hooli(), month_end - two_weeks, month_end)
+    for title, series in (("Spend by tenant", ("hooli",)), ("Spend", ())):
+        (expr,) = [e for _, t, e in dashboard_queries() if t == title]
+        expr = re.sub(r"\$\{?\w+\}?", ".*", expr.replace("$__range", f"{two_weeks}s"))
+        if not series:  # the Spend panel with the tenant variable set to hooli
+            expr = expr.replace('tenant_id=~".*"', 'tenant_id="hooli"')
+        query = urllib.parse.urlencode({"query": expr, "time": str(month_end)})
+        with urllib.request.urlopen(f"{prometheus}/api/v1/query?{query}", timeout=60) as answer:
+            result = json.loads(answer.read())["data"]["result"]
+        values = {tuple(r["metric"].values()): Decimal(r["value"][1]) for r in result}
+        assert abs(values[series] - around) < Decimal("1e-6"), (title, values[series], around)

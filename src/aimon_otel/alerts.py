@@ -34,38 +34,104 @@ FAILED_BY_PROVIDER_5M = "provider:gen_ai_client_failed_calls:increase5m"
 RATE_LIMITED = "RateLimitError|RESOURCE_EXHAUSTED"
 """429s as each SDK names them: openai and anthropic's exception, google-genai's API status."""
 AUTH_FAILED = "AuthenticationError|PermissionDeniedError|UNAUTHENTICATED|PERMISSION_DENIED"
+RATE_LIMITED_CALLS = f'{CALLS}{{error_type=~"{RATE_LIMITED}"}}'
+AUTH_FAILED_CALLS = f'{CALLS}{{error_type=~"{AUTH_FAILED}"}}'
 BUDGET_REFUSALS = 'error_type!="aimon.budget_exceeded"'
 """Calls our own budgets refused are not provider failures."""
 
 
-def counted_increase(selector: str, window: str, by: str = "") -> str:
-    """How much the counters in ``selector`` grew over ``window``, summed (``by`` labels), first samples included.
+RESET_LOOKBACK = "1h"
+"""How far back a step looks for a series' previous sample: longer than any scrape gap, so a gap is not
+taken for a new series (and the whole value counted again)."""
+
+
+def increments_step(window: str) -> str:
+    """The step at which a new series' growth is followed: at most this much of its growth before an
+    in-place restart can be lost. 1 minute for windows up to 6 hours, 5 minutes beyond (and for
+    Grafana's ``$__range``), so a 30-day window is 8,640 steps, not 43,200."""
+    seconds = _seconds(window)
+    return "1m" if seconds is not None and seconds <= 6 * 3600 else "5m"
+
+
+def counted_increase(selector: str, window: str, by: str = "", step: str | None = None) -> str:
+    """How much the counters in ``selector`` grew over ``window``, summed (``by`` labels), first samples
+    and in-place restarts included.
 
     ``increase()`` measures from a series' first sample, so what a series held when it was first
     scraped is lost: every process start (a new ``service.instance.id``), every new tenant or model
-    loses the calls it made before that scrape (``make stack`` undercounted by ~18%). So: series that
-    existed when the window began count by ``increase()`` (resets handled); a series that began
-    within the window began at zero, so all it holds (its highest value) is what it grew. Either
-    part may be empty; hence the ``or``s.
+    loses the calls it made before that scrape (``make stack`` undercounted by ~18%). So, two parts:
+
+    * series that existed when the window began count by ``increase()`` (resets handled);
+    * a series that began within the window began at zero: it counts step by step (``step``), each
+      step adding what it grew since the step before, or, where it fell (a restart in place: the
+      same pod name, the same ``service.instance.id``), its whole new value; its first step adds
+      all it holds. Then the growth since the last step, so the window ends at the query's time.
+
+    Its highest value alone (what this counted before) lost everything before an in-place restart.
+    Only Prometheus 2.42's PromQL (subqueries, ``last_over_time``): no recording rule needed, so
+    backfilled history counts at once, and the window ends exactly at the query's time.
     """
+    step = step or increments_step(window)
     group = f" by ({by})" if by else ""
-    existing = f"sum{group} (increase({selector}[{window}]) and {selector} offset {window})"
-    began = f"sum{group} (max_over_time({selector}[{window}]) unless {selector} offset {window})"
-    return f"(({existing} + {began}) or {existing} or {began})"
+    s, w = selector, window
+    existing = f"(increase({s}[{w}]) and {s} offset {w})"
+    # ``* 1`` drops the metric name, so both branches of an ``or`` are the same series.
+    grew = f"(({s} - last_over_time({s}[{RESET_LOOKBACK}] offset {step})) >= 0 or {s} * 1)"
+    last = f"last_over_time({s}[{w}])"
+    since_last_step = f"(({last} - last_over_time({s}[{w}:{step}])) >= 0 or {last})"
+    began = f"((sum_over_time({grew}[{w}:{step}]) + {since_last_step}) or {since_last_step})"
+    # One series is in one part only, so the parts are joined per series and summed once.
+    return f"sum{group} ({existing} or ({began} unless {s} offset {w}))"
+
+
+def _seconds(window: str) -> int | None:
+    """A Prometheus duration literal in seconds (``90s``, ``1h30m``, ``1d``); None for a variable."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", window)
+    if not parts or "".join(n + u for n, u in parts) != window:
+        return None
+    return int(sum(int(n) * units[u] for n, u in parts))
 
 
 @dataclass(frozen=True)
 class Links:
-    """Where annotations point: the runbook (RUNBOOK.md in this repository, or your copy) and Grafana."""
+    """Where annotations point: the runbook (RUNBOOK.md in this repository, or your copy) and Grafana.
+
+    ``aimon-otel budgets render --grafana-url`` and ``dashboards/generate.py --grafana-url`` set them."""
 
     runbook: str = "RUNBOOK.md"
     grafana: str = "http://localhost:3000"
+
+    @classmethod
+    def checked(cls, grafana: str | None = None, runbook: str | None = None) -> Links:
+        """Links from command-line values; a Grafana URL that is not http(s)://host raises AimonConfigError."""
+        from urllib.parse import urlsplit
+
+        from aimon_otel.config import AimonConfigError
+
+        links = cls()
+        if grafana is not None:
+            parts = urlsplit(grafana)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise AimonConfigError(
+                    f"--grafana-url {grafana!r}: give Grafana's base URL, e.g. https://grafana.example.com "
+                    "(http or https, a host, no query)"
+                )
+            links = cls(links.runbook, grafana.rstrip("/"))
+        if runbook is not None:
+            if not runbook.strip():
+                raise AimonConfigError("--runbook-url is empty: give the runbook's URL or path, e.g. RUNBOOK.md")
+            links = cls(runbook.strip(), links.grafana)
+        return links
 
     def runbook_url(self, anchor: str) -> str:
         return f"{self.runbook}#{anchor}"
 
     def dashboard(self, uid: str = "aimon-overview") -> str:
         return f"{self.grafana}/d/{uid}"
+
+
+DEFAULT_LINKS = Links()
 
 
 @dataclass(frozen=True)
@@ -169,8 +235,7 @@ def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
     rules.append(
         Rule(
             "GenAIProviderRateLimited",
-            f'sum by (gen_ai_provider_name) (increase({CALLS}{{error_type=~"{RATE_LIMITED}"}}[5m])) '
-            f">= {thresholds.rate_limited_calls}",
+            f"{counted_increase(RATE_LIMITED_CALLS, '5m', 'gen_ai_provider_name')} >= {thresholds.rate_limited_calls}",
             "warning",
             "{{ $labels.gen_ai_provider_name }} answers 429: rate limit or quota",
             '{{ $value | printf "%.0f" }} calls to {{ $labels.gen_ai_provider_name }} were refused with HTTP 429 '
@@ -182,7 +247,7 @@ def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
     rules.append(
         Rule(
             "GenAIProviderAuthFailures",
-            f'sum by (gen_ai_provider_name) (increase({CALLS}{{error_type=~"{AUTH_FAILED}"}}[5m])) > 0',
+            f"{counted_increase(AUTH_FAILED_CALLS, '5m', 'gen_ai_provider_name')} > 0",
             "critical",
             "{{ $labels.gen_ai_provider_name }} rejects our API key",
             '{{ $value | printf "%.0f" }} calls to {{ $labels.gen_ai_provider_name }} failed authentication '
@@ -256,7 +321,12 @@ def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
     rules.append(
         Rule(
             "GenAIUnpricedCalls",
-            f'sum by (gen_ai_provider_name, gen_ai_request_model) (increase({UNPRICED}{{aimon_pricing_status="unknown_model"}}[1h])) > 0',
+            counted_increase(
+                f'{UNPRICED}{{aimon_pricing_status="unknown_model"}}',
+                "1h",
+                "gen_ai_provider_name, gen_ai_request_model",
+            )
+            + " > 0",
             "warning",
             "Calls to {{ $labels.gen_ai_request_model }} have no known price",
             '{{ $value | printf "%.0f" }} calls to {{ $labels.gen_ai_provider_name }}/{{ $labels.gen_ai_request_model }} '

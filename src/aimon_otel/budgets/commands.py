@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aimon_otel.alerts import Links
 from aimon_otel.budgets.guard import BudgetStatus, Guard
 from aimon_otel.budgets.rules import render_alertmanager_yaml, render_rules_yaml
 from aimon_otel.budgets.setup import open_ledger
@@ -53,6 +54,14 @@ def add_parsers(commands: Any) -> None:
     )
     render.add_argument("--alertmanager", metavar="BASE", help="an Alertmanager config to add the budget routes to")
     render.add_argument("--alertmanager-out", metavar="FILE", help="where to write it (default: standard output)")
+    render.add_argument(
+        "--grafana-url",
+        metavar="URL",
+        help="Grafana's base URL for the alerts' dashboard links (default: http://localhost:3000)",
+    )
+    render.add_argument(
+        "--runbook-url", metavar="URL", help="the runbook the alerts link to (default: RUNBOOK.md, this repository's)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -151,7 +160,7 @@ def _amount(value: float, unit: str) -> str:
 
 
 def _render(args: argparse.Namespace, budgets: BudgetsFile) -> int:
-    rules = render_rules_yaml(budgets)
+    rules = render_rules_yaml(budgets, Links.checked(args.grafana_url, args.runbook_url))
     _write(args.rules, rules)
     if args.alertmanager:
         base = Path(args.alertmanager)
