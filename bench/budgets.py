@@ -1,11 +1,13 @@
 """What the budget guard costs: added time per call (memory and Redis ledgers), and Redis memory per key.
 
-    .venv/bin/python bench/budgets.py [--calls 3000] [--budgets 20]
+    .venv/bin/python bench/budgets.py [--calls 3000] [--budgets 20] [--plans 5]
 
 Needs Debian's ``redis-server`` for the Redis figures (started on a free port, stopped after).
 The guard's work is measured on its own (``Guard.check`` before a call plus ``Guard.record``
 after it, what the instrumented call adds for budgets), with ``--budgets`` budgets in the file, of
-which one in four is a ``block`` budget that matches the call and the rest match other tenants.
+of which three match the call and the rest match other tenants; ``--plans`` of them (two that match)
+list plans, the call's tenant and user are on one, acme has a per-key limit, and (with plans) the call
+also draws from a prepaid credit balance: all read with the spend.
 Times are medians of interleaved rounds; compare figures from one run.
 """
 
@@ -29,24 +31,40 @@ from aimon_otel.pricing import PricingEngine
 from aimon_otel.usage import Usage
 
 
-def budgets_file(count: int) -> dict[str, object]:
-    """Three budgets a call to tenant acme by user u-1 counts against (acme's monthly block budget, every
-    user's daily block budget, all spend over a rolling 30 days), the rest for other tenants."""
+def budgets_file(count: int, plans: int = 0) -> dict[str, object]:
+    """Three budgets a call to tenant acme by user u-1 counts against (every tenant's monthly block budget,
+    every user's daily block budget, all spend over a rolling 30 days), the rest for other tenants; the
+    first ``plans`` budgets counted for_each list plans."""
     budgets: list[dict[str, object]] = [
-        {
-            "name": "acme-monthly",
-            "match": {"tenant_id": "acme"},
-            "limit_usd": 1000,
-            "period": "month",
-            "action": "block",
-        },
+        {"name": "acme-monthly", "for_each": "tenant_id", "limit_usd": 1000, "period": "month", "action": "block"},
         {"name": "per-user-daily", "for_each": "user_id", "limit_usd": 1000, "period": "day", "action": "block"},
         {"name": "all-spend", "limit_usd": 100_000, "period": {"rolling": "30d"}},
     ]
     for index in range(count - len(budgets)):
         budgets.append({"name": f"tenant-{index}", "match": {"tenant_id": f"tenant-{index}"}, "limit_usd": 5,
-                        "period": "month", "action": "block"})  # fmt: skip
+                        "period": "month", "action": "block", "for_each": "user_id"})  # fmt: skip
+    with_plans = [budget for budget in budgets if "for_each" in budget][:plans]
+    for budget in with_plans:
+        budget["plans"] = {"pro": 2000, "enterprise": 10_000}
+    if plans:  # and one prepaid balance the call draws from, in place of another tenant's budget
+        budgets[-1] = {"name": "acme-credits", "match": {"tenant_id": "acme"}, "for_each": "tenant_id",
+                       "credits": True, "warn_below_usd": [10], "action": "block"}  # fmt: skip
     return {"timezone": "Europe/Berlin", "budgets": budgets}
+
+
+def put_on_plans(guard: Guard) -> None:
+    """acme and u-1 on pro, and acme's own limit in acme-monthly: what a SaaS's guard reads on each call."""
+    from aimon_otel.budgets.limits import RunTimeLimits
+
+    limits = RunTimeLimits(guard)
+    if any(budget.plans for budget in guard.budgets.budgets):
+        limits.set_plan("tenant_id", "acme", "pro", by="bench")
+        limits.set_plan("user_id", "u-1", "pro", by="bench")
+    limits.set_limit("acme-monthly", "acme", limit_usd=5000, by="bench")
+    if any(budget.credits for budget in guard.budgets.budgets):
+        from aimon_otel.budgets.credits import Credits
+
+        Credits(guard).add("acme-credits", "acme", usd=1_000_000, reference="bench-pack", by="bench")
 
 
 def per_call_us(guard: Guard, calls: int, rounds: int) -> float:
@@ -94,12 +112,14 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--budgets", type=int, default=20)
+    parser.add_argument("--plans", type=int, default=5, help="budgets with plans (0: the file's limits only)")
     args = parser.parse_args()
-    spec = parse_budgets(budgets_file(args.budgets), "bench")
+    spec = parse_budgets(budgets_file(args.budgets, args.plans), "bench")
     engine = PricingEngine()
     memory = Guard(spec, MemoryLedger(), engine=engine)
+    put_on_plans(memory)
     matched = memory.matching(("acme", "u-1", None, None, "openai", "gpt-4o-mini"))
-    print(f"{args.budgets} budgets; a call matches {len(matched)} of them")
+    print(f"{args.budgets} budgets, {args.plans} with plans; a call matches {len(matched)} of them")
     print(f"memory ledger: {per_call_us(memory, args.calls, args.rounds):.1f} us per call (check + record)")
     server = shutil.which("redis-server")
     if server is None:
@@ -111,12 +131,13 @@ def main() -> int:
         from aimon_otel.budgets.redis_ledger import RedisLedger
 
         shared = Guard(spec, RedisLedger.from_url(redis_server.url), engine=engine)
+        put_on_plans(shared)
         calls = max(200, args.calls // 10)
         print(
             f"redis ledger (loopback), block budgets: {per_call_us(shared, calls, args.rounds):.1f} us per call "
             "(check + record: two round trips)"
         )
-        alerting = budgets_file(args.budgets)
+        alerting = budgets_file(args.budgets, args.plans)
         for budget in alerting["budgets"]:  # type: ignore[union-attr]
             budget["action"] = "alert"
         watching = Guard(parse_budgets(alerting, "bench"), RedisLedger.from_url(redis_server.url), engine=engine)

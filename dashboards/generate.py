@@ -44,7 +44,7 @@ from aimon_otel.alerts import (
     prometheus_rule_file,
     standard_rules,
 )
-from aimon_otel.budgets.rules import LIMIT_MAX, PROJECTED, RESETS_AT, SPENT_MAX, STATE, USAGE
+from aimon_otel.budgets.rules import BALANCE, LIMIT, LIMIT_MAX, PROJECTED, RESETS_AT, SPENT_MAX, STATE, USAGE
 from aimon_otel.config import AimonConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -518,12 +518,41 @@ def budgets() -> dashboard.Dashboard:
         bar_panel(
             "Budget alerts firing",
             Query(
-                f'count by (alertname, aimon_budget_name, aimon_budget_key, threshold) (ALERTS{{alertstate="firing", alertname=~"LLMBudget.*", {picked}}})',
+                f'count by (alertname, aimon_budget_name, aimon_budget_key, threshold) (ALERTS{{alertstate="firing", alertname=~"LLMBudget.*|LLMCredits.*", {picked}}})',
                 "{{aimon_budget_name}} {{aimon_budget_key}} {{threshold}}",
                 True,
             ),
             "short",
-            "Warning (each warn_at) and reached (100%) alerts now firing.",
+            "Warning (each warn_at) and reached (100%) alerts now firing, and credit balances low or used up.",
+            12,
+        ),
+        with_targets(
+            table.Panel()
+            .title("Limits in force")
+            .description(
+                "The limit each budget and key is held to now, and where it comes from: the budgets file, the key's "
+                "plan (aimon_otel.set_plan / aimon-otel budgets set-plan) or a per-key limit (set-limit; "
+                "aimon-otel budgets limits says until when, by whom and why)."
+            )
+            .span(12)
+            .height(8),
+            [
+                Query(
+                    f"max by (aimon_budget_name, aimon_budget_key, aimon_budget_limit_source) ({LIMIT}{{{picked}}})",
+                    "limit",
+                    True,
+                )
+            ],
+        ),
+        bar_panel(
+            "Credit balances",
+            Query(
+                f"min by (aimon_budget_name, aimon_budget_key) ({BALANCE})",
+                "{{aimon_budget_name}} {{aimon_budget_key}}",
+                True,
+            ),
+            "currencyUSD",
+            "Prepaid balances (credits: true budgets): top-ups (aimon-otel credits add) less every call's cost.",
             12,
         ),
         series_panel(

@@ -71,19 +71,48 @@ def gemini_agent() -> None:
 
 
 def trial_tenant(client: OpenAI) -> None:
-    """A free-trial tenant on a $0.0001 monthly block budget: a few calls, then refused before sending."""
-    for number in range(1, 6):
+    """A free tenant on a $0.0001 monthly block budget: a few calls, then refused before sending; upgraded to
+    the pro plan ($0.001) while the app runs, its next call goes through, the month's spend kept."""
+    for number in range(1, 7):
+        if number == 6:
+            aimon_otel.set_plan(tenant_id="trial", plan="pro", reason="upgraded in the demo")
+            print("budget trial upgraded to the pro plan (aimon_otel.set_plan), no restart")
         try:
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         except aimon_otel.BudgetExceeded as refused:
             print(f"budget refused call {number}: {refused}")
-            return
+            continue
         print(f"budget trial call {number}: sent")
 
 
+def prepaid_tenant(client: OpenAI) -> None:
+    """A tenant that buys a credit pack: calls draw it down, then a web app would answer 402."""
+    from aimon_otel.middleware import too_many_requests
+
+    pack = aimon_otel.add_credits("prepaid-credits", key="prepaid", usd="0.0001", reference="pay_demo_1")
+    print(f"credits added: {usd(pack.amount_usd)}, balance {usd(pack.balance_usd)}")
+    for number in range(1, 10):
+        try:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        except aimon_otel.CreditsExhausted as exhausted:
+            status, _, body = too_many_requests(exhausted)
+            print(f"credits used up at call {number}: HTTP {status} {body.decode()}")
+            return
+        balance = aimon_otel.credit_balance("prepaid-credits", key="prepaid")
+        print(f"credits call {number}: sent, balance {usd(balance)}")
+
+
+def usd(amount: float) -> str:
+    return f"-${-amount:.6f}" if amount < 0 else f"${amount:.6f}"
+
+
 def on_budget_event(event: aimon_otel.BudgetEvent) -> None:
-    if event.kind != "blocked":  # refusals are printed where they are caught
-        print(f"budget {event.kind}: {event.budget} at ${event.spent:.6f} of ${event.limit:.6f} ({event.period})")
+    if event.kind == "blocked":  # refusals are printed where they are caught
+        return
+    if event.balance is not None:
+        print(f"budget {event.kind}: {event.budget} for {event.key}, balance {usd(event.balance)}")
+        return
+    print(f"budget {event.kind}: {event.budget} at ${event.spent:.6f} of ${event.limit:.6f} ({event.period})")
 
 
 def main() -> None:
@@ -103,6 +132,8 @@ def main() -> None:
         client.chat.completions.create(model="initech-finetune-v2", messages=MESSAGES)  # no price known
     with aimon_otel.attributes(tenant_id="trial", feature="support_reply"):
         trial_tenant(client)
+    with aimon_otel.attributes(tenant_id="prepaid", feature="support_reply"):
+        prepaid_tenant(client)
 
     if os.environ.get("AIMON_DEMO_FAKE_PROVIDER"):  # show a failed call against the fake provider
         try:

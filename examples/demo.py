@@ -132,7 +132,17 @@ def main() -> int:
             line
             for line in result.stdout.splitlines()
             if line.startswith(
-                ("chat:", "stream:", "responses:", "embedding", "async:", "rate limited:", "anthropic", "budget")
+                (
+                    "chat:",
+                    "stream:",
+                    "responses:",
+                    "embedding",
+                    "async:",
+                    "rate limited:",
+                    "anthropic",
+                    "budget",
+                    "credits",
+                )
             )
         )
     )
@@ -152,8 +162,9 @@ def main() -> int:
         "\na failed call the provider refused (429 above) used no tokens and costs nothing."
         "\n'(none set)': the app gave no tenant, feature or agent for that call (aimon_otel.attributes(...))."
         "\nBudgets (examples/demo-budgets.yaml, AIMON_BUDGETS): globex passed half of its daily budget (a warning"
-        "\nevent); the trial tenant's block budget refused its fifth call before it was sent: the span says"
-        "\naimon.budget_exceeded and costs nothing."
+        "\nevent); the trial tenant's block budget refused its fifth call before it was sent (the span says"
+        "\naimon.budget_exceeded and costs nothing), then it was moved to the pro plan while the app ran and its"
+        "\nnext call went through; the prepaid tenant's $0.0001 credit pack ran out: HTTP 402 with the balance."
     )
     return 0 if spans else 1
 

@@ -265,3 +265,68 @@ def test_a_receiver_missing_from_alertmanager_is_named(tmp_path: Path) -> None:
         render_alertmanager_yaml(
             load_budgets(budgets), (ROOT / "collector" / "alertmanager.base.yml").read_text(), "am.yml"
         )
+
+
+def test_promtool_fires_the_low_balance_and_used_up_alerts_minute_by_minute(tmp_path: Path) -> None:
+    """A credit balance falling from $15 by $1 a minute ($12 at minute 3...): below $10 at minute 6, below $2
+    at minute 14, used up (at or below $0) at minute 15; two app processes export the same balance."""
+    from aimon_otel.budgets.spec import parse_budgets
+
+    budgets = parse_budgets(
+        {"budgets": [{"name": "tenant-credits", "for_each": "tenant_id", "credits": True,
+                      "warn_below_usd": [10, 2], "action": "block"}]},
+        str(tmp_path / "credits.yaml"),
+    )  # fmt: skip
+    (tmp_path / "credit-rules.yml").write_text(render_rules_yaml(budgets))
+    series = [
+        {"series": f'aimon_budget_balance_USD{{aimon_budget_name="tenant-credits", aimon_budget_key="acme", '
+                   f'instance="{instance}"}}', "values": "15-1x20"}
+        for instance in ("a", "b")
+    ]  # fmt: skip
+
+    def low(mark: str, tier: int, balance: str) -> dict[str, Any]:
+        return {
+            "exp_labels": {"severity": "warning", "aimon_budget_tier": str(tier), "threshold": f"${mark}",
+                           "aimon_budget_name": "tenant-credits", "aimon_budget_key": "acme"},
+            "exp_annotations": {
+                "summary": f"LLM credits tenant-credits for acme are low: ${balance} left",
+                "description": f"The prepaid balance of tenant-credits for acme is ${balance}, below ${mark}. "
+                "Add credits (aimon-otel credits add) before calls are refused.",
+                "runbook_url": "RUNBOOK.md#llm-budget",
+                "dashboard": "http://localhost:3000/d/aimon-budgets",
+            },
+        }  # fmt: skip
+
+    used_up = {
+        "exp_labels": {"severity": "critical", "aimon_budget_tier": "3", "threshold": "$0",
+                       "aimon_budget_name": "tenant-credits", "aimon_budget_key": "acme"},
+        "exp_annotations": {
+            "summary": "LLM credits tenant-credits for acme are used up: $0.00 left",
+            "description": "The prepaid balance of tenant-credits for acme is $0.00. "
+            "Calls it covers are refused (HTTP 402) until credits are added.",
+            "runbook_url": "RUNBOOK.md#llm-budget",
+            "dashboard": "http://localhost:3000/d/aimon-budgets",
+        },
+    }  # fmt: skip
+    checks = [
+        (5, "LLMCreditsLow", []),  # $10: not below
+        (6, "LLMCreditsLow", [low("10", 1, "9.00")]),
+        (13, "LLMCreditsLow", [low("10", 1, "2.00")]),  # $2: not below $2 yet
+        (14, "LLMCreditsLow", [low("10", 1, "1.00"), low("2", 2, "1.00")]),
+        (14, "LLMCreditsExhausted", []),
+        (15, "LLMCreditsExhausted", [used_up]),
+    ]
+    test = {
+        "rule_files": [str(tmp_path / "credit-rules.yml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [{"eval_time": f"{m}m", "alertname": n, "exp_alerts": e} for m, n, e in checks],
+            }
+        ],
+    }
+    (tmp_path / "credits_test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
+    tested = run("promtool", "test", "rules", str(tmp_path / "credits_test.yml"))
+    assert tested.returncode == 0, tested.stdout + tested.stderr

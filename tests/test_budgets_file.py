@@ -108,7 +108,7 @@ def test_budgets_check_on_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[
 
     assert main(["budgets", "check", str(ROOT / "examples" / "budgets.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "OK, 6 budgets, periods in Europe/Berlin" in out
+    assert "OK, 7 budgets, periods in Europe/Berlin" in out
     assert "acme-monthly: $500.00 per month (tenant_id=acme); block" in out
     assert "per-user-daily: $2.00 per day (feature=chat, each user_id); block" in out
     assert main(["budgets", "check", "--json", str(ROOT / "examples" / "budgets.yaml")]) == 0

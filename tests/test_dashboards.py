@@ -111,6 +111,9 @@ def emitted_metrics(fake: Any) -> dict[str, set[str]]:
                     messages=[{"role": "user", "content": "hi"}],
                     extra_headers={"x-fake-scenario": "error-429"},
                 )
+        aimon_otel.add_credits("prepaid-credits", key="prepaid-acme", usd=1, reference="dashboards-test")
+        with aimon_otel.attributes(tenant_id="prepaid-acme"):  # a prepaid tenant: the balance gauge
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
         from prometheus_client import REGISTRY, generate_latest
 
         # The reader registers itself in prometheus_client's global registry, which other tests serve:

@@ -70,8 +70,9 @@ BUDGETS = """\
 timezone: Europe/Berlin
 budgets:
   - {name: acme-month, match: {tenant_id: acme}, limit_usd: 0.0025, period: month, warn_at: [0.5], action: block}
-  - {name: per-tenant-day, for_each: tenant_id, limit_usd: 0.0028, period: day}
+  - {name: per-tenant-day, for_each: tenant_id, limit_usd: 0.0028, period: day, plans: {pro: 7}}
   - {name: globex-tokens, match: {tenant_id: globex}, limit_tokens: 1000000, period: week}
+  - {name: acme-credits, match: {tenant_id: acme}, for_each: tenant_id, credits: true, warn_below_usd: [1], action: alert}
 """
 
 
@@ -206,6 +207,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, fake: FakeProvider) -> 
         key_salt=KEY_SALT,
     )
     try:
+        aimon_otel.add_credits("acme-credits", key="acme", usd="0.5", reference="e2e-pack")  # a $0.50 pack
         make_calls(fake)
         port = free_port()
         process = subprocess.Popen(
@@ -676,10 +678,91 @@ def test_the_remaining_panels_show_what_prometheus_and_the_guard_hold(prometheus
         (s["metric"]["alertname"], s["metric"]["aimon_budget_name"])
         for s in prometheus.query(only("Budget alerts firing", "aimon-budgets"))
     }
-    assert budget_alerts == {pair for pair in firing if pair[0].startswith("LLMBudget")}
+    assert budget_alerts == {pair for pair in firing if pair[0].startswith(("LLMBudget", "LLMCredits"))}
     spent_now = {
         (s["metric"]["aimon_budget_name"], s["metric"].get("aimon_budget_key", "")): float(s["value"][1])
         for s in prometheus.query(only("Spend in the current period", "aimon-budgets"))
     }
     assert spent_now[("acme-month", "")] == pytest.approx(0.002938, abs=1e-12)
     assert spent_now[("globex-tokens", "")] == 2 * (8 + 150)
+
+
+def test_the_limit_gauge_follows_a_per_key_limit_set_while_the_app_runs(prometheus: Prometheus) -> None:
+    """A per-key limit set in the running app reaches Prometheus as the budget's limit, and the budget rules'
+    usage ratio follows, with no new rule and no restart; cleared, the file's limit is back; an upgrade to a
+    plan likewise."""
+    selector = 'budget:aimon_budget_limit:max{aimon_budget_name="per-tenant-day", aimon_budget_key="acme"}'
+
+    def limit_seen(expected: float) -> bool:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            found = prometheus.query(selector)
+            if found and float(found[0]["value"][1]) == pytest.approx(expected):
+                return True
+            time.sleep(0.5)
+        return False
+
+    assert limit_seen(0.0028)
+    aimon_otel.set_limit("per-tenant-day", key="acme", limit_usd=5, reason="e2e")
+    try:
+        assert limit_seen(5.0)
+        (limits,) = [e for b, t, e in dashboard_queries() if b == "aimon-budgets" and t == "Limits in force"]
+        shown = {
+            (
+                s["metric"]["aimon_budget_name"],
+                s["metric"].get("aimon_budget_key", ""),
+                s["metric"]["aimon_budget_limit_source"],
+            )
+            for s in prometheus.query(substitute(limits))
+        }
+        assert ("per-tenant-day", "acme", "set") in shown
+        ratio = prometheus.query(
+            'budget:aimon_budget_usage:ratio{aimon_budget_name="per-tenant-day", aimon_budget_key="acme"}'
+        )
+        assert float(ratio[0]["value"][1]) < 0.01
+    finally:
+        aimon_otel.clear_limit("per-tenant-day", key="acme")
+    assert limit_seen(0.0028)
+    aimon_otel.set_plan(tenant_id="acme", plan="pro")  # an upgrade: the plan's limit, the same series
+    try:
+        assert limit_seen(7.0)
+    finally:
+        aimon_otel.set_plan(tenant_id="acme", plan=None)
+    assert limit_seen(0.0028)
+
+
+def test_a_credit_balance_is_exported_alerts_and_shows_on_the_board(prometheus: Prometheus) -> None:
+    """acme's $0.50 credit pack (action alert, so nothing refused) drawn by two rounds of calls: the balance
+    gauge, the low-balance alert rendered from the file (under $1; not used up), the board's balance bars."""
+    balance = {
+        (s["metric"]["aimon_budget_name"], s["metric"]["aimon_budget_key"]): float(s["value"][1])
+        for s in prometheus.query('aimon_budget_balance_USD{job="demo-app"}')
+    }
+    assert balance == {("acme-credits", "acme"): pytest.approx(0.5 - 0.002938, abs=1e-12)}
+    wanted = {("LLMCreditsLow", "acme-credits", "acme")}
+
+    def credit_alerts(alerts: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+        return {
+            (a["labels"]["alertname"], a["labels"]["aimon_budget_name"], a["labels"]["aimon_budget_key"])
+            for a in alerts
+            if a["labels"]["alertname"].startswith("LLMCredits")
+        }
+
+    firing = firing_alerts(prometheus, lambda alerts: credit_alerts(alerts) >= wanted)
+    assert credit_alerts(firing) == wanted
+    (low,) = [a for a in firing if a["labels"]["alertname"] == "LLMCreditsLow"]
+    assert low["annotations"]["summary"] == "LLM credits acme-credits for acme are low: $0.50 left"
+    (expr,) = [e for b, t, e in dashboard_queries() if b == "aimon-budgets" and t == "Credit balances"]
+    shown = {
+        (s["metric"]["aimon_budget_name"], s["metric"]["aimon_budget_key"]): float(s["value"][1])
+        for s in prometheus.query(substitute(expr))
+    }
+    assert shown == {("acme-credits", "acme"): pytest.approx(0.5 - 0.002938, abs=1e-12)}
+    (limits,) = [e for b, t, e in dashboard_queries() if b == "aimon-budgets" and t == "Limits in force"]
+    sources = {
+        (s["metric"]["aimon_budget_name"], s["metric"].get("aimon_budget_key", "")): s["metric"][
+            "aimon_budget_limit_source"
+        ]
+        for s in prometheus.query(substitute(limits))
+    }
+    assert sources[("acme-month", "")] == "file" and ("acme-credits", "acme") not in sources

@@ -6,9 +6,6 @@ Costs as in test_budget_guard.py: a gpt-4o-mini chat call against the fake costs
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -27,9 +24,8 @@ from aimon_otel.budgets.redis_ledger import PREFIX, RETRY_SECONDS, RedisLedger
 from aimon_otel.cli import main as cli
 from aimon_otel.testing import FakeProvider
 from tests.conftest import API_KEY, MESSAGES, Telemetry, make_telemetry
-from tests.tools import RedisServer
+from tests.tools import RedisServer, run_budget_workers
 
-ROOT = Path(__file__).resolve().parents[1]
 CHAT_NANO = 33_000
 
 
@@ -121,23 +117,7 @@ def test_eight_processes_of_64_threads_stop_at_the_limit(tmp_path: Path, server:
         "period: day, action: block}\n",
     )
     with FakeProvider() as fake:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OTEL_SDK_DISABLED": "false"}
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "-m", "tests.budget_worker", fake.openai_base_url, server.url, file, str(threads)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-                cwd=ROOT,
-            )
-            for _ in range(processes)
-        ]
-        results = []
-        for worker in workers:
-            out, err = worker.communicate(timeout=600)
-            assert worker.returncode == 0, err[-3000:]
-            results.append(json.loads(out.strip().splitlines()[-1]))
+        results = run_budget_workers(fake.openai_base_url, server.url, file, processes, threads)
         requests = len(fake.requests)
     assert [r["errors"] for r in results] == [[]] * processes
     completed = sum(r["completed"] for r in results)

@@ -49,7 +49,8 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
         )
         + GEMINI
         + ["chat initech-finetune-v2"]
-        + ["chat gpt-4o-mini"] * 5  # the trial tenant: four sent, the fifth refused by its block budget
+        + ["chat gpt-4o-mini"] * 6  # the trial tenant: four sent, the fifth refused, the sixth after its upgrade
+        + ["chat gpt-4o-mini"] * 5  # the prepaid tenant: four drawn from its credits, the fifth refused
         + ["chat gpt-4o-mini"]
     )
     assert names == expected
@@ -72,11 +73,15 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
     haiku = spans[initech_at - 2 - len(GEMINI)]["attributes"]
     assert haiku["gen_ai.usage.cost"] == 0.00082 and haiku["tenant.id"] == "acme"
     assert haiku["aimon.feature"] == "email_draft" and haiku["gen_ai.usage.input_tokens"] == 600
-    refused = spans[-2]
+    refused, upgraded, used_up = spans[-8], spans[-7], spans[-2]
     assert refused["attributes"]["error.type"] == "aimon.budget_exceeded"
     assert refused["attributes"]["aimon.budget.name"] == "trial-monthly"
     assert "gen_ai.usage.cost" not in refused["attributes"]
-    assert "budget refused call 5: LLM budget 'trial-monthly' is spent" in result.stdout
+    assert "budget refused call 5: LLM budget 'trial-monthly' for trial is spent" in result.stdout
+    assert upgraded["attributes"]["gen_ai.usage.cost"] == 0.000033  # sent once on the pro plan, no restart
+    assert "budget trial call 6: sent" in result.stdout
+    assert used_up["attributes"]["aimon.budget.name"] == "prepaid-credits"
+    assert "credits used up at call 5: HTTP 402" in result.stdout
     # globex passes half its $0.0002 with the Responses call (openai 1.40 has no Responses API)
     assert ("budget warning: globex-daily" in result.stdout) == OPENAI_HAS_RESPONSES
     for gemini in spans[initech_at - len(GEMINI) : initech_at]:  # an agent in a conversation, priced

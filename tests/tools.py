@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,33 @@ class PostSink:
 
     def stop(self) -> None:
         self.server.shutdown()
+
+
+def run_budget_workers(
+    openai_base_url: str, ledger_url: str, budgets_file: str, processes: int, threads: int
+) -> list[dict[str, Any]]:
+    """``processes`` app processes of ``threads`` threads each (``tests/budget_worker.py``), calling until a
+    budget refuses them; each one's JSON result (calls completed, threads refused, other errors)."""
+    import json
+    import os
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OTEL_SDK_DISABLED": "false"}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.budget_worker", openai_base_url, ledger_url, budgets_file, str(threads)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=root,
+        )
+        for _ in range(processes)
+    ]
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results

@@ -1,7 +1,25 @@
 """aimon-otel: priced, tenant-attributed OpenTelemetry for LLM API calls."""
 
-from aimon_otel.budgets.guard import BudgetEvent, BudgetExceeded, BudgetLedgerUnavailable, BudgetStatus
-from aimon_otel.budgets.status import budget_status, on_budget_event
+from aimon_otel.budgets.credits import TopUp
+from aimon_otel.budgets.guard import (
+    BudgetEvent,
+    BudgetExceeded,
+    BudgetLedgerUnavailable,
+    BudgetStatus,
+    CreditsExhausted,
+)
+from aimon_otel.budgets.limits import LimitSet, PlanSet
+from aimon_otel.budgets.status import (
+    add_credits,
+    budget_history,
+    budget_status,
+    clear_limit,
+    credit_balance,
+    limits,
+    on_budget_event,
+    set_limit,
+    set_plan,
+)
 from aimon_otel.config import AimonConfigError, Settings
 from aimon_otel.context import attributes
 from aimon_otel.instrumentor import AimonInstrumentor
@@ -19,12 +37,23 @@ __all__ = [
     "BudgetStatus",
     "CostEnrichmentSpanProcessor",
     "CostResult",
+    "CreditsExhausted",
+    "LimitSet",
+    "PlanSet",
     "PricingEngine",
     "Settings",
+    "TopUp",
     "__version__",
+    "add_credits",
     "attributes",
+    "budget_history",
     "budget_status",
+    "clear_limit",
     "cost",
+    "credit_balance",
+    "limits",
     "on_budget_event",
     "record_usage",
+    "set_limit",
+    "set_plan",
 ]

@@ -74,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "budgets":
             return budget_commands.run(args)
+        if args.command == "credits":
+            return budget_commands.run_credits(args)
         if args.command == "report":
             return _report(args)
         if args.command == "pricing":

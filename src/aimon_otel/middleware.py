@@ -1,5 +1,6 @@
 """HTTP 429 for a refused call: ``BudgetExceeded`` raised in a request handler becomes a JSON answer
-with ``Retry-After`` until the budget resets, instead of a 500.
+with ``Retry-After`` until the budget resets, instead of a 500; ``CreditsExhausted`` (a prepaid
+balance used up) becomes 402 Payment Required with the balance.
 
     app = BudgetExceededASGIMiddleware(app)     # Starlette, FastAPI, any ASGI app
     app.wsgi_app = BudgetExceededWSGIMiddleware(app.wsgi_app)   # any WSGI app
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from aimon_otel.budgets.guard import BudgetExceeded
+from aimon_otel.budgets.guard import BudgetExceeded, CreditsExhausted
 
 STATUS = 429
 Scope = MutableMapping[str, Any]
@@ -27,8 +28,25 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+PAYMENT_REQUIRED = 402
+_REASONS = {STATUS: "Too Many Requests", PAYMENT_REQUIRED: "Payment Required"}
+
+
 def too_many_requests(refused: BudgetExceeded) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Status, headers and JSON body for a refused call; the body says which budget and when it resets."""
+    """Status, headers and JSON body for a refused call; the body says which budget and when it resets
+    (429), or, for used-up credits, the balance (402: no time helps, a payment does)."""
+    if isinstance(refused, CreditsExhausted):
+        credits = json.dumps(
+            {
+                "error": "credits_exhausted",
+                "message": str(refused),
+                "budget": refused.budget,
+                "key": refused.key,
+                "balance_usd": refused.balance_usd,
+                "overdraft_usd": refused.overdraft_usd,
+            }
+        ).encode()
+        return PAYMENT_REQUIRED, [("content-type", "application/json"), ("content-length", str(len(credits)))], credits
     body = {
         "error": "budget_exceeded",
         "message": str(refused),
@@ -95,5 +113,5 @@ class BudgetExceededWSGIMiddleware:
             return self.app(environ, start_response)
         except BudgetExceeded as refused:
             status, headers, payload = too_many_requests(refused)
-            start_response(f"{status} Too Many Requests", headers, sys.exc_info())
+            start_response(f"{status} {_REASONS[status]}", headers, sys.exc_info())
             return [payload]

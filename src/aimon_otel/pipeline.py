@@ -143,6 +143,9 @@ class Pipeline:
             (semconv.METRIC_BUDGET_RESETS_AT, "When the budget's period resets, Unix seconds", gauges.resets_at),
         ):
             readings_for(self.meter, name, "", description).source = read
+        readings_for(
+            self.meter, semconv.METRIC_BUDGET_BALANCE, "USD", "A credit budget's prepaid balance (USD)"
+        ).source = gauges.balance
 
     def detach_guard(self) -> None:
         guard, self.guard = self.guard, None
@@ -150,6 +153,7 @@ class Pipeline:
             return
         for name in (semconv.METRIC_BUDGET_SPENT, semconv.METRIC_BUDGET_LIMIT, semconv.METRIC_BUDGET_RESETS_AT):
             readings_for(self.meter, name, "", "").source = None
+        readings_for(self.meter, semconv.METRIC_BUDGET_BALANCE, "USD", "").source = None
         try:
             guard.ledger.close()
         except Exception as fault:

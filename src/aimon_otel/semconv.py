@@ -76,6 +76,9 @@ BUDGET_EXCEEDED: Final = "aimon.budget_exceeded"
 METRIC_BUDGET_SPENT: Final = "aimon.budget.spent"
 METRIC_BUDGET_LIMIT: Final = "aimon.budget.limit"
 METRIC_BUDGET_RESETS_AT: Final = "aimon.budget.resets_at"
+METRIC_BUDGET_BALANCE: Final = "aimon.budget.balance"
+BUDGET_LIMIT_SOURCE: Final = "aimon.budget.limit_source"
+"""On ``aimon.budget.limit``: ``file``, ``plan <name>`` or ``set`` (a per-key limit)."""
 
 # --- cost ---------------------------------------------------------------------------------
 USAGE_COST: Final = "gen_ai.usage.cost"

@@ -39,14 +39,29 @@ class BudgetGauges:
             self._read_at = now
         return self._statuses
 
+    def _periods(self) -> list[BudgetStatus]:
+        return [status for status in self._current() if status.balance is None]
+
     def spent(self) -> Iterable[Observation]:
-        return [Observation(status.spent, _attributes(status)) for status in self._current()]
+        return [Observation(status.spent, _attributes(status)) for status in self._periods()]
 
     def limit(self) -> Iterable[Observation]:
-        return [Observation(status.limit, _attributes(status)) for status in self._current()]
+        """The limit in force, with where it comes from (``file``, ``plan <name>``, ``set``: a per-key limit)."""
+        return [
+            Observation(status.limit, {**_attributes(status), semconv.BUDGET_LIMIT_SOURCE: status.limit_source})
+            for status in self._periods()
+        ]
 
     def resets_at(self) -> Iterable[Observation]:
-        return [Observation(status.resets_at.timestamp(), _attributes(status)) for status in self._current()]
+        return [Observation(status.resets_at.timestamp(), _attributes(status)) for status in self._periods()]
+
+    def balance(self) -> Iterable[Observation]:
+        """Credit budgets: the balance per key (``aimon.budget.balance``, USD)."""
+        return [
+            Observation(status.balance, {semconv.BUDGET_NAME: status.budget, semconv.BUDGET_KEY: status.key})
+            for status in self._current()
+            if status.balance is not None
+        ]
 
 
 def _attributes(status: BudgetStatus) -> dict[str, str]:

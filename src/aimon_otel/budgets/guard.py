@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
+import math
 import threading
 import time
 import uuid
@@ -28,7 +29,7 @@ from typing import Any
 from aimon_otel import semconv
 from aimon_otel.budgets.ledger import Increment, Ledger, LedgerUnavailableError
 from aimon_otel.budgets.periods import Window
-from aimon_otel.budgets.spec import FIELDS, NANO, Budget, BudgetsFile
+from aimon_otel.budgets.spec import FIELDS, NANO, Budget, BudgetsFile, plan_code
 from aimon_otel.faults import warn_once
 from aimon_otel.invocation import Invocation
 from aimon_otel.pricing import CostResult, PricingEngine
@@ -99,6 +100,31 @@ class BudgetLedgerUnavailable(BudgetExceeded):
         )
 
 
+class CreditsExhausted(BudgetExceeded):
+    """A prepaid balance (a ``credits: true`` budget) is used up: the call was refused, nothing was sent.
+
+    Distinct from a spent period budget: HTTP 402 (Payment Required), not 429; nothing resets until
+    credits are added. ``balance_usd`` is the balance when the call was refused."""
+
+    def __init__(self, budget: str, key: str, balance: int, floor: int, when: datetime) -> None:
+        self.balance_usd = balance / NANO
+        self.overdraft_usd = -floor / NANO
+        self._floor = floor
+        super().__init__(budget, key, -balance, -floor, "USD", "credits", when, when)
+
+    @property
+    def retry_after(self) -> int:
+        return 0
+
+    def _message(self, spent: int, limit: int, reserved: int) -> str:
+        whose = f" for {self.key}" if self.key else ""
+        allowed = f" (overdraft allowed: {_amount(-self._floor, 'USD')})" if self._floor else ""
+        return (
+            f"LLM credits '{self.budget}'{whose} are used up: the balance is {_amount(-spent, 'USD')}{allowed}; "
+            "calls are refused until credits are added"
+        )
+
+
 @dataclass(frozen=True)
 class BudgetEvent:
     """Told to :func:`aimon_otel.on_budget_event` listeners."""
@@ -115,7 +141,11 @@ class BudgetEvent:
     period_start: datetime
     resets_at: datetime
     threshold: float | None = None
-    """The ``warn_at`` fraction crossed (1.0 for ``reached``)."""
+    """The ``warn_at`` fraction crossed (1.0 for ``reached``); for ``credits_low``, the balance (USD) fallen below."""
+    balance: float | None = None
+    """A credit budget's balance (USD) after the call or top-up."""
+    source: str | None = None
+    """``limit_changed`` / ``plan_changed``: where the limit now comes from (``plan pro``, ``set ...``, ``file``)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +164,11 @@ class BudgetStatus:
     period_start: datetime
     resets_at: datetime
     action: str
+    balance: float | None = None
+    """A credit budget's balance (USD); its ``limit`` is then the floor (minus the overdraft)."""
+    limit_source: str = "file"
+    """Where ``limit`` comes from: ``file``, ``plan <name>`` or ``set`` (a per-key limit: ``limits()`` says
+    until when, by whom and why)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -148,6 +183,8 @@ class BudgetStatus:
             "period_start": self.period_start.isoformat(),
             "resets_at": self.resets_at.isoformat(),
             "action": self.action,
+            "limit_source": self.limit_source,
+            **({"balance": self.balance} if self.balance is not None else {}),
         }
 
 
@@ -255,24 +292,37 @@ class Guard:
         now = self.clock()
         states = [counter.at(now) for counter in blocking]
         slots: list[str] = []
-        for _, names, _ in states:
-            slots += names
+        for state in states:
+            slots += state[3]  # its period's slots, then its per-key limit and plan: one read
         try:
             values = self.ledger.read(slots)
         except LedgerUnavailableError:
-            counter, (window, _, _) = blocking[0], states[0]
+            counter, window = blocking[0], states[0][0]
             return BudgetLedgerUnavailable(
                 counter.budget.name, counter.key, 0, counter.limit, counter.budget.unit,
                 counter.budget.period.text, self._time(window.start), self._time(window.resets_at),
             )  # fmt: skip
         offset = 0
-        for counter, (window, names, _) in zip(blocking, states, strict=True):
+        for counter, (window, names, _, _) in zip(blocking, states, strict=True):
             size = len(names)
             spent = values[offset] if size == 1 else sum(values[offset : offset + size])
             offset += size
-            budget, key, limit = counter.budget, counter.key, counter.limit
+            limit = counter.limit
+            if counter.n_settings:  # inlined Counter.effective: this runs on every guarded call
+                if values[offset]:
+                    limit = values[offset] - 1
+                elif counter.n_settings > 1 and values[offset + 1]:
+                    limit = counter.budget.plan_limits.get(values[offset + 1], limit)
+                offset += counter.n_settings
+            budget, key = counter.budget, counter.key
             if budget.for_each is not None:
                 self._seen(budget, key, window)
+            if counter.credit:  # ``spent`` is the balance, ``limit`` the floor (minus the overdraft)
+                if spent <= limit:
+                    exhausted = CreditsExhausted(budget.name, key, spent, limit, self._time(now))
+                    self._blocked(budget, key, spent, window, exhausted, limit)
+                    return exhausted
+                continue
             reserved = self._reserve(budget, invocation) if budget.reserve else 0
             if spent >= limit or (reserved and spent + reserved > limit):
                 refusal = BudgetExceeded(
@@ -286,7 +336,7 @@ class Guard:
                     self._time(window.resets_at),
                     reserved=reserved if spent < limit else 0,
                 )
-                self._blocked(budget, key, spent, window, refusal)
+                self._blocked(budget, key, spent, window, refusal, limit)
                 return refusal
         return None
 
@@ -302,7 +352,9 @@ class Guard:
         cost = self.engine.price(invocation.provider, invocation.request_model, Usage(output_tokens=max_tokens))
         return _nano(cost.total) if cost.total is not None else 0
 
-    def _blocked(self, budget: Budget, key: str, spent: int, window: Window, refusal: BudgetExceeded) -> None:
+    def _blocked(
+        self, budget: Budget, key: str, spent: int, window: Window, refusal: BudgetExceeded, limit: int
+    ) -> None:
         now = time.monotonic()
         logged = self._blocked_logged.get((budget.name, key))
         if logged is None or now - logged >= _BLOCKED_LOG_SECONDS:
@@ -310,7 +362,7 @@ class Guard:
                 self._blocked_logged.clear()
             self._blocked_logged[(budget.name, key)] = now
             logger.warning("aimon-otel: call refused: %s (logged once a minute per budget and key)", refusal)
-        self._send("blocked", budget, key, spent, window, None)
+        self._send("blocked", budget, key, spent, window, None, limit)
 
     # -- after the call ---------------------------------------------------------------------------
 
@@ -330,12 +382,12 @@ class Guard:
         counted: list[tuple[_Counter, int, Window, int]] = []
         wait = False
         for counter in counters:
-            amount = nano if counter.usd else tokens
-            if amount <= 0:
+            amount = (-nano if counter.credit else nano) if counter.usd else tokens
+            if amount == 0 or (amount < 0 and not counter.credit):
                 continue
-            window, names, expires_at = counter.at(now)
+            window, names, expires_at, reads = counter.at(now)
             increments.append(Increment(names[0], amount, expires_at))
-            totals_of += names
+            totals_of += reads  # with the limit the events are judged against, read in the same step
             counted.append((counter, amount, window, len(names)))
             # A call a block budget covers is written before it returns, so every process's next check
             # sees it: past a limit only calls already in flight get through, at most one per thread.
@@ -351,38 +403,65 @@ class Guard:
             for counter, amount, window, size in counted:
                 after = totals[offset] if size == 1 else sum(totals[offset : offset + size])
                 offset += size
+                limit = counter.limit
+                if counter.n_settings:  # inlined Counter.effective, as in check
+                    if totals[offset]:
+                        limit = totals[offset] - 1
+                    elif counter.n_settings > 1 and totals[offset + 1]:
+                        limit = counter.budget.plan_limits.get(totals[offset + 1], limit)
+                    offset += counter.n_settings
                 before = after - amount
-                marks = counter.marks  # ascending: is there one in (before, after]?
+                if counter.credit:
+                    self._credit_crossings(counter.budget, counter.key, before, after, window)
+                    continue
+                marks = counter.marks if limit == counter.limit else counter.marks_for(limit)  # ascending
                 due = bisect.bisect_right(marks, before)
                 if due < len(marks) and marks[due] <= after:
-                    self._crossings(counter.budget, counter.key, before, after, window)
+                    self._crossings(counter.budget, counter.key, before, after, window, limit)
 
         self.ledger.add(f"{self._process}-{next(self._calls)}", increments, totals_of, added, wait)
 
-    def _crossings(self, budget: Budget, key: str, before: int, after: int, window: Window) -> None:
-        limit = budget.limit_units
+    def _crossings(self, budget: Budget, key: str, before: int, after: int, window: Window, limit: int) -> None:
         if limit <= 0:
             return
         for threshold in budget.warn_at:
             mark = limit * threshold
             if before < mark <= after:
-                self._send("warning", budget, key, after, window, threshold)
+                self._send("warning", budget, key, after, window, threshold, limit)
         if before < limit <= after:
-            self._send("reached", budget, key, after, window, 1.0)
+            self._send("reached", budget, key, after, window, 1.0, limit)
 
-    def _send(self, kind: str, budget: Budget, key: str, spent: int, window: Window, threshold: float | None) -> None:
+    def _credit_crossings(self, budget: Budget, key: str, before: int, after: int, window: Window) -> None:
+        """A balance that fell below a ``warn_below_usd`` mark, or to the floor (``-overdraft``)."""
+        for mark in budget.warn_below:
+            if before >= mark > after:
+                self._send("credits_low", budget, key, after, window, mark / NANO, -budget.overdraft_units)
+        if before > -budget.overdraft_units >= after:
+            self._send("credits_exhausted", budget, key, after, window, None, -budget.overdraft_units)
+
+    def _send(
+        self,
+        kind: str,
+        budget: Budget,
+        key: str,
+        spent: int,
+        window: Window,
+        threshold: float | None,
+        limit: int | None = None,
+    ) -> None:
         self.events.send(
             BudgetEvent(
                 kind=kind,
                 budget=budget.name,
                 key=key,
                 spent=_in_unit(spent, budget.unit),
-                limit=_in_unit(budget.limit_units, budget.unit),
+                limit=_in_unit(budget.limit_units if limit is None else limit, budget.unit),
                 unit=budget.unit,
                 period=budget.period.text,
                 period_start=self._time(window.start),
                 resets_at=self._time(window.resets_at),
                 threshold=threshold,
+                balance=spent / NANO if budget.credits else None,
             )
         )
 
@@ -411,18 +490,58 @@ class Guard:
                 prefix = _slot(budget, window.slots[0], "")
                 for slot in sorted(self.ledger.slots(prefix)):
                     wanted.append((budget, slot[len(prefix) :], window))
-        slots = [_slot(budget, start, key) for budget, key, window in wanted for start in window.slots]
-        values_read = self.ledger.read(slots)
-        found: list[BudgetStatus] = []
-        offset = 0
-        for budget, key, window in wanted:
-            spent = sum(values_read[offset : offset + len(window.slots)])
-            offset += len(window.slots)
-            found.append(self._status(budget, key, spent, window))
+        found = self._statuses([(budget, key) for budget, key, _ in wanted], [w for _, _, w in wanted])
+        if any(status.limit_source == "set" for status in found):  # say until when and by whom
+            metas = self.ledger.metas("set:limit|")
+            found = [self._described(status, metas) for status in found]
         return found
 
-    def _status(self, budget: Budget, key: str, spent: int, window: Window) -> BudgetStatus:
-        limit = budget.limit_units
+    def _described(self, status: BudgetStatus, metas: dict[str, str]) -> BudgetStatus:
+        import dataclasses
+        import json
+
+        meta = metas.get(limit_slot(status.budget, status.key)) if status.limit_source == "set" else None
+        if meta is None:
+            return status
+        data = json.loads(meta)
+        until = self._time(float(data["until"])).strftime("%Y-%m-%d %H:%M %Z")
+        return dataclasses.replace(status, limit_source=f"set until {until} by {data['by']}")
+
+    def _statuses(self, wanted: list[tuple[Budget, str]], windows: list[Window]) -> list[BudgetStatus]:
+        """Each budget and key's spend and effective limit, in one ledger read."""
+        slots: list[str] = []
+        for (budget, key), window in zip(wanted, windows, strict=True):
+            slots += [_slot(budget, start, key) for start in window.slots]
+            slots += setting_slots(budget, key)
+        values = self.ledger.read(slots)
+        found: list[BudgetStatus] = []
+        offset = 0
+        for (budget, key), window in zip(wanted, windows, strict=True):
+            spent = sum(values[offset : offset + len(window.slots)])
+            offset += len(window.slots)
+            limit, source = effective_limit(budget, values, offset)
+            offset += len(setting_slots(budget, key))
+            found.append(self._status(budget, key, spent, window, limit, source))
+        return found
+
+    def _status(self, budget: Budget, key: str, spent: int, window: Window, limit: int, source: str) -> BudgetStatus:
+        if budget.credits:  # ``spent`` is the balance
+            low = bool(budget.warn_below) and spent < budget.warn_below[0]
+            return BudgetStatus(
+                budget=budget.name,
+                key=key,
+                spent=0.0,
+                limit=limit / NANO,
+                unit="USD",
+                fraction=0.0,
+                state="over" if spent <= limit else "low" if low else "ok",
+                period="credits",
+                period_start=self._time(window.start),
+                resets_at=self._time(window.resets_at),
+                action=budget.action,
+                balance=spent / NANO,
+                limit_source=source,
+            )
         fraction = spent / limit if limit else (1.0 if spent else 0.0)
         if spent >= limit:
             state = "over"
@@ -442,6 +561,7 @@ class Guard:
             period_start=self._time(window.start),
             resets_at=self._time(window.resets_at),
             action=budget.action,
+            limit_source=source,
         )
 
     def observed(self) -> list[BudgetStatus]:
@@ -456,20 +576,7 @@ class Guard:
                     wanted.append((budget, key))
                 else:
                     del self._keys_seen[(name, key)]
-        windows = [budget.period.window(now) for budget, _ in wanted]
-        slots = [
-            _slot(budget, start, key)
-            for (budget, key), window in zip(wanted, windows, strict=True)
-            for start in window.slots
-        ]
-        values = self.ledger.read(slots)
-        found = []
-        offset = 0
-        for (budget, key), window in zip(wanted, windows, strict=True):
-            spent = sum(values[offset : offset + len(window.slots)])
-            offset += len(window.slots)
-            found.append(self._status(budget, key, spent, window))
-        return found
+        return self._statuses(wanted, [budget.period.window(now) for budget, _ in wanted])
 
     def _seen(self, budget: Budget, key: str, window: Window) -> None:
         """Remember a ``for_each`` key counted in this window, for the gauges."""
@@ -487,6 +594,8 @@ class Guard:
             self._keys_seen[(budget.name, key)] = window.slots[0]
 
     def _time(self, epoch: float) -> datetime:
+        if epoch == math.inf:  # a balance never resets
+            return datetime.max.replace(tzinfo=self.zone)
         return datetime.fromtimestamp(epoch, self.zone)
 
 
@@ -494,30 +603,85 @@ class _Counter:
     """One budget and key: its current window, the window's ledger slots and their expiry, renewed when
     the window moves on (named once per window: a rolling budget has 25 slots)."""
 
-    __slots__ = ("block", "budget", "key", "limit", "marks", "state", "usd")
+    __slots__ = (
+        "_other_marks", "block", "budget", "credit", "key", "limit", "marks", "n_settings", "settings", "state", "usd",
+    )  # fmt: skip
 
     def __init__(self, budget: Budget, key: str) -> None:
         self.budget = budget
         self.key = key
         self.block = budget.action == "block"
         self.usd = budget.unit == "USD"
-        self.limit = budget.limit_units
-        self.marks = tuple(sorted({self.limit * threshold for threshold in budget.warn_at} | {self.limit}))
+        self.credit = budget.credits
+        self.limit = -budget.overdraft_units if budget.credits else budget.limit_units
+        """A credit budget's floor: the balance at or below which calls are refused."""
+        self.settings = setting_slots(budget, key)
+        """Its per-key limit's slot, then its key's plan's (when the budget has plans): read with its spend."""
+        self.n_settings = len(self.settings)
+        self.marks = _marks(budget, self.limit)
         """The amounts at which an event is due, ascending: each warn_at, then the limit."""
-        self.state: tuple[Window, tuple[str, ...], float] | None = None
+        self.state: tuple[Window, tuple[str, ...], float, tuple[str, ...]] | None = None
+        """The current window, its slots, their expiry, and the slots a check reads (the window's and settings)."""
+        self._other_marks: tuple[int, tuple[float, ...]] = (self.limit, self.marks)
 
-    def at(self, now: float) -> tuple[Window, tuple[str, ...], float]:
+    def marks_for(self, limit: int) -> tuple[float, ...]:
+        if limit == self.limit:
+            return self.marks
+        known, marks = self._other_marks  # a per-key limit or plan: the same one call after call
+        if known != limit:
+            marks = _marks(self.budget, limit)
+            self._other_marks = (limit, marks)
+        return marks
+
+    def at(self, now: float) -> tuple[Window, tuple[str, ...], float, tuple[str, ...]]:
         state = self.state
         if state is not None and state[0].slots[0] <= now < state[0].resets_at:
             return state
         budget = self.budget
         window = budget.period.window(now)
-        state = (window, tuple(_slot(budget, start, self.key) for start in window.slots), _expiry(budget, window))
+        names = tuple(_slot(budget, start, self.key) for start in window.slots)
+        state = (window, names, _expiry(budget, window), names + self.settings)
         self.state = state  # one assignment: another thread sees the old state or the new, never a mix
         return state
 
 
 MAX_KEYS_EXPORTED = 10_000
+
+
+def _marks(budget: Budget, limit: int) -> tuple[float, ...]:
+    return tuple(sorted({limit * threshold for threshold in budget.warn_at} | {limit}))
+
+
+def limit_slot(budget: str, key: str) -> str:
+    """A per-key limit in the ledger: its limit + 1 (0: none), expiring at its ``until``."""
+    return f"set:limit|{budget}|{key}"
+
+
+def plan_slot(field: str, key: str) -> str:
+    """A key's plan in the ledger: the plan's code (``spec.plan_code``; 0: none)."""
+    return f"set:plan|{field}|{key}"
+
+
+def setting_slots(budget: Budget, key: str) -> tuple[str, ...]:
+    if budget.credits:  # a balance: no limit to set (add credits instead)
+        return ()
+    if budget.plans and budget.for_each is not None:
+        return (limit_slot(budget.name, key), plan_slot(budget.for_each, key))
+    return (limit_slot(budget.name, key),)
+
+
+def effective_limit(budget: Budget, values: list[int], offset: int) -> tuple[int, str]:
+    """The limit in force and where it comes from: a per-key limit, else the key's plan, else the file."""
+    if budget.credits:
+        return -budget.overdraft_units, "credits"
+    per_key = values[offset]
+    if per_key:
+        return per_key - 1, "set"
+    if budget.plans and budget.for_each is not None and (code := values[offset + 1]):
+        for plan, units in budget.plans:
+            if plan_code(plan) == code:
+                return units, f"plan {plan}"
+    return budget.limit_units, "file"
 
 
 def _could_apply(budget: Budget, values: dict[str, str | None]) -> bool:
@@ -544,6 +708,8 @@ def _in_unit(amount: int, unit: str) -> float:
 
 
 def _amount(amount: int, unit: str) -> str:
+    if unit == "USD" and amount < 0:
+        return "-" + _amount(-amount, unit)
     if unit == "USD":
         value = Decimal(amount) / NANO
         return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:.6f}".rstrip("0")

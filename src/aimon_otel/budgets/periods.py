@@ -12,6 +12,7 @@ the bucketing; spend leaves the window one bucket at a time.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -57,6 +58,8 @@ class Period:
 
     def window(self, now: float) -> Window:
         """The window ``now`` (epoch seconds) falls in; cached until it ends."""
+        if self.kind == "credits":
+            return BALANCE
         cached = self._cached[0]
         if cached is not None and cached.slots[0] <= now < cached.resets_at:
             return cached
@@ -76,6 +79,15 @@ class Period:
         current = int(now) // bucket * bucket
         slots = tuple(current - i * bucket for i in range(ROLLING_BUCKETS + 1))
         return Window(float(slots[-1]), float(current + bucket), slots)
+
+
+BALANCE = Window(0.0, math.inf, (0,))
+"""A credit budget's one window: a balance has no period and never resets."""
+
+
+def credits_period(zone: ZoneInfo) -> Period:
+    """The period of a ``credits: true`` budget: one slot, the balance, kept forever."""
+    return Period("credits", zone)
 
 
 def _first_day(kind: str, today: date) -> date:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -36,7 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 import redis
 from redis.exceptions import NoScriptError, RedisError
 
-from aimon_otel.budgets.ledger import Done, Increment, LedgerUnavailableError
+from aimon_otel.budgets.ledger import HISTORY_KEPT, Done, Entry, Increment, LedgerUnavailableError, Setting
 from aimon_otel.faults import report_fault
 
 logger = logging.getLogger("aimon_otel")
@@ -55,13 +56,15 @@ EXACT_QUEUE = 64
 """Up to this many queued adds, a check asks Redis which of them are in (exact); past it, counts them all."""
 
 # KEYS: the call's marker, n slots to add to, then the slots whose totals to return.
-# ARGV: n, n amounts, n expiry times (epoch seconds), the marker's lifetime.
+# ARGV: n, n amounts, n expiry times (epoch seconds; 0: never, a credit balance), the marker's lifetime.
 _ADD = """
 local n = tonumber(ARGV[1])
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2 * n + 2]) then
   for i = 1, n do
     redis.call('INCRBY', KEYS[i + 1], ARGV[i + 1])
-    redis.call('EXPIREAT', KEYS[i + 1], ARGV[n + i + 1])
+    if ARGV[n + i + 1] ~= '0' then
+      redis.call('EXPIREAT', KEYS[i + 1], ARGV[n + i + 1])
+    end
   end
 end
 local totals = {}
@@ -87,6 +90,61 @@ return answer
 """
 
 
+# KEYS: n setting slots, their n meta keys, then m audit trails. ARGV: n, m, then (value, pexpireat, meta) per
+# setting ('' value: clear it; '' pexpireat: no end), (setting index, entry JSON) per entry, the entries kept.
+# Returns each setting's old meta ('' when none). cjson only for the entries, whose amounts are strings.
+_CHANGE = """
+local n = tonumber(ARGV[1])
+local m = tonumber(ARGV[2])
+local old = {}
+for i = 1, n do
+  old[i] = redis.call('GET', KEYS[n + i])
+  local at = 2 + 3 * (i - 1)
+  local value, expires, meta = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  if value == '' then
+    redis.call('DEL', KEYS[i], KEYS[n + i])
+  else
+    redis.call('SET', KEYS[i], value)
+    redis.call('SET', KEYS[n + i], meta)
+    if expires ~= '' then
+      redis.call('PEXPIREAT', KEYS[i], expires)
+      redis.call('PEXPIREAT', KEYS[n + i], expires)
+    end
+  end
+end
+local base = 2 + 3 * n
+local kept = tonumber(ARGV[base + 2 * m + 1])
+for j = 1, m do
+  local entry = cjson.decode(ARGV[base + 2 * (j - 1) + 2])
+  local before = old[tonumber(ARGV[base + 2 * (j - 1) + 1])]
+  if before then entry['old'] = cjson.decode(before) else entry['old'] = cjson.null end
+  redis.call('LPUSH', KEYS[2 * n + j], cjson.encode(entry))
+  redis.call('LTRIM', KEYS[2 * n + j], 0, kept - 1)
+end
+local answer = {}
+for i = 1, n do answer[i] = old[i] or '' end
+return answer
+"""
+
+
+# KEYS: the balance, the reference's marker, the audit trail. ARGV: amount, the top-up's record, its entry,
+# entries kept. Returns the reference's first record ('' when new) and the balance after.
+_TOP_UP = """
+local first = redis.call('GET', KEYS[2])
+if first then
+  return {first, redis.call('GET', KEYS[1]) or '0'}
+end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('INCRBY', KEYS[1], ARGV[1])
+local balance = redis.call('GET', KEYS[1])  -- as Redis holds it: Lua's tostring of a number says 1e+15
+local entry = cjson.decode(ARGV[3])
+entry['balance'] = balance
+redis.call('LPUSH', KEYS[3], cjson.encode(entry))
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+return {'', balance}
+"""
+
+
 class RedisLedger:
     def __init__(self, client: Any, *, fail_closed: bool = False, description: str = "redis") -> None:
         self.client = client
@@ -94,6 +152,8 @@ class RedisLedger:
         self.description = description
         self._add = client.register_script(_ADD)
         self._read = client.register_script(_READ)
+        self._change = client.register_script(_CHANGE)
+        self._top_up = client.register_script(_TOP_UP)
         self._lock = threading.Condition()
         self._known: dict[str, int] = {}
         """Each slot's value as last read: the check's view while Redis is away."""
@@ -219,6 +279,42 @@ class RedisLedger:
     def slots(self, prefix: str) -> list[str]:
         pattern = PREFIX + _glob_escape(prefix) + "*"
         return [key.decode()[len(PREFIX) :] for key in self.client.scan_iter(match=pattern, count=1000)]
+
+    def change(self, settings: Sequence[Setting], entries: Sequence[Entry]) -> list[str | None]:
+        """Plans, per-key limits and their audit entries: written at once (an admin's action, not a call's)."""
+        keys = [PREFIX + s.slot for s in settings] + [PREFIX + "meta|" + s.slot for s in settings]
+        keys += [PREFIX + "trail|" + e.trail for e in entries]
+        args: list[Any] = [len(settings), len(entries)]
+        for setting in settings:
+            expires = "" if setting.expires_at is None else str(int(setting.expires_at * 1000))
+            value = "" if setting.value is None else str(setting.value)
+            args += [value, expires, setting.meta or ""]
+        for entry in entries:
+            args += [entry.setting + 1, entry.entry]
+        args.append(HISTORY_KEPT)
+        answer = self._change(keys=keys, args=args)
+        return [_text(old) or None for old in answer]
+
+    def top_up(
+        self, slot: str, amount: int, reference: str, record: str, trail: str, entry: str
+    ) -> tuple[str | None, int]:
+        """Credits added once per reference, even when two processes send it at once (one script)."""
+        keys = [PREFIX + slot, PREFIX + "meta|" + reference, PREFIX + "trail|" + trail]
+        first, balance = self._top_up(keys=keys, args=[amount, record, entry, HISTORY_KEPT])
+        return (_text(first) or None), int(balance)
+
+    def metas(self, prefix: str) -> dict[str, str]:
+        pattern = PREFIX + "meta|" + _glob_escape(prefix) + "*"
+        keys = list(self.client.scan_iter(match=pattern, count=1000))
+        if not keys:
+            return {}
+        start = len(PREFIX + "meta|")
+        return {
+            _text(key)[start:]: _text(value) for key, value in zip(keys, self.client.mget(keys), strict=True) if value
+        }
+
+    def trail(self, name: str, count: int = HISTORY_KEPT) -> list[str]:
+        return [_text(entry) for entry in self.client.lrange(PREFIX + "trail|" + name, 0, count - 1)]
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued add is in Redis (True), or ``timeout`` seconds pass (False)."""
@@ -380,7 +476,7 @@ def _add_command(item: _Add) -> list[Any]:
     keys += [PREFIX + slot for slot in item.totals_of]
     args: list[Any] = [len(item.increments)]
     args += [increment.amount for increment in item.increments]
-    args += [int(increment.expires_at) for increment in item.increments]
+    args += [int(i.expires_at) if i.expires_at != math.inf else 0 for i in item.increments]
     args.append(CALL_MARKER_SECONDS)
     return [len(keys), *keys, *args]
 
@@ -391,6 +487,10 @@ def _tell(item: _Add, totals: list[int]) -> None:
             item.done(totals)
         except Exception as fault:
             report_fault("budget events", fault)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _host_port(text: str, default_port: int) -> tuple[str, int]:

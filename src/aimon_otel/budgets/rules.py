@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from aimon_otel.alerts import DEFAULT_LINKS, Links
-from aimon_otel.budgets.spec import Budget, BudgetsFile
+from aimon_otel.budgets.spec import NANO, Budget, BudgetsFile
 from aimon_otel.config import AimonConfigError
 
 SPENT = "aimon_budget_spent"
@@ -50,6 +50,8 @@ def render_rules(budgets: BudgetsFile, links: Links = DEFAULT_LINKS) -> dict[str
         {"record": USAGE, "expr": f"{SPENT_MAX} / {LIMIT_MAX}"},
     ]
     for budget in budgets.budgets:
+        if budget.credits:  # a balance: its own alerts below
+            continue
         selector = f'{USAGE}{{aimon_budget_name="{budget.name}"}}'
         first_warning = budget.warn_at[0] if budget.warn_at else 1.0
         rules.append(
@@ -68,6 +70,9 @@ def render_rules(budgets: BudgetsFile, links: Links = DEFAULT_LINKS) -> dict[str
     )
     for budget in budgets.budgets:
         if budget.action == "warn":  # events in the app only
+            continue
+        if budget.credits:
+            rules += _credit_alerts(budget, links)
             continue
         selector = f'{USAGE}{{aimon_budget_name="{budget.name}"}}'
         tiers = [*budget.warn_at, 1.0]
@@ -89,6 +94,52 @@ def render_rules(budgets: BudgetsFile, links: Links = DEFAULT_LINKS) -> dict[str
             )
     # One group: Prometheus runs a group's rules in order, so each alert reads this evaluation's ratio.
     return {"groups": [{"name": "aimon-budgets", "interval": "1m", "rules": rules}]}
+
+
+BALANCE = "aimon_budget_balance_USD"
+CREDITS_LOW = "LLMCreditsLow"
+CREDITS_EXHAUSTED = "LLMCreditsExhausted"
+
+
+def _credit_alerts(budget: Budget, links: Links) -> list[dict[str, Any]]:
+    """A warning below each ``warn_below_usd`` and a critical at the floor (0, or minus the overdraft)."""
+    selector = f'min by (aimon_budget_name, aimon_budget_key) ({BALANCE}{{aimon_budget_name="{budget.name}"}})'
+    whose = "{{ if $labels.aimon_budget_key }} for {{ $labels.aimon_budget_key }}{{ end }}"
+    balance = '${{ $value | printf "%.2f" }}'
+    floor = -budget.overdraft_units / NANO
+    rules: list[dict[str, Any]] = []
+    for tier, mark in enumerate(budget.warn_below, start=1):
+        rules.append(
+            {
+                "alert": CREDITS_LOW,
+                "expr": f"{selector} < {mark / NANO:g}",
+                "labels": {"severity": "warning", TIER: str(tier), "threshold": f"${mark / NANO:g}",
+                           "aimon_budget_name": budget.name},
+                "annotations": {
+                    "summary": f"LLM credits {budget.name}{whose} are low: {balance} left",
+                    "description": f"The prepaid balance of {budget.name}{whose} is {balance}, below ${mark / NANO:g}. "
+                    "Add credits (aimon-otel credits add) before calls are refused.",
+                    "runbook_url": links.runbook_url("llm-budget"),
+                    "dashboard": links.dashboard("aimon-budgets"),
+                },
+            }
+        )  # fmt: skip
+    refused = "Calls it covers are refused (HTTP 402) until credits are added." if budget.action == "block" else ""
+    rules.append(
+        {
+            "alert": CREDITS_EXHAUSTED,
+            "expr": f"{selector} <= {floor:g}",
+            "labels": {"severity": "critical", TIER: str(len(budget.warn_below) + 1), "threshold": f"${floor:g}",
+                       "aimon_budget_name": budget.name},
+            "annotations": {
+                "summary": f"LLM credits {budget.name}{whose} are used up: {balance} left",
+                "description": f"The prepaid balance of {budget.name}{whose} is {balance}. {refused}".rstrip(),
+                "runbook_url": links.runbook_url("llm-budget"),
+                "dashboard": links.dashboard("aimon-budgets"),
+            },
+        }
+    )  # fmt: skip
+    return rules
 
 
 def _annotations(budget: Budget, budgets: BudgetsFile, reached: bool, links: Links) -> dict[str, str]:

@@ -20,6 +20,7 @@ import fnmatch
 import functools
 import math
 import re
+import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from aimon_otel.budgets.periods import Period, parse_period
+from aimon_otel.budgets.periods import Period, credits_period, parse_period
 from aimon_otel.config import AimonConfigError
 from aimon_otel.providers.detect import KNOWN_PROVIDERS
 
@@ -40,7 +41,9 @@ NANO = 10**9
 _NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
 _BUDGET_KEYS = {
     "name", "match", "for_each", "limit_usd", "limit_tokens", "period", "warn_at", "action", "notify", "reserve",
+    "plans", "credits", "overdraft_usd", "warn_below_usd",
 }  # fmt: skip
+_PLAN = re.compile(r"^[a-z0-9_-]{1,64}$")
 _TOP_KEYS = {"timezone", "budgets"}
 _OLD_FORMAT_KEYS = {"tenant", "amount_usd"}
 
@@ -59,11 +62,24 @@ class Budget:
     action: str = "alert"
     notify: tuple[str, ...] = ()
     reserve: bool = False
+    plans: tuple[tuple[str, int], ...] = ()
+    """Limit per plan, in ledger units (nano-USD or tokens): the limit of a key whose plan is listed."""
+    credits: bool = False
+    """A prepaid balance (nano-USD): top-ups add, calls draw their cost; no period, no reset."""
+    overdraft_units: int = 0
+    """How far below zero a credit balance may go (nano-USD); a block budget refuses at or below ``-overdraft``."""
+    warn_below: tuple[int, ...] = ()
+    """Balances (nano-USD, descending) under which a ``credits_low`` event is sent and the alert fires."""
     _matchers: tuple[tuple[int, re.Pattern[str] | str], ...] = field(default=(), repr=False)
+
+    @functools.cached_property
+    def plan_limits(self) -> dict[int, int]:
+        """Limit (ledger units) by plan code, the number the ledger holds for a key's plan."""
+        return {plan_code(plan): units for plan, units in self.plans}
 
     @property
     def unit(self) -> str:
-        return "USD" if self.limit_usd is not None else "token"
+        return "USD" if self.limit_usd is not None or self.credits else "token"
 
     @functools.cached_property
     def limit_units(self) -> int:
@@ -198,11 +214,28 @@ def _budget(entry: Any, file: str, index: int, zone: ZoneInfo) -> Budget:
     unknown = sorted(set(map(str, entry)) - _BUDGET_KEYS)
     if unknown:
         raise AimonConfigError(f"{where}: unknown key(s) {unknown}; a budget takes {sorted(_BUDGET_KEYS)}")
-    try:
-        period = parse_period(entry.get("period"), zone)
-    except ValueError as exc:
-        raise fail("period", str(exc)) from None
-    limit_usd, limit_tokens = _limits(entry, fail)
+    credits = entry.get("credits", False)
+    if not isinstance(credits, bool):
+        raise fail("credits", f"{credits!r} must be true (a prepaid balance) or false")
+    if credits:
+        for key in ("period", "limit_usd", "limit_tokens", "plans", "reserve", "warn_at"):
+            if key in entry:
+                raise fail(
+                    key,
+                    "a credits budget is a balance: top-ups add, calls draw down, nothing resets; it takes no "
+                    f"{key} (use overdraft_usd and warn_below_usd), or drop credits: true",
+                )
+        period = credits_period(zone)
+        limit_usd, limit_tokens = None, None
+    else:
+        for key in ("overdraft_usd", "warn_below_usd"):
+            if key in entry:
+                raise fail(key, "only a credits budget (credits: true) has a balance to overdraw or warn about")
+        try:
+            period = parse_period(entry.get("period"), zone)
+        except ValueError as exc:
+            raise fail("period", str(exc)) from None
+        limit_usd, limit_tokens = _limits(entry, fail)
     match = _match(entry.get("match"), fail)
     for_each = entry.get("for_each")
     if for_each is not None and for_each not in FIELDS:
@@ -221,6 +254,11 @@ def _budget(entry: Any, file: str, index: int, zone: ZoneInfo) -> Budget:
         raise fail("reserve", f"{reserve!r} must be true or false")
     if reserve and action != "block":
         raise fail("reserve", "only a budget with action: block refuses calls; set action: block or drop reserve")
+    plans = _plans(entry.get("plans"), limit_usd is not None, for_each, fail)
+    overdraft = _dollars(entry.get("overdraft_usd", 0), "overdraft_usd", fail)
+    warn_below = tuple(
+        sorted({_dollars(v, "warn_below_usd", fail) for v in _listed(entry.get("warn_below_usd", []))}, reverse=True)
+    )
     matchers = tuple((FIELDS.index(key), _compile(pattern)) for key, pattern in match)
     return Budget(
         name=name,
@@ -233,6 +271,10 @@ def _budget(entry: Any, file: str, index: int, zone: ZoneInfo) -> Budget:
         action=action,
         notify=tuple(notify),
         reserve=reserve,
+        plans=plans,
+        credits=credits,
+        overdraft_units=overdraft,
+        warn_below=warn_below,
         _matchers=matchers,
     )
 
@@ -253,6 +295,62 @@ def _limits(entry: dict[str, Any], fail: Any) -> tuple[Decimal | None, int | Non
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise fail("limit_tokens", f"{value!r} must be a whole number of tokens, 0 or more, e.g. 2_000_000")
     return None, value
+
+
+def _dollars(value: Any, key: str, fail: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise fail(key, f"{value!r} must be a finite number of dollars, 0 or more, e.g. 10 or 2.50")
+    amount = Decimal(str(value))
+    if amount * NANO != int(amount * NANO):
+        raise fail(key, f"{value!r} has more than 9 decimal places")
+    return int(amount * NANO)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def plan_code(plan: str) -> int:
+    """A plan's number in the ledger (CRC-32 + 1, never 0: 0 is "no plan"); stable across files and processes."""
+    return zlib.crc32(plan.encode()) + 1
+
+
+def _plans(value: Any, usd: bool, for_each: str | None, fail: Any) -> tuple[tuple[str, int], ...]:
+    if value is None:
+        return ()
+    example = "{pro: 50, enterprise: 500}" if usd else "{pro: 5_000_000}"
+    if not isinstance(value, dict) or not value:
+        raise fail("plans", f"{value!r} must map plan names to limits, e.g. {example}")
+    if for_each is None:
+        raise fail(
+            "plans",
+            "a plan belongs to a key (a tenant, a user...): give the budget for_each: tenant_id (or another field)",
+        )
+    plans: list[tuple[str, int]] = []
+    codes: dict[int, str] = {}
+    for plan, limit in value.items():
+        if not isinstance(plan, str) or not _PLAN.match(plan):
+            raise fail("plans", f"{plan!r} is not a plan name; use 1-64 of a-z, 0-9, '_' and '-', e.g. pro")
+        if usd:
+            if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit < 0:
+                raise fail(
+                    "plans",
+                    f"{plan}: {limit!r} must be a finite number of dollars, 0 or more (this budget is limit_usd)",
+                )
+            amount = Decimal(str(limit))
+            if amount * NANO != int(amount * NANO):
+                raise fail("plans", f"{plan}: {limit!r} has more than 9 decimal places")
+            units = int(amount * NANO)
+        else:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise fail("plans", f"{plan}: {limit!r} must be a whole number of tokens (this budget is limit_tokens)")
+            units = limit
+        code = plan_code(plan)
+        if code in codes:  # two names with one CRC-32: never seen, but then the ledger could not tell them apart
+            raise fail("plans", f"{plan!r} and {codes[code]!r} cannot both be used; rename one")
+        codes[code] = plan
+        plans.append((plan, units))
+    return tuple(plans)
 
 
 def _match(value: Any, fail: Any) -> tuple[tuple[str, str], ...]:
