@@ -247,8 +247,8 @@ def test_alertmanager_routes_each_budget_to_its_receivers(tmp_path: Path) -> Non
     )
     assert receivers("severity=critical", "aimon_budget_name=acme-corp-monthly") == "finance"
     rendered = yaml.safe_load(config.read_text())
-    assert {"source_matchers": ['alertname=~"LLMBudget.*"', 'aimon_budget_tier="3"'],
-            "target_matchers": ['alertname=~"LLMBudget.*"', 'aimon_budget_tier=~"1|2"'],
+    assert {"source_matchers": ['alertname=~"LLMBudget.*|LLMCredits.*"', 'aimon_budget_tier="3"'],
+            "target_matchers": ['alertname=~"LLMBudget.*|LLMCredits.*"', 'aimon_budget_tier=~"1|2"'],
             "equal": ["aimon_budget_name", "aimon_budget_key"]} in rendered["inhibit_rules"]  # fmt: skip
     # Rendering again over its own output replaces the routes instead of adding them twice.
     again = render_alertmanager_yaml(load_budgets(TEST_BUDGETS), config.read_text(), "alertmanager.yml")
@@ -330,3 +330,21 @@ def test_promtool_fires_the_low_balance_and_used_up_alerts_minute_by_minute(tmp_
     (tmp_path / "credits_test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
     tested = run("promtool", "test", "rules", str(tmp_path / "credits_test.yml"))
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_a_credit_budgets_tiers_are_inhibited_like_a_budgets(tmp_path: Path) -> None:
+    """Below $10, below $2, used up: three tiers, so only the highest of a balance notifies (amtool checks it)."""
+    from aimon_otel.budgets.spec import parse_budgets
+
+    budgets = parse_budgets(
+        {"budgets": [{"name": "c", "for_each": "tenant_id", "credits": True, "warn_below_usd": [10, 2]}]}, "c.yaml"
+    )
+    base = (ROOT / "collector" / "alertmanager.base.yml").read_text()
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(render_alertmanager_yaml(budgets, base, "alertmanager.base.yml"))
+    checked = run("amtool", "check-config", str(config))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    inhibit = yaml.safe_load(config.read_text())["inhibit_rules"]
+    ours = [rule for rule in inhibit if any("aimon_budget_tier" in m for m in rule["source_matchers"])]
+    assert [rule["source_matchers"][1] for rule in ours] == ['aimon_budget_tier="2"', 'aimon_budget_tier="3"']
+    assert all('alertname=~"LLMBudget.*|LLMCredits.*"' in rule["target_matchers"] for rule in ours)

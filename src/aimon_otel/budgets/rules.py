@@ -225,13 +225,15 @@ def render_alertmanager(budgets: BudgetsFile, base: dict[str, Any], base_name: s
             )
     route["routes"] = ours + kept
     inhibit = [rule for rule in config.get("inhibit_rules") or [] if not _is_ours_inhibit(rule)]
-    top = max((len(b.warn_at) + 1 for b in budgets.budgets), default=1)
+    # a budget's tiers: each warn_at then reached; a credit budget's: each warn_below_usd then used up
+    top = max((len(b.warn_below if b.credits else b.warn_at) + 1 for b in budgets.budgets), default=1)
+    ours_alerts = 'alertname=~"LLMBudget.*|LLMCredits.*"'
     for tier in range(2, top + 1):
         lower = "|".join(str(t) for t in range(1, tier))
         inhibit.append(
             {
-                "source_matchers": ['alertname=~"LLMBudget.*"', f'{TIER}="{tier}"'],
-                "target_matchers": ['alertname=~"LLMBudget.*"', f'{TIER}=~"{lower}"'],
+                "source_matchers": [ours_alerts, f'{TIER}="{tier}"'],
+                "target_matchers": [ours_alerts, f'{TIER}=~"{lower}"'],
                 "equal": ["aimon_budget_name", "aimon_budget_key"],
             }
         )
