@@ -292,8 +292,9 @@ class Guard:
         now = self.clock()
         states = [counter.at(now) for counter in blocking]
         slots: list[str] = []
+        settings = self.ledger.settings_in_use  # none set anywhere (memory): the spend alone, as before plans
         for state in states:
-            slots += state[3]  # its period's slots, then its per-key limit and plan: one read
+            slots += state[3] if settings else state[1]  # its period's slots, then its limit and plan: one read
         try:
             values = self.ledger.read(slots)
         except LedgerUnavailableError:
@@ -308,7 +309,7 @@ class Guard:
             spent = values[offset] if size == 1 else sum(values[offset : offset + size])
             offset += size
             limit = counter.limit
-            if counter.n_settings:  # inlined Counter.effective: this runs on every guarded call
+            if settings and counter.n_settings:  # the limit in force (inlined: this runs on every guarded call)
                 if values[offset]:
                     limit = values[offset] - 1
                 elif counter.n_settings > 1 and values[offset + 1]:
@@ -381,13 +382,14 @@ class Guard:
         totals_of: list[str] = []
         counted: list[tuple[_Counter, int, Window, int]] = []
         wait = False
+        settings = self.ledger.settings_in_use
         for counter in counters:
             amount = (-nano if counter.credit else nano) if counter.usd else tokens
             if amount == 0 or (amount < 0 and not counter.credit):
                 continue
             window, names, expires_at, reads = counter.at(now)
             increments.append(Increment(names[0], amount, expires_at))
-            totals_of += reads  # with the limit the events are judged against, read in the same step
+            totals_of += reads if settings else names  # with the limit in force, read in the same step
             counted.append((counter, amount, window, len(names)))
             # A call a block budget covers is written before it returns, so every process's next check
             # sees it: past a limit only calls already in flight get through, at most one per thread.
@@ -404,7 +406,7 @@ class Guard:
                 after = totals[offset] if size == 1 else sum(totals[offset : offset + size])
                 offset += size
                 limit = counter.limit
-                if counter.n_settings:  # inlined Counter.effective, as in check
+                if settings and counter.n_settings:  # the limit in force, as in check
                     if totals[offset]:
                         limit = totals[offset] - 1
                     elif counter.n_settings > 1 and totals[offset + 1]:

@@ -57,6 +57,12 @@ class Entry(NamedTuple):
 
 
 class Ledger(Protocol):
+    @property
+    def settings_in_use(self) -> bool:
+        """False only when the ledger knows no plan or per-key limit is set anywhere (the memory ledger with
+        none): the guard then reads the spend alone, at the cost it had before plans existed."""
+        ...
+
     def read(self, slots: Sequence[str]) -> list[int]:
         """The value of each slot (0 when never written)."""
         ...
@@ -115,6 +121,9 @@ class MemoryLedger:
         self._next_expiry = math.inf
         self._metas: dict[str, str] = {}
         self._trails: dict[str, list[str]] = {}
+        self._settings: set[str] = set()
+        self.settings_in_use = False
+        """Whether any plan or per-key limit is set: a plain attribute, read on every guarded call."""
         self._lock = threading.Lock()
         self._adds = 0
         self._clock = clock or time.time
@@ -134,6 +143,8 @@ class MemoryLedger:
             del self._settings_expiry[slot]
             self._values.pop(slot, None)
             self._metas.pop(slot, None)
+            self._settings.discard(slot)
+        self.settings_in_use = bool(self._settings)
         self._next_expiry = min(self._settings_expiry.values(), default=math.inf)
 
     def change(self, settings: Sequence[Setting], entries: Sequence[Entry]) -> list[str | None]:
@@ -145,7 +156,9 @@ class MemoryLedger:
                     self._values.pop(setting.slot, None)
                     self._metas.pop(setting.slot, None)
                     self._settings_expiry.pop(setting.slot, None)
+                    self._settings.discard(setting.slot)
                     continue
+                self._settings.add(setting.slot)
                 self._values[setting.slot] = setting.value
                 if setting.meta is not None:
                     self._metas[setting.slot] = setting.meta
@@ -154,6 +167,7 @@ class MemoryLedger:
                     self._next_expiry = min(self._next_expiry, setting.expires_at)
                 else:
                     self._settings_expiry.pop(setting.slot, None)
+            self.settings_in_use = bool(self._settings)
             for entry in entries:
                 trail = self._trails.setdefault(entry.trail, [])
                 trail.insert(0, with_old(entry.entry, old[entry.setting]))

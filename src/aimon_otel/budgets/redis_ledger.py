@@ -146,6 +146,9 @@ return {'', balance}
 
 
 class RedisLedger:
+    settings_in_use = True
+    """Another process may have set a plan or limit: always read them (in the same MGET, so no round trip)."""
+
     def __init__(self, client: Any, *, fail_closed: bool = False, description: str = "redis") -> None:
         self.client = client
         self.fail_closed = fail_closed
