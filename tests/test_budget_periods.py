@@ -12,7 +12,13 @@ import pytest
 import time_machine
 
 import aimon_otel
+from aimon_otel.budgets.guard import Guard
+from aimon_otel.budgets.ledger import MemoryLedger
 from aimon_otel.budgets.periods import parse_period
+from aimon_otel.budgets.spec import parse_budgets
+from aimon_otel.invocation import Invocation
+from aimon_otel.pricing import PricingEngine
+from aimon_otel.usage import Usage
 from tests.conftest import MESSAGES, make_telemetry
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -108,3 +114,52 @@ def test_a_berlin_month_starts_at_zero_at_berlin_midnight_not_utc(tmp_path: Path
                 assert rolling.spent == 0
     finally:
         telemetry.instrumentor.uninstrument()
+
+
+class _PastNotFinal(MemoryLedger):
+    """The memory ledger read as a shared ledger is: every bucket of a rolling window on every call."""
+
+    past_slots_final = False
+
+
+def test_a_rolling_window_read_once_per_bucket_decides_as_one_read_in_full() -> None:
+    """In memory the guard sums a rolling window's past buckets once per bucket: the same refusals, spend and
+    events as summing all 25 on every call, over three days of calls at random times."""
+    import random
+
+    budgets = parse_budgets(
+        {
+            "timezone": "UTC",
+            "budgets": [
+                {"name": "day", "limit_usd": 0.01, "period": "rolling 24h", "action": "block", "warn_at": [0.5, 0.9]},
+                {"name": "per-user", "for_each": "user_id", "limit_tokens": 9000, "period": "rolling 24h"}
+                | {"action": "block"},
+            ],
+        },
+        "test",
+    )
+    now = [at("2026-11-27 00:00")]
+    engine = PricingEngine()
+    outcomes = []
+    for ledger in (MemoryLedger(clock=lambda: now[0]), _PastNotFinal(clock=lambda: now[0])):
+        events: list[tuple[str, str, str, float]] = []
+        guard = Guard(budgets, ledger, engine=engine, clock=lambda: now[0])
+        guard.events.subscribe(lambda e, kept=events: kept.append((e.kind, e.budget, e.key, e.spent)))
+        randomness = random.Random(7)
+        now[0] = at("2026-11-27 00:00")
+        decisions = []
+        for _ in range(600):
+            now[0] += randomness.uniform(0, 3 * 86400 / 600)
+            invocation = Invocation("chat", "openai", "gpt-4o-mini")
+            invocation.usage = Usage(input_tokens=randomness.randint(1, 400), output_tokens=randomness.randint(1, 200))
+            attribution = {"user.id": f"u-{randomness.randint(1, 3)}"}
+            refusal = guard.check(invocation, attribution)
+            decisions.append(None if refusal is None else (refusal.budget, refusal.key, str(refusal)))
+            if refusal is None:
+                guard.record(invocation, engine.price("openai", "gpt-4o-mini", invocation.usage), attribution)
+        statuses = [(s.budget, s.key, s.spent) for s in guard.status(user_id="u-1")]
+        outcomes.append((decisions, events, statuses))
+    (decisions, events, statuses), reference = outcomes
+    assert decisions == reference[0] and events == reference[1] and statuses == reference[2]
+    assert sum(decision is not None for decision in decisions) > 50  # the limits were reached, again and again
+    assert {kind for kind, *_ in events} == {"warning", "reached", "blocked"}

@@ -276,7 +276,8 @@ class Guard:
                     key = budget.key(subject)
                     counter = self._counters.get((budget.name, key))
                     if counter is None:
-                        counter = self._counters[(budget.name, key)] = _Counter(budget, key)
+                        counter = _Counter(budget, key, self.ledger.past_slots_final)
+                        self._counters[(budget.name, key)] = counter
                     counters.append(counter)
             plan = (tuple(counters), tuple(c for c in counters if c.block))
             self._plans[subject] = plan
@@ -294,7 +295,7 @@ class Guard:
         slots: list[str] = []
         settings = self.ledger.settings_in_use  # none set anywhere (memory): the spend alone, as before plans
         for state in states:
-            slots += state[3] if settings else state[1]  # its period's slots, then its limit and plan: one read
+            slots += state[4] if settings else state[3]  # its period's slots, then its limit and plan: one read
         try:
             values = self.ledger.read(slots)
         except LedgerUnavailableError:
@@ -304,9 +305,11 @@ class Guard:
                 counter.budget.period.text, self._time(window.start), self._time(window.resets_at),
             )  # fmt: skip
         offset = 0
-        for counter, (window, names, _, _) in zip(blocking, states, strict=True):
-            size = len(names)
+        for counter, (window, names, _, spend, _) in zip(blocking, states, strict=True):
+            size = len(spend)
             spent = values[offset] if size == 1 else sum(values[offset : offset + size])
+            if size < len(names):
+                spent += self._past_spend(counter, window, names)
             offset += size
             limit = counter.limit
             if settings and counter.n_settings:  # the limit in force (inlined: this runs on every guarded call)
@@ -316,8 +319,8 @@ class Guard:
                     limit = counter.budget.plan_limits.get(values[offset + 1], limit)
                 offset += counter.n_settings
             budget, key = counter.budget, counter.key
-            if budget.for_each is not None:
-                self._seen(budget, key, window)
+            if counter.seen_from < window.slots[0] and budget.for_each is not None:
+                self._seen(counter, window)
             if counter.credit:  # ``spent`` is the balance, ``limit`` the floor (minus the overdraft)
                 if spent <= limit:
                     exhausted = CreditsExhausted(budget.name, key, spent, limit, self._time(now))
@@ -340,6 +343,15 @@ class Guard:
                 self._blocked(budget, key, spent, window, refusal, limit)
                 return refusal
         return None
+
+    def _past_spend(self, counter: _Counter, window: Window, names: tuple[str, ...]) -> int:
+        """A rolling window's spend in its past buckets, read once per bucket (ledgers whose past is final)."""
+        start, total = counter.past
+        if start == window.slots[0]:
+            return total
+        total = sum(self.ledger.read(names[1:]))
+        counter.past = (window.slots[0], total)  # one assignment: threads see the old pair or the new
+        return total
 
     def _reserve(self, budget: Budget, invocation: Invocation) -> int:
         """What ``max_tokens`` of output could cost (or count), in the budget's units; 0 when unknown."""
@@ -380,30 +392,31 @@ class Guard:
         now = self.clock()
         increments: list[Increment] = []
         totals_of: list[str] = []
-        counted: list[tuple[_Counter, int, Window, int]] = []
+        counted: list[tuple[_Counter, int, Window, int, int]] = []
         wait = False
         settings = self.ledger.settings_in_use
         for counter in counters:
             amount = (-nano if counter.credit else nano) if counter.usd else tokens
             if amount == 0 or (amount < 0 and not counter.credit):
                 continue
-            window, names, expires_at, reads = counter.at(now)
+            window, names, expires_at, spend, reads = counter.at(now)
             increments.append(Increment(names[0], amount, expires_at))
-            totals_of += reads if settings else names  # with the limit in force, read in the same step
-            counted.append((counter, amount, window, len(names)))
+            totals_of += reads if settings else spend  # with the limit in force, read in the same step
+            past = self._past_spend(counter, window, names) if len(spend) < len(names) else 0
+            counted.append((counter, amount, window, len(spend), past))
             # A call a block budget covers is written before it returns, so every process's next check
             # sees it: past a limit only calls already in flight get through, at most one per thread.
             wait = wait or counter.block
-            if counter.budget.for_each is not None:
-                self._seen(counter.budget, counter.key, window)
+            if counter.seen_from < window.slots[0] and counter.budget.for_each is not None:
+                self._seen(counter, window)
         if not counted:
             return
 
         def added(totals: list[int]) -> None:
             """Told the totals after the add (at once in memory; from the writer thread with Redis)."""
             offset = 0
-            for counter, amount, window, size in counted:
-                after = totals[offset] if size == 1 else sum(totals[offset : offset + size])
+            for counter, amount, window, size, past in counted:
+                after = past + (totals[offset] if size == 1 else sum(totals[offset : offset + size]))
                 offset += size
                 limit = counter.limit
                 if settings and counter.n_settings:  # the limit in force, as in check
@@ -580,11 +593,10 @@ class Guard:
                     del self._keys_seen[(name, key)]
         return self._statuses(wanted, [budget.period.window(now) for budget, _ in wanted])
 
-    def _seen(self, budget: Budget, key: str, window: Window) -> None:
-        """Remember a ``for_each`` key counted in this window, for the gauges."""
-        seen = self._keys_seen.get((budget.name, key))
-        if seen is not None and seen >= window.slots[0]:  # already seen in this period (or rolling bucket)
-            return
+    def _seen(self, counter: _Counter, window: Window) -> None:
+        """Remember a ``for_each`` key counted in this window, for the gauges (the caller skips this when the
+        counter was already seen in this period, or rolling bucket)."""
+        budget, key = counter.budget, counter.key
         with self._lock:
             if len(self._keys_seen) >= MAX_KEYS_EXPORTED:
                 warn_once(
@@ -594,6 +606,7 @@ class Guard:
                 )
                 return
             self._keys_seen[(budget.name, key)] = window.slots[0]
+            counter.seen_from = window.slots[0]
 
     def _time(self, epoch: float) -> datetime:
         if epoch == math.inf:  # a balance never resets
@@ -601,15 +614,19 @@ class Guard:
         return datetime.fromtimestamp(epoch, self.zone)
 
 
+_State = tuple[Window, tuple[str, ...], float, tuple[str, ...], tuple[str, ...]]
+
+
 class _Counter:
     """One budget and key: its current window, the window's ledger slots and their expiry, renewed when
     the window moves on (named once per window: a rolling budget has 25 slots)."""
 
     __slots__ = (
-        "_other_marks", "block", "budget", "credit", "key", "limit", "marks", "n_settings", "settings", "state", "usd",
+        "_other_marks", "block", "budget", "credit", "key", "limit", "marks", "n_settings", "past", "past_final",
+        "seen_from", "settings", "state", "usd",
     )  # fmt: skip
 
-    def __init__(self, budget: Budget, key: str) -> None:
+    def __init__(self, budget: Budget, key: str, past_final: bool = False) -> None:
         self.budget = budget
         self.key = key
         self.block = budget.action == "block"
@@ -622,9 +639,15 @@ class _Counter:
         self.n_settings = len(self.settings)
         self.marks = _marks(budget, self.limit)
         """The amounts at which an event is due, ascending: each warn_at, then the limit."""
-        self.state: tuple[Window, tuple[str, ...], float, tuple[str, ...]] | None = None
-        """The current window, its slots, their expiry, and the slots a check reads (the window's and settings)."""
+        self.state: _State | None = None
+        """The current window, its slots, their expiry, the slots its spend is read from (the current bucket
+        alone when the ledger's past is final), and those plus the settings'."""
+        self.past_final = past_final
+        self.past: tuple[float, int] = (-math.inf, 0)
+        """A rolling window's bucket start and the sum of the buckets before it (``past_final`` ledgers)."""
         self._other_marks: tuple[int, tuple[float, ...]] = (self.limit, self.marks)
+        self.seen_from = -math.inf
+        """The window (or rolling bucket) start at which the guard last noted this key for the gauges."""
 
     def marks_for(self, limit: int) -> tuple[float, ...]:
         if limit == self.limit:
@@ -635,14 +658,15 @@ class _Counter:
             self._other_marks = (limit, marks)
         return marks
 
-    def at(self, now: float) -> tuple[Window, tuple[str, ...], float, tuple[str, ...]]:
+    def at(self, now: float) -> _State:
         state = self.state
         if state is not None and state[0].slots[0] <= now < state[0].resets_at:
             return state
         budget = self.budget
         window = budget.period.window(now)
         names = tuple(_slot(budget, start, self.key) for start in window.slots)
-        state = (window, names, _expiry(budget, window), names + self.settings)
+        spend = names[:1] if self.past_final else names
+        state = (window, names, _expiry(budget, window), spend, spend + self.settings)
         self.state = state  # one assignment: another thread sees the old state or the new, never a mix
         return state
 

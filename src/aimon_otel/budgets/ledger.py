@@ -63,6 +63,12 @@ class Ledger(Protocol):
         none): the guard then reads the spend alone, at the cost it had before plans existed."""
         ...
 
+    @property
+    def past_slots_final(self) -> bool:
+        """True when a rolling budget's past buckets can no longer change (one process and one clock: every add
+        goes to the current bucket), so the guard sums them once per bucket instead of on every call."""
+        ...
+
     def read(self, slots: Sequence[str]) -> list[int]:
         """The value of each slot (0 when never written)."""
         ...
@@ -124,6 +130,7 @@ class MemoryLedger:
         self._settings: set[str] = set()
         self.settings_in_use = False
         """Whether any plan or per-key limit is set: a plain attribute, read on every guarded call."""
+        self.past_slots_final = True
         self._lock = threading.Lock()
         self._adds = 0
         self._clock = clock or time.time

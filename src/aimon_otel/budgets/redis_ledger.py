@@ -148,6 +148,8 @@ return {'', balance}
 class RedisLedger:
     settings_in_use = True
     """Another process may have set a plan or limit: always read them (in the same MGET, so no round trip)."""
+    past_slots_final = False
+    """Other processes, on other clocks, may still add to a bucket this one has left."""
 
     def __init__(self, client: Any, *, fail_closed: bool = False, description: str = "redis") -> None:
         self.client = client
