@@ -1,4 +1,4 @@
-"""An ordinary app calling the OpenAI, Anthropic and Gemini APIs, run under ``opentelemetry-instrument``.
+"""An ordinary app calling OpenAI, Anthropic, Gemini and Bedrock, run under ``opentelemetry-instrument``.
 
 The aimon-otel lines are ``aimon_otel.attributes(...)``, which says which tenant and feature a
 request serves so spend can be split by them, and, for budgets (``AIMON_BUDGETS``), a listener
@@ -102,6 +102,23 @@ def prepaid_tenant(client: OpenAI) -> None:
         print(f"credits call {number}: sent, balance {usd(balance)}")
 
 
+def bedrock_summary() -> None:
+    """Amazon Nova through boto3's bedrock-runtime Converse API (region, endpoint and keys from the AWS environment)."""
+    if not (os.environ.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME") or os.environ.get("AWS_ACCESS_KEY_ID")):
+        return
+    try:
+        import boto3
+    except ImportError:
+        return
+    client = boto3.client("bedrock-runtime")
+    reply = client.converse(
+        modelId="us.amazon.nova-lite-v1:0",
+        messages=[{"role": "user", "content": [{"text": "Summarise observability in five words."}]}],
+        inferenceConfig={"maxTokens": 100},
+    )
+    print("bedrock:", reply["output"]["message"]["content"][0]["text"])
+
+
 def usd(amount: float) -> str:
     return f"-${-amount:.6f}" if amount < 0 else f"${amount:.6f}"
 
@@ -128,6 +145,8 @@ def main() -> None:
         draft_email()
     with aimon_otel.attributes(tenant_id="acme", feature="research"):
         gemini_agent()
+    with aimon_otel.attributes(tenant_id="acme", feature="summaries"):
+        bedrock_summary()
     with aimon_otel.attributes(tenant_id="initech", feature="custom_model"):
         client.chat.completions.create(model="initech-finetune-v2", messages=MESSAGES)  # no price known
     with aimon_otel.attributes(tenant_id="trial", feature="support_reply"):

@@ -29,7 +29,7 @@ def provider_env() -> Iterator[dict[str, str]]:
         yield {}
         return
     with FakeProvider() as fake:
-        print(f"Fake OpenAI, Anthropic and Gemini APIs on {fake.base_url} (no network, no key needed).")
+        print(f"Fake OpenAI, Anthropic, Gemini and Bedrock APIs on {fake.base_url} (no network, no key needed).")
         yield {
             "OPENAI_BASE_URL": fake.openai_base_url,
             "OPENAI_API_KEY": "sk-demo-not-a-real-key",
@@ -37,6 +37,10 @@ def provider_env() -> Iterator[dict[str, str]]:
             "ANTHROPIC_API_KEY": "sk-ant-demo-not-a-real-key",
             "GOOGLE_GEMINI_BASE_URL": fake.gemini_base_url,
             "GOOGLE_API_KEY": "AIza-demo-not-a-real-key",
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": fake.base_url,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "AKIADEMONOTAREALKEY",
+            "AWS_SECRET_ACCESS_KEY": "demo-not-a-real-secret",
             "AIMON_DEMO_FAKE_PROVIDER": "1",
         }
 

@@ -142,6 +142,8 @@ def unit_tests() -> dict[str, Any]:
                 calls("groq", 1, "RateLimitError"),
                 calls("gcp.gemini", 1, "RESOURCE_EXHAUSTED"),  # google-genai's 429
                 calls("gcp.vertex_ai", 1, "PERMISSION_DENIED"),
+                calls("aws.bedrock", 1, "ThrottlingException"),  # boto3's bedrock-runtime error code
+                calls("aws.bedrock", 1, "AccessDeniedException"),
             ],
             [
                 (
@@ -173,6 +175,17 @@ def unit_tests() -> dict[str, Any]:
                             "or an exhausted quota or balance (insufficient_quota).",
                             "rate-limited",
                         ),
+                        alert(
+                            {
+                                "severity": "warning",
+                                "aimon_alert": "rate_limited",
+                                "gen_ai_provider_name": "aws.bedrock",
+                            },
+                            "aws.bedrock answers 429: rate limit or quota",
+                            "5 calls to aws.bedrock were refused with HTTP 429 in the last 5 minutes: a rate limit, "
+                            "or an exhausted quota or balance (insufficient_quota).",
+                            "rate-limited",
+                        ),
                     ],
                 ),
                 (
@@ -198,6 +211,17 @@ def unit_tests() -> dict[str, Any]:
                             },
                             "gcp.vertex_ai rejects our API key",
                             "5 calls to gcp.vertex_ai failed authentication (401/403) in the last 5 minutes: "
+                            "a revoked, expired or wrong key.",
+                            "auth-failures",
+                        ),
+                        alert(
+                            {
+                                "severity": "critical",
+                                "aimon_alert": "auth_failures",
+                                "gen_ai_provider_name": "aws.bedrock",
+                            },
+                            "aws.bedrock rejects our API key",
+                            "5 calls to aws.bedrock failed authentication (401/403) in the last 5 minutes: "
                             "a revoked, expired or wrong key.",
                             "auth-failures",
                         ),

@@ -23,6 +23,9 @@ GEMINI = (
     else []
 )
 
+# and Amazon Nova through boto3's bedrock-runtime Converse where boto3 is installed
+BEDROCK = ["chat us.amazon.nova-lite-v1:0"] if importlib.util.find_spec("boto3") else []
+
 
 def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> None:
     env = zero_code_environment(
@@ -48,6 +51,7 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
             else ["chat claude-haiku-4-5", "chat claude-sonnet-4-6"]
         )
         + GEMINI
+        + BEDROCK
         + ["chat initech-finetune-v2"]
         + ["chat gpt-4o-mini"] * 6  # the trial tenant: four sent, the fifth refused, the sixth after its upgrade
         + ["chat gpt-4o-mini"] * 5  # the prepaid tenant: four drawn from its credits, the fifth refused
@@ -70,7 +74,7 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
     # anthropic: the SDK's own span (anthropic 2.x) or ours (older), priced and attributed either way;
     # claude-haiku-4-5 at $1 input, $0.10 cache read, $1.25/$2 cache write 5m/1h, $5 output per million
     initech_at = names.index("chat initech-finetune-v2")
-    haiku = spans[initech_at - 2 - len(GEMINI)]["attributes"]
+    haiku = spans[initech_at - 2 - len(GEMINI) - len(BEDROCK)]["attributes"]
     assert haiku["gen_ai.usage.cost"] == 0.00082 and haiku["tenant.id"] == "acme"
     assert haiku["aimon.feature"] == "email_draft" and haiku["gen_ai.usage.input_tokens"] == 600
     refused, upgraded, used_up = spans[-8], spans[-7], spans[-2]
@@ -84,7 +88,13 @@ def test_unmodified_app_under_opentelemetry_instrument(fake: FakeProvider) -> No
     assert "credits used up at call 5: HTTP 402" in result.stdout
     # globex passes half its $0.0002 with the Responses call (openai 1.40 has no Responses API)
     assert ("budget warning: globex-daily" in result.stdout) == OPENAI_HAS_RESPONSES
-    for gemini in spans[initech_at - len(GEMINI) : initech_at]:  # an agent in a conversation, priced
+    for bedrock in spans[initech_at - len(BEDROCK) : initech_at]:  # priced from Converse's usage
+        a = bedrock["attributes"]
+        assert (a["gen_ai.provider.name"], a["tenant.id"], a["aimon.feature"]) == ("aws.bedrock", "acme", "summaries")
+        assert a["gen_ai.usage.input_tokens"] > 0 and a["aimon.pricing.status"] == "priced"
+        assert "zero-code-secret" not in result.stdout + result.stderr
+    gemini_at = initech_at - len(BEDROCK)
+    for gemini in spans[gemini_at - len(GEMINI) : gemini_at]:  # an agent in a conversation, priced
         a = gemini["attributes"]
         assert (a["gen_ai.agent.name"], a["gen_ai.conversation.id"], a["tenant.id"]) == ("research-bot", "c-42", "acme")
         assert a["gen_ai.usage.cost"] == 0.000542 and a["gen_ai.provider.name"] == "gcp.gemini"

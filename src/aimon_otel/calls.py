@@ -21,7 +21,7 @@ from aimon_otel.budgets.guard import BudgetExceeded
 from aimon_otel.faults import report_fault
 from aimon_otel.pipeline import Call, Pipeline
 from aimon_otel.providers.base import Endpoint, Plan
-from aimon_otel.streams import AsyncStreamProxy, SyncStreamProxy
+from aimon_otel.streams import AsyncStreamProxy, IterableStreamProxy, SyncStreamProxy
 
 _inside_call: contextvars.ContextVar[bool] = contextvars.ContextVar("aimon_inside_call", default=False)
 
@@ -218,11 +218,16 @@ def _take_result(endpoint: Endpoint, call: Call, plan: Plan, result: Any) -> Any
     return result
 
 
-def _proxy_stream(endpoint: Endpoint, call: Call, plan: Plan, stream: Any) -> Any:
+def _proxy_stream(endpoint: Endpoint, call: Call, plan: Plan, result: Any) -> Any:
     reader = endpoint.stream_reader(call.invocation, plan)
+    stream = endpoint.stream_of(result)
     if hasattr(stream, "__anext__"):
-        return AsyncStreamProxy(stream, call, reader)
-    return SyncStreamProxy(stream, call, reader)
+        proxy: Any = AsyncStreamProxy(stream, call, reader)
+    elif hasattr(stream, "__next__"):
+        proxy = SyncStreamProxy(stream, call, reader)
+    else:
+        proxy = IterableStreamProxy(stream, call, reader)
+    return endpoint.with_stream(result, proxy)
 
 
 def _follow_raw_response(endpoint: Endpoint, call: Call, plan: Plan, raw: Any) -> None:

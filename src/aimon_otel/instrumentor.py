@@ -9,6 +9,7 @@ Picked up with no code change by ``opentelemetry-instrument`` through the
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -30,6 +31,7 @@ from aimon_otel.pipeline import Pipeline
 from aimon_otel.pricing import PricingEngine, load_overrides
 from aimon_otel.processor import wrap_provider_processors
 from aimon_otel.providers import anthropic as anthropic_adapter
+from aimon_otel.providers import bedrock as bedrock_adapter
 from aimon_otel.providers import gemini as gemini_adapter
 from aimon_otel.providers import openai as openai_adapter
 from aimon_otel.providers.base import Endpoint
@@ -37,7 +39,7 @@ from aimon_otel.version import __version__
 
 
 class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Instruments the ``openai``, ``anthropic`` and ``google-genai`` SDKs.
+    """Instruments the ``openai``, ``anthropic`` and ``google-genai`` SDKs and boto3's Bedrock Runtime.
 
     Keyword arguments of :meth:`instrument` besides ``tracer_provider`` and
     ``meter_provider`` override settings from the environment (see :class:`Settings`).
@@ -50,6 +52,9 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             # what is wrapped, and which import hooks are live, must survive that.
             return
         self._wrapped: list[tuple[type, str]] = []
+        self._bedrock_classes: weakref.WeakSet[type] = weakref.WeakSet()
+        """botocore makes a class per client: the Bedrock Runtime ones seen, unwrapped with the rest and
+        wrapped again by the next ``instrument()`` (a client made while instrumented stays covered)."""
         self._generation = 0
         self._unwrap_processors: Callable[[], None] | None = None
         self.settings: Settings | None = None
@@ -132,12 +137,18 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._when_imported("anthropic", lambda module: self._wrap_sdk(pipeline, module, anthropic_adapter.TARGETS))
         if "google-genai" in settings.instrument:
             self._when_imported("google.genai", lambda module: self._wrap_sdk(pipeline, module, gemini_adapter.TARGETS))
+        if "bedrock" in settings.instrument:
+            self._when_imported("botocore.client", lambda module: self._wrap_bedrock(pipeline, module))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._generation += 1  # import hooks still pending now do nothing
         for owner, name in self._wrapped:
             unwrap(owner, name)
         self._wrapped.clear()
+        for client_class in list(self._bedrock_classes):
+            for name in bedrock_adapter.OPERATIONS:
+                if _is_ours(client_class.__dict__.get(name)):
+                    unwrap(client_class, name)
         if self._unwrap_processors is not None:
             self._unwrap_processors()
             self._unwrap_processors = None
@@ -204,6 +215,35 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 wrapper = (async_wrapper if target.is_async else sync_wrapper)(pipeline, endpoint)
             self._wrap(target.module, target.method, wrapper)
 
+    def _wrap_bedrock(self, pipeline: Pipeline, botocore_client: Any) -> None:
+        """Wrap ``ClientCreator.create_client``: each ``bedrock-runtime`` client made gets its class's four
+        operations wrapped (botocore makes a class per client); no other AWS client is touched."""
+        endpoints = {name: kind(pipeline.settings, ()) for name, kind in bedrock_adapter.OPERATIONS.items()}
+        wrappers = {name: sync_wrapper(pipeline, endpoint) for name, endpoint in endpoints.items()}
+        for wrapper in wrappers.values():
+            setattr(wrapper, _OURS, True)
+        classes = self._bedrock_classes
+
+        def wrap_class(client_class: type) -> None:
+            for name, wrapper in wrappers.items():
+                current = client_class.__dict__.get(name)
+                if current is not None and not _is_ours(current):
+                    wrapt.wrap_function_wrapper(client_class, name, wrapper)
+            classes.add(client_class)
+
+        def create_client(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            client = wrapped(*args, **kwargs)
+            try:
+                if bedrock_adapter.is_bedrock_runtime(client):
+                    wrap_class(type(client))
+            except Exception as fault:  # never break the app's client
+                report_fault("bedrock client", fault)
+            return client
+
+        for client_class in list(classes):  # clients made under an earlier instrument()
+            wrap_class(client_class)
+        self._wrap_in(botocore_client, "ClientCreator.create_client", create_client)
+
     def _wrap(self, module_name: str, method: str, wrapper: Any) -> None:
         """Wrap ``module.Class.method`` (when the module is imported) if this SDK version has it."""
         self._when_imported(module_name, lambda module: self._wrap_in(module, method, wrapper))
@@ -220,7 +260,7 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if (owner, method_name) in self._wrapped:
             return
         current = owner.__dict__.get(method_name)
-        if isinstance(current, wrapt.FunctionWrapper) and getattr(current._self_wrapper, _OURS, False):
+        if _is_ours(current):
             # A class that copied an already wrapped method: wrap its original, so unwrapping restores it.
             setattr(owner, method_name, current.__wrapped__)
         setattr(wrapper, _OURS, True)
@@ -229,3 +269,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
 
 _OURS = "_aimon_otel_wrapper"
+
+
+def _is_ours(method: Any) -> bool:
+    """A method aimon-otel wrapped (not another instrumentation's wrapt wrapper)."""
+    return isinstance(method, wrapt.FunctionWrapper) and bool(getattr(method._self_wrapper, _OURS, False))

@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
-_instruments_any: tuple[str, ...] = ("openai >= 1.40", "anthropic >= 0.43", "google-genai >= 1.8")
+_instruments_any: tuple[str, ...] = (
+    "openai >= 1.40",
+    "anthropic >= 0.43",
+    "google-genai >= 1.8",
+    "botocore >= 1.34.116",
+)

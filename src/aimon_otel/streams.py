@@ -105,6 +105,31 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_end(semconv.STREAM_ABANDONED)
 
 
+class IterableStreamProxy(SyncStreamProxy):
+    """Wraps a stream that is iterable but not an iterator (botocore's ``EventStream``): iterating it again
+    goes on where the last loop stopped, as the stream itself does."""
+
+    def __init__(self, wrapped: Any, call: Call, reader: StreamReader) -> None:
+        super().__init__(wrapped, call, reader)
+        self._self_items: Any = None
+
+    def __next__(self) -> Any:
+        items = self._self_items
+        if items is None:
+            items = self._self_items = iter(self.__wrapped__)
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                self._self_end(semconv.STREAM_COMPLETED)
+                raise
+            except BaseException as exc:
+                self._self_end(semconv.STREAM_ERROR, exc)
+                raise
+            if not _observe(self._self_call, self._self_reader, item):
+                return item
+
+
 class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Wraps an async SDK stream (``openai.AsyncStream``)."""
 

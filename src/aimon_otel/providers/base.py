@@ -88,6 +88,14 @@ class Endpoint:
     def is_stream(self, result: Any) -> bool:
         return isinstance(result, self.stream_types)
 
+    def stream_of(self, result: Any) -> Any:
+        """The stream in a result ``is_stream`` accepted: the result itself, or a part of it (boto3's dicts)."""
+        return result
+
+    def with_stream(self, result: Any, proxy: Any) -> Any:
+        """What the caller gets: the proxy, or the result with its stream swapped for the proxy."""
+        return proxy
+
     def is_raw_response(self, result: Any) -> bool:
         """A ``with_raw_response`` / ``with_streaming_response`` result rather than a parsed model.
 

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from aimon_otel.testing.anthropic_wire import AnthropicWire
+from aimon_otel.testing.bedrock_wire import BedrockWire
 from aimon_otel.testing.gemini_wire import GeminiWire
 from aimon_otel.testing.openai_wire import OpenAIWire, WireResponse, error_response
 
@@ -51,6 +52,7 @@ class FakeProvider:
     def __init__(self, *, reject_stream_options: bool = False, host: str = "127.0.0.1") -> None:
         self.openai = OpenAIWire(reject_stream_options=reject_stream_options)
         self.anthropic = AnthropicWire()
+        self.bedrock = BedrockWire(self.anthropic)
         self.gemini = GeminiWire()
         self.requests: list[ReceivedRequest] = []
         self.replays: dict[str, Callable[[], WireResponse]] = {}
@@ -107,6 +109,7 @@ class FakeProvider:
             return replay()
         response = (
             self.openai.handle(path, headers, body)
+            or self.bedrock.handle(path, headers, body)
             or self.anthropic.handle(path, headers, body)
             or self.gemini.handle(path, headers, body)
         )
