@@ -43,7 +43,7 @@ else:
     trace.set_tracer_provider(tracer_provider)
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
 toggle = overhead.Toggle({variant!r}, tracer_provider, meter_provider)
-work = overhead.workloads()[{workload!r}]
+work = overhead.workloads(toggle)[{workload!r}]
 if {instrumented!r}:
     toggle.on()
 for _ in range(20):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import json
 import statistics
 import sys
@@ -86,7 +87,58 @@ def in_process_http_client(answers: Any) -> Any:
     return httpx_module.Client(transport=httpx_module.MockTransport(handle))
 
 
-def workloads() -> dict[str, Callable[[], Any]]:
+class _RawBody:
+    """What botocore reads a response from (urllib3's response, in the parts botocore uses)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, amt: int | None = None) -> bytes:
+        return self._data.read(amt)
+
+    def stream(self, amt: int = 1024, decode_content: bool = True) -> Iterator[bytes]:
+        while chunk := self._data.read(amt):
+            yield chunk
+
+    def close(self) -> None:
+        pass
+
+
+def in_process_boto3_client(service: str, answer: Callable[[Any], tuple[int, dict[str, str], bytes]]) -> Any:
+    """A real boto3 client (signing, serialising, parsing, event-stream decoding) whose HTTP send is answered
+    in process through botocore's ``before-send`` event, with no socket."""
+    import boto3
+    from botocore.awsrequest import AWSResponse
+
+    client = boto3.client(
+        service, region_name="us-east-1", endpoint_url="http://bench.local",
+        aws_access_key_id="AKIABENCH", aws_secret_access_key="bench-secret",
+    )  # fmt: skip
+
+    def send(request: Any, **_: Any) -> Any:
+        status, headers, body = answer(request)
+        return AWSResponse(request.url, status, headers, _RawBody(body))
+
+    client.meta.events.register(f"before-send.{service}.*", send)
+    return client
+
+
+def _bedrock_answer(request: Any) -> tuple[int, dict[str, str], bytes]:
+    from urllib.parse import urlsplit
+
+    bedrock_wire = importlib.import_module("aimon_otel.testing.bedrock_wire")
+    body = json.loads(request.body) if request.body else {}
+    answer = bedrock_wire.BedrockWire(anthropic_wire.AnthropicWire()).handle(urlsplit(request.url).path, {}, body)
+    data = answer.body if answer.events is None else b"".join(answer.events)
+    return answer.status, {"content-type": answer.content_type, **answer.headers}, data
+
+
+def _s3_answer(request: Any) -> tuple[int, dict[str, str], bytes]:
+    body = b'<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult><Buckets/></ListAllMyBucketsResult>'
+    return 200, {"content-type": "application/xml"}, body
+
+
+def workloads(toggle: Toggle | None = None) -> dict[str, Callable[[], Any]]:
     client = openai.OpenAI(
         base_url="http://bench.local/v1",
         api_key="sk-bench",
@@ -112,6 +164,16 @@ def workloads() -> dict[str, Callable[[], Any]]:
     gemini = _gemini_client()
     if gemini is not None:
         found["gemini generate"] = lambda: gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    if toggle is not None and toggle.variant == "aimon" and importlib.util.find_spec("boto3"):
+        toggle.on()  # a bedrock-runtime client is wrapped when made under instrument(), then on every on()
+        bedrock = in_process_boto3_client("bedrock-runtime", _bedrock_answer)
+        toggle.off()
+        converse_messages = [{"role": "user", "content": [{"text": "hi"}]}]
+        found["bedrock converse"] = lambda: bedrock.converse(
+            modelId="us.anthropic.claude-haiku-4-5-20251001-v1:0", messages=converse_messages
+        )
+        s3 = in_process_boto3_client("s3", _s3_answer)
+        found["s3 list_buckets (not an LLM call)"] = lambda: s3.list_buckets()
     return found
 
 
@@ -263,7 +325,7 @@ def measure(variant: str, calls: int, rounds: int) -> dict[str, dict[str, float]
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     toggle = Toggle(variant, tracer_provider, meter_provider)
     results: dict[str, dict[str, float]] = {}
-    for name, work in workloads().items():
+    for name, work in workloads(toggle).items():
         if name.startswith("anthropic") and not toggle.covers_anthropic:
             continue
         for _ in range(20):  # warm up imports and pools

@@ -33,6 +33,7 @@ from aimon_otel.processor import wrap_provider_processors
 from aimon_otel.providers import anthropic as anthropic_adapter
 from aimon_otel.providers import bedrock as bedrock_adapter
 from aimon_otel.providers import gemini as gemini_adapter
+from aimon_otel.providers import groq as groq_adapter
 from aimon_otel.providers import openai as openai_adapter
 from aimon_otel.providers.base import Endpoint
 from aimon_otel.version import __version__
@@ -137,6 +138,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._when_imported("anthropic", lambda module: self._wrap_sdk(pipeline, module, anthropic_adapter.TARGETS))
         if "google-genai" in settings.instrument:
             self._when_imported("google.genai", lambda module: self._wrap_sdk(pipeline, module, gemini_adapter.TARGETS))
+        if "groq" in settings.instrument:
+            self._when_imported("groq", lambda module: self._wrap_sdk(pipeline, module, groq_adapter.TARGETS))
         if "bedrock" in settings.instrument:
             self._when_imported("botocore.client", lambda module: self._wrap_bedrock(pipeline, module))
 

@@ -42,11 +42,13 @@ class OpenAIEndpoint(Endpoint):
     operation = semconv.OP_CHAT
     streams = True
     """The API takes ``stream=True`` (embeddings do not)."""
+    default_provider = "openai"
+    """The provider of a base URL no known host names: the SDK's own (a proxy, a gateway)."""
 
     def plan(self, instance: Any, kwargs: dict[str, Any]) -> Plan:
         client = instance._client
         base_url = base_url_of(client)
-        server = detect_server(base_url)
+        server = detect_server(base_url, self.default_provider)
         provider = "azure.ai.openai" if "Azure" in type(client).__name__ else server.provider
         model = kwargs.get("model")
         stream = kwargs.get("stream") is True

@@ -44,6 +44,8 @@ class Options:
     chunks: int | None
     scenario: str
     cost: float | None
+    groq: bool = False
+    """Groq's API (``/openai/v1``): usage with timings, and in a stream's last chunk under ``x_groq``."""
 
 
 @dataclass
@@ -94,6 +96,19 @@ def chat_usage(cost: float | None = None) -> dict[str, Any]:
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
         },
+    }
+
+
+def groq_usage() -> dict[str, Any]:
+    """Groq's usage: counts and timings, no token details."""
+    return {
+        "prompt_tokens": PROMPT_TOKENS,
+        "completion_tokens": COMPLETION_TOKENS,
+        "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+        "queue_time": 0.01,
+        "prompt_time": 0.004,
+        "completion_time": 0.05,
+        "total_time": 0.054,
     }
 
 
@@ -171,6 +186,9 @@ class OpenAIWire:
         route = path.split("?")[0].rstrip("/")
         if route.startswith("/openai/deployments/"):  # Azure: /openai/deployments/{name}/chat/completions
             route = "/v1/" + route.split("/", 4)[4]
+        groq = route.startswith("/openai/v1/")  # the groq SDK's base path
+        if groq:
+            route = route.removeprefix("/openai")
         handlers = {
             "/v1/chat/completions": self.chat,
             "/v1/responses": self.responses,
@@ -188,7 +206,7 @@ class OpenAIWire:
         chunks = headers.get(CHUNKS_HEADER)
         cost = headers.get(COST_HEADER)
         options = Options(
-            int(chunks) if chunks else None, headers.get(SCENARIO_HEADER, ""), float(cost) if cost else None
+            int(chunks) if chunks else None, headers.get(SCENARIO_HEADER, ""), float(cost) if cost else None, groq
         )
         return handler(body, options)
 
@@ -255,9 +273,10 @@ class OpenAIWire:
                     }
                     for i in range(int(body.get("n") or 1))
                 ],
-                "usage": chat_usage(options.cost),
+                "usage": groq_usage() if options.groq else chat_usage(options.cost),
                 "service_tier": "default",
                 "system_fingerprint": "fp_fake",
+                **({"x_groq": {"id": "req_fake_groq"}} if options.groq else {}),
             },
         )
 
@@ -284,6 +303,11 @@ class OpenAIWire:
                 yield sse({"error": {"message": "The server had an error mid-stream.", "type": "server_error"}})
                 return
             yield chunk({"content": piece}, None)
+        if options.groq:  # Groq: the usage in the last chunk, under x_groq
+            last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+            yield sse({**base, "choices": [last], "x_groq": {"id": "req_fake_groq", "usage": groq_usage()}})
+            yield sse("[DONE]")
+            return
         yield chunk({}, "stop")
         if include_usage:
             yield sse({**base, "choices": [], "usage": chat_usage(options.cost)})
