@@ -34,6 +34,7 @@ from aimon_otel.providers import anthropic as anthropic_adapter
 from aimon_otel.providers import bedrock as bedrock_adapter
 from aimon_otel.providers import gemini as gemini_adapter
 from aimon_otel.providers import groq as groq_adapter
+from aimon_otel.providers import mistral as mistral_adapter
 from aimon_otel.providers import openai as openai_adapter
 from aimon_otel.providers.base import Endpoint
 from aimon_otel.version import __version__
@@ -140,6 +141,9 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._when_imported("google.genai", lambda module: self._wrap_sdk(pipeline, module, gemini_adapter.TARGETS))
         if "groq" in settings.instrument:
             self._when_imported("groq", lambda module: self._wrap_sdk(pipeline, module, groq_adapter.TARGETS))
+        if "mistralai" in settings.instrument:
+            targets = mistral_adapter.TARGETS + mistral_adapter.TARGETS_V1
+            self._when_imported("mistralai", lambda module: self._wrap_sdk(pipeline, module, targets))
         if "bedrock" in settings.instrument:
             self._when_imported("botocore.client", lambda module: self._wrap_bedrock(pipeline, module))
 

@@ -7,4 +7,6 @@ _instruments_any: tuple[str, ...] = (
     "anthropic >= 0.43",
     "google-genai >= 1.8",
     "botocore >= 1.34.116",
+    "groq >= 0.9",
+    "mistralai >= 1.2",
 )

@@ -128,7 +128,7 @@ class ChatCompletions(OpenAIEndpoint):
             self.rejects_stream_usage.add(plan.base_url)
 
     def record_response(self, invocation: Invocation, response: Any) -> None:
-        _record_choices(invocation, response, self.settings)
+        record_choices(invocation, response, self.settings)
 
     def stream_reader(self, invocation: Invocation, plan: Plan) -> ChunkStreamReader:
         hide = isinstance(plan, StreamUsagePlan) and plan.original_kwargs is not None
@@ -138,7 +138,7 @@ class ChatCompletions(OpenAIEndpoint):
         messages = kwargs.get("messages")
         if isinstance(messages, (list, tuple)):
             limit = self.settings.content_max_chars
-            return {semconv.INPUT_MESSAGES: to_json([_chat_message(m, limit) for m in messages])}
+            return {semconv.INPUT_MESSAGES: to_json([chat_message(m, limit) for m in messages])}
         return {}
 
 
@@ -174,7 +174,7 @@ class Responses(OpenAIEndpoint):
         if isinstance(given, str):
             out[semconv.INPUT_MESSAGES] = to_json([{"role": "user", "parts": [text_part(given, limit)]}])
         elif isinstance(given, (list, tuple)):
-            out[semconv.INPUT_MESSAGES] = to_json([_chat_message(m, limit) for m in given])
+            out[semconv.INPUT_MESSAGES] = to_json([chat_message(m, limit) for m in given])
         return out
 
 
@@ -358,7 +358,7 @@ def _service_tier(response: Any) -> str | None:
     return tier if isinstance(tier, str) else None
 
 
-def _record_choices(invocation: Invocation, response: Any, settings: Settings) -> None:
+def record_choices(invocation: Invocation, response: Any, settings: Settings) -> None:
     choices = field(response, "choices") or []
     extra: dict[str, AttributeValue] = {}
     fingerprint = field(response, "system_fingerprint")
@@ -438,7 +438,7 @@ def _responses_output_text(response: Any) -> str:
 
 
 # --- content shapes ---------------------------------------------------------------------
-def _chat_message(message: Any, limit: int) -> dict[str, Any]:
+def chat_message(message: Any, limit: int) -> dict[str, Any]:
     role = field(message, "role") or "user"
     parts: list[dict[str, Any]] = []
     content = field(message, "content")

@@ -44,8 +44,13 @@ class Options:
     chunks: int | None
     scenario: str
     cost: float | None
-    groq: bool = False
-    """Groq's API (``/openai/v1``): usage with timings, and in a stream's last chunk under ``x_groq``."""
+    flavor: str = ""
+    """``groq`` (``/openai/v1``: usage with timings, in a stream's last chunk under ``x_groq``), ``mistral``
+    (``/mistral/v1``, as the tests point the SDK: plain usage, in every stream's last chunk), or OpenAI's."""
+
+    @property
+    def groq(self) -> bool:
+        return self.flavor == "groq"
 
 
 @dataclass
@@ -97,6 +102,11 @@ def chat_usage(cost: float | None = None) -> dict[str, Any]:
             "rejected_prediction_tokens": 0,
         },
     }
+
+
+def mistral_usage() -> dict[str, Any]:
+    return {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
+            "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}  # fmt: skip
 
 
 def groq_usage() -> dict[str, Any]:
@@ -186,9 +196,10 @@ class OpenAIWire:
         route = path.split("?")[0].rstrip("/")
         if route.startswith("/openai/deployments/"):  # Azure: /openai/deployments/{name}/chat/completions
             route = "/v1/" + route.split("/", 4)[4]
-        groq = route.startswith("/openai/v1/")  # the groq SDK's base path
-        if groq:
-            route = route.removeprefix("/openai")
+        flavor = ""
+        for prefix, name in (("/openai/v1/", "groq"), ("/mistral/v1/", "mistral")):  # the SDKs' base paths
+            if route.startswith(prefix):
+                flavor, route = name, route.removeprefix(prefix[:-4])
         handlers = {
             "/v1/chat/completions": self.chat,
             "/v1/responses": self.responses,
@@ -196,6 +207,7 @@ class OpenAIWire:
             "/v1/completions": self.completions,
             "/v1/images/generations": self.images,
             "/v1/images/edits": self.images,
+            "/v1/fim/completions": self.chat,  # Mistral's fill-in-the-middle answers as chat does
         }
         handler = handlers.get(route)
         if handler is None:
@@ -206,7 +218,7 @@ class OpenAIWire:
         chunks = headers.get(CHUNKS_HEADER)
         cost = headers.get(COST_HEADER)
         options = Options(
-            int(chunks) if chunks else None, headers.get(SCENARIO_HEADER, ""), float(cost) if cost else None, groq
+            int(chunks) if chunks else None, headers.get(SCENARIO_HEADER, ""), float(cost) if cost else None, flavor
         )
         return handler(body, options)
 
@@ -273,7 +285,11 @@ class OpenAIWire:
                     }
                     for i in range(int(body.get("n") or 1))
                 ],
-                "usage": groq_usage() if options.groq else chat_usage(options.cost),
+                "usage": groq_usage()
+                if options.groq
+                else mistral_usage()
+                if options.flavor
+                else chat_usage(options.cost),
                 "service_tier": "default",
                 "system_fingerprint": "fp_fake",
                 **({"x_groq": {"id": "req_fake_groq"}} if options.groq else {}),
@@ -306,6 +322,11 @@ class OpenAIWire:
         if options.groq:  # Groq: the usage in the last chunk, under x_groq
             last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
             yield sse({**base, "choices": [last], "x_groq": {"id": "req_fake_groq", "usage": groq_usage()}})
+            yield sse("[DONE]")
+            return
+        if options.flavor == "mistral":  # Mistral: the usage in the last chunk, always
+            last = {"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}
+            yield sse({**base, "choices": [last], "usage": mistral_usage()})
             yield sse("[DONE]")
             return
         yield chunk({}, "stop")
@@ -361,10 +382,12 @@ class OpenAIWire:
         return json_response(
             200,
             {
+                "id": "emb-fake-1",
                 "object": "list",
                 "data": [{"object": "embedding", "index": i, "embedding": encoded} for i in range(count)],
                 "model": str(body.get("model")),
-                "usage": {"prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS},
+                "usage": {"prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS}
+                | ({"completion_tokens": 0} if options.flavor == "mistral" else {}),
             },
         )
 
