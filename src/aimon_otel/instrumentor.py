@@ -35,6 +35,7 @@ from aimon_otel.providers import bedrock as bedrock_adapter
 from aimon_otel.providers import gemini as gemini_adapter
 from aimon_otel.providers import groq as groq_adapter
 from aimon_otel.providers import mistral as mistral_adapter
+from aimon_otel.providers import ollama as ollama_adapter
 from aimon_otel.providers import openai as openai_adapter
 from aimon_otel.providers.base import Endpoint
 from aimon_otel.version import __version__
@@ -54,6 +55,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             # what is wrapped, and which import hooks are live, must survive that.
             return
         self._wrapped: list[tuple[type, str]] = []
+        self._rebinders: list[Callable[[], None]] = []
+        """Run after unwrapping: module functions bound to a wrapped method (``ollama.chat``) bound again."""
         self._bedrock_classes: weakref.WeakSet[type] = weakref.WeakSet()
         """botocore makes a class per client: the Bedrock Runtime ones seen, unwrapped with the rest and
         wrapped again by the next ``instrument()`` (a client made while instrumented stays covered)."""
@@ -144,6 +147,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if "mistralai" in settings.instrument:
             targets = mistral_adapter.TARGETS + mistral_adapter.TARGETS_V1
             self._when_imported("mistralai", lambda module: self._wrap_sdk(pipeline, module, targets))
+        if "ollama" in settings.instrument:
+            self._when_imported("ollama", lambda module: self._wrap_ollama(pipeline, module))
         if "bedrock" in settings.instrument:
             self._when_imported("botocore.client", lambda module: self._wrap_bedrock(pipeline, module))
 
@@ -152,6 +157,9 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for owner, name in self._wrapped:
             unwrap(owner, name)
         self._wrapped.clear()
+        for rebind in self._rebinders:
+            rebind()
+        self._rebinders.clear()
         for client_class in list(self._bedrock_classes):
             for name in bedrock_adapter.OPERATIONS:
                 if _is_ours(client_class.__dict__.get(name)):
@@ -221,6 +229,13 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             else:
                 wrapper = (async_wrapper if target.is_async else sync_wrapper)(pipeline, endpoint)
             self._wrap(target.module, target.method, wrapper)
+
+    def _wrap_ollama(self, pipeline: Pipeline, module: Any) -> None:
+        """The client classes, then ``ollama.chat`` and the other module functions, bound at import to the
+        default client's methods: bound again so they call the wrapped ones (and again after unwrapping)."""
+        self._wrap_sdk(pipeline, module, ollama_adapter.TARGETS)
+        ollama_adapter.rebind_module_functions(module)
+        self._rebinders.append(lambda: ollama_adapter.rebind_module_functions(module))
 
     def _wrap_bedrock(self, pipeline: Pipeline, botocore_client: Any) -> None:
         """Wrap ``ClientCreator.create_client``: each ``bedrock-runtime`` client made gets its class's four

@@ -9,4 +9,5 @@ _instruments_any: tuple[str, ...] = (
     "botocore >= 1.34.116",
     "groq >= 0.9",
     "mistralai >= 1.2",
+    "ollama >= 0.4",
 )

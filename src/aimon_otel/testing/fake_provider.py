@@ -21,6 +21,7 @@ from typing import Any
 from aimon_otel.testing.anthropic_wire import AnthropicWire
 from aimon_otel.testing.bedrock_wire import BedrockWire
 from aimon_otel.testing.gemini_wire import GeminiWire
+from aimon_otel.testing.ollama_wire import OllamaWire
 from aimon_otel.testing.openai_wire import OpenAIWire, WireResponse, error_response
 
 REPLAY_HEADER = "x-fake-replay"
@@ -54,6 +55,7 @@ class FakeProvider:
         self.anthropic = AnthropicWire()
         self.bedrock = BedrockWire(self.anthropic)
         self.gemini = GeminiWire()
+        self.ollama = OllamaWire()
         self.requests: list[ReceivedRequest] = []
         self.replays: dict[str, Callable[[], WireResponse]] = {}
         """Answers by name for requests with the ``x-fake-replay`` header (recorded real responses)."""
@@ -112,6 +114,7 @@ class FakeProvider:
             or self.bedrock.handle(path, headers, body)
             or self.anthropic.handle(path, headers, body)
             or self.gemini.handle(path, headers, body)
+            or self.ollama.handle(path, headers, body)
         )
         if response is None:
             return error_response(404, f"no fake route for {method} {path}", "not_found")
