@@ -31,12 +31,14 @@ SPEND_BY_TENANT_1H = "tenant_provider_model:gen_ai_usage_cost_usd:increase1h"
 SPEND_BY_KEY_1H = "api_key:gen_ai_usage_cost_usd:increase1h"
 CALLS_BY_PROVIDER_5M = "provider:gen_ai_client_calls:increase5m"
 FAILED_BY_PROVIDER_5M = "provider:gen_ai_client_failed_calls:increase5m"
-RATE_LIMITED = "RateLimitError|RESOURCE_EXHAUSTED|ThrottlingException|ServiceQuotaExceededException|429"
+RATE_LIMITED = (
+    "RateLimitError|RESOURCE_EXHAUSTED|ThrottlingException|ServiceQuotaExceededException|TooManyRequestsError|429"
+)
 """429s as each SDK names them: openai, anthropic and groq's exception, google-genai's API status, Bedrock's error
 code, the HTTP status where the SDK's exception names none (mistralai's ``SDKError``)."""
 AUTH_FAILED = (
     "AuthenticationError|PermissionDeniedError|UNAUTHENTICATED|PERMISSION_DENIED"
-    "|AccessDeniedException|UnrecognizedClientException|ExpiredTokenException|401|403"
+    "|AccessDeniedException|UnrecognizedClientException|ExpiredTokenException|UnauthorizedError|ForbiddenError|401|403"
 )
 RATE_LIMITED_CALLS = f'{CALLS}{{error_type=~"{RATE_LIMITED}"}}'
 AUTH_FAILED_CALLS = f'{CALLS}{{error_type=~"{AUTH_FAILED}"}}'

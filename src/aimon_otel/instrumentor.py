@@ -32,6 +32,7 @@ from aimon_otel.pricing import PricingEngine, load_overrides
 from aimon_otel.processor import wrap_provider_processors
 from aimon_otel.providers import anthropic as anthropic_adapter
 from aimon_otel.providers import bedrock as bedrock_adapter
+from aimon_otel.providers import cohere as cohere_adapter
 from aimon_otel.providers import gemini as gemini_adapter
 from aimon_otel.providers import groq as groq_adapter
 from aimon_otel.providers import mistral as mistral_adapter
@@ -147,6 +148,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if "mistralai" in settings.instrument:
             targets = mistral_adapter.TARGETS + mistral_adapter.TARGETS_V1
             self._when_imported("mistralai", lambda module: self._wrap_sdk(pipeline, module, targets))
+        if "cohere" in settings.instrument:
+            self._when_imported("cohere", lambda module: self._wrap_sdk(pipeline, module, cohere_adapter.TARGETS))
         if "ollama" in settings.instrument:
             self._when_imported("ollama", lambda module: self._wrap_ollama(pipeline, module))
         if "bedrock" in settings.instrument:

@@ -10,4 +10,5 @@ _instruments_any: tuple[str, ...] = (
     "groq >= 0.9",
     "mistralai >= 1.2",
     "ollama >= 0.4",
+    "cohere >= 5.13",
 )

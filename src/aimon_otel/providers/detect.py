@@ -28,10 +28,12 @@ _HOSTS: tuple[tuple[str, str], ...] = (
     ("api.fireworks.ai", "fireworks"),
     ("generativelanguage.googleapis.com", "gcp.gemini"),
     ("api.anthropic.com", "anthropic"),
+    ("api.cohere.com", "cohere"),
+    ("api.cohere.ai", "cohere"),
 )
 OLLAMA_PORT = 11434
 KNOWN_PROVIDERS: frozenset[str] = frozenset(
-    [provider for _, provider in _HOSTS] + ["ollama", "aws.bedrock", "gcp.vertex_ai"]
+    [provider for _, provider in _HOSTS] + ["ollama", "aws.bedrock", "gcp.vertex_ai", "cohere"]
 )
 """Every ``gen_ai.provider.name`` aimon-otel reports (budgets files are checked against it)."""
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from aimon_otel.testing.anthropic_wire import AnthropicWire
 from aimon_otel.testing.bedrock_wire import BedrockWire
+from aimon_otel.testing.cohere_wire import CohereWire
 from aimon_otel.testing.gemini_wire import GeminiWire
 from aimon_otel.testing.ollama_wire import OllamaWire
 from aimon_otel.testing.openai_wire import OpenAIWire, WireResponse, error_response
@@ -56,6 +57,7 @@ class FakeProvider:
         self.bedrock = BedrockWire(self.anthropic)
         self.gemini = GeminiWire()
         self.ollama = OllamaWire()
+        self.cohere = CohereWire()
         self.requests: list[ReceivedRequest] = []
         self.replays: dict[str, Callable[[], WireResponse]] = {}
         """Answers by name for requests with the ``x-fake-replay`` header (recorded real responses)."""
@@ -115,6 +117,7 @@ class FakeProvider:
             or self.anthropic.handle(path, headers, body)
             or self.gemini.handle(path, headers, body)
             or self.ollama.handle(path, headers, body)
+            or self.cohere.handle(path, headers, body)
         )
         if response is None:
             return error_response(404, f"no fake route for {method} {path}", "not_found")
