@@ -9,7 +9,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 
 $(VENV)/.installed: pyproject.toml constraints/newest.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints/newest.txt -e '.[openai,anthropic,gemini,bedrock,groq,mistralai,ollama,cohere,otlp,test,coexist,dev]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints/newest.txt -e '.[openai,anthropic,gemini,bedrock,groq,mistralai,ollama,cohere,litellm,otlp,test,coexist,dev]'
 	touch $@
 
 $(OLDEST)/.installed: pyproject.toml constraints/oldest.txt

@@ -23,7 +23,7 @@ BAD_VALUES = [
     ("AIMON_METRICS_INCLUDE_USER", "2", "metrics_include_user", "'true' or 'false'"),
     ("AIMON_ENRICH_SPANS", "enabled", "enrich_spans", "'true' or 'false'"),
     ("AIMON_METRICS_MAX_VALUES", "lots", "metrics_max_values", "positive whole number"),
-    ("AIMON_INSTRUMENT", "openai,watsonx", "instrument", "'groq', 'mistralai', 'ollama', 'cohere'"),
+    ("AIMON_INSTRUMENT", "openai,watsonx", "instrument", "'groq', 'mistralai', 'ollama', 'cohere', 'litellm'"),
     ("AIMON_BUDGET_LEDGER", "mysql://db", "budget_ledger", "redis://localhost:6379/0"),
     ("AIMON_BUDGET_FAIL", "maybe", "budget_fail", "'open' (let calls through) or 'closed'"),
 ]

@@ -43,6 +43,18 @@ def _start(pipeline: Pipeline, endpoint: Endpoint, instance: Any, kwargs: dict[s
         return None
 
 
+def function_wrapper(pipeline: Pipeline, endpoint: Endpoint, is_async: bool) -> Wrapper:
+    """A wrapt wrapper for a module function (LiteLLM's): the endpoint reads its positional arguments."""
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if inside_call():
+            return wrapped(*args, **kwargs)
+        run = run_async if is_async else run_sync
+        return run(pipeline, endpoint, args, kwargs, lambda sent: wrapped(*args, **sent))
+
+    return wrapper
+
+
 def sync_wrapper(pipeline: Pipeline, endpoint: Endpoint) -> Wrapper:
     """A wrapt wrapper for a sync SDK method."""
 
@@ -221,7 +233,10 @@ def _take_result(endpoint: Endpoint, call: Call, plan: Plan, result: Any) -> Any
 def _proxy_stream(endpoint: Endpoint, call: Call, plan: Plan, result: Any) -> Any:
     reader = endpoint.stream_reader(call.invocation, plan)
     stream = endpoint.stream_of(result)
-    if hasattr(stream, "__anext__"):
+    is_async = endpoint.stream_async
+    if is_async is None:
+        is_async = hasattr(stream, "__anext__")
+    if is_async:
         proxy: Any = AsyncStreamProxy(stream, call, reader)
     elif hasattr(stream, "__next__"):
         proxy = SyncStreamProxy(stream, call, reader)

@@ -32,7 +32,7 @@ USER_ID_HASH_ENV = "AIMON_USER_ID_HASH"
 USER_ID_KEY_ENV = "AIMON_USER_ID_KEY"
 KEY_SALT_ENV = "AIMON_KEY_SALT"
 
-SDKS = ("openai", "anthropic", "google-genai", "bedrock", "groq", "mistralai", "ollama", "cohere")
+SDKS = ("openai", "anthropic", "google-genai", "bedrock", "groq", "mistralai", "ollama", "cohere", "litellm")
 """The SDKs aimon-otel can instrument, by the names ``AIMON_INSTRUMENT`` takes."""
 
 _TRUE = {"true", "1", "yes", "on"}

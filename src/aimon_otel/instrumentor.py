@@ -22,7 +22,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from aimon_otel import semconv
 from aimon_otel.budgets.guard import BudgetEvents
 from aimon_otel.budgets.setup import open_guard
-from aimon_otel.calls import async_wrapper, sync_wrapper
+from aimon_otel.calls import async_wrapper, function_wrapper, sync_wrapper
 from aimon_otel.config import AimonConfigError, Settings, report
 from aimon_otel.context import load_resolver
 from aimon_otel.faults import logger, report_fault
@@ -35,6 +35,7 @@ from aimon_otel.providers import bedrock as bedrock_adapter
 from aimon_otel.providers import cohere as cohere_adapter
 from aimon_otel.providers import gemini as gemini_adapter
 from aimon_otel.providers import groq as groq_adapter
+from aimon_otel.providers import litellm as litellm_adapter
 from aimon_otel.providers import mistral as mistral_adapter
 from aimon_otel.providers import ollama as ollama_adapter
 from aimon_otel.providers import openai as openai_adapter
@@ -55,7 +56,7 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             # BaseInstrumentor is a singleton whose __init__ runs on every AimonInstrumentor() call:
             # what is wrapped, and which import hooks are live, must survive that.
             return
-        self._wrapped: list[tuple[type, str]] = []
+        self._wrapped: list[tuple[Any, str]] = []
         self._rebinders: list[Callable[[], None]] = []
         """Run after unwrapping: module functions bound to a wrapped method (``ollama.chat``) bound again."""
         self._bedrock_classes: weakref.WeakSet[type] = weakref.WeakSet()
@@ -150,6 +151,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._when_imported("mistralai", lambda module: self._wrap_sdk(pipeline, module, targets))
         if "cohere" in settings.instrument:
             self._when_imported("cohere", lambda module: self._wrap_sdk(pipeline, module, cohere_adapter.TARGETS))
+        if "litellm" in settings.instrument:
+            self._when_imported("litellm", lambda module: self._wrap_litellm(pipeline, module))
         if "ollama" in settings.instrument:
             self._when_imported("ollama", lambda module: self._wrap_ollama(pipeline, module))
         if "bedrock" in settings.instrument:
@@ -232,6 +235,17 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             else:
                 wrapper = (async_wrapper if target.is_async else sync_wrapper)(pipeline, endpoint)
             self._wrap(target.module, target.method, wrapper)
+
+    def _wrap_litellm(self, pipeline: Pipeline, module: Any) -> None:
+        """``litellm.completion`` and the other module functions the app calls (their endpoint made now:
+        litellm is imported)."""
+        for name, (kind, is_async) in litellm_adapter.FUNCTIONS.items():
+            if (module, name) in self._wrapped or not callable(getattr(module, name, None)):
+                continue
+            wrapper = function_wrapper(pipeline, kind(pipeline.settings, ()), is_async)
+            setattr(wrapper, _OURS, True)
+            wrapt.wrap_function_wrapper(module, name, wrapper)
+            self._wrapped.append((module, name))
 
     def _wrap_ollama(self, pipeline: Pipeline, module: Any) -> None:
         """The client classes, then ``ollama.chat`` and the other module functions, bound at import to the

@@ -11,4 +11,5 @@ _instruments_any: tuple[str, ...] = (
     "mistralai >= 1.2",
     "ollama >= 0.4",
     "cohere >= 5.13",
+    "litellm >= 1.60",
 )

@@ -88,6 +88,9 @@ class Endpoint:
     def is_stream(self, result: Any) -> bool:
         return isinstance(result, self.stream_types)
 
+    stream_async: bool | None = None
+    """Whether the API's streams are async; None: told by the stream itself (LiteLLM's serve both ways)."""
+
     def stream_of(self, result: Any) -> Any:
         """The stream in a result ``is_stream`` accepted: the result itself, or a part of it (boto3's dicts)."""
         return result
