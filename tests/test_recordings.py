@@ -134,6 +134,9 @@ def make_client(recording: dict[str, Any], fake: FakeProvider, name: str, sdk_tr
             default_headers=headers,
             **no_native,
         )
+    if kind == "ollama":
+        ollama = pytest.importorskip("ollama")
+        return ollama.Client(host=fake.base_url, headers=headers)
     raise AssertionError(f"unknown client kind {kind!r}")
 
 
