@@ -74,17 +74,84 @@ class _Bytes:
         return self.frames
 
 
-def in_process_http_client(answers: Any) -> Any:
-    """An httpx client whose transport answers from a wire object, with no socket."""
+def in_process_http_client(answers: Any, module: Any = None) -> Any:
+    """An httpx client whose transport answers from a wire object, with no socket (``module``: httpx or the
+    httpx2 fork, whichever the SDK is built on; the openai SDK's by default)."""
+    http = module or httpx_module
+    return http.Client(transport=in_process_transport(answers, http))
+
+
+def in_process_transport(answers: Any, http: Any) -> Any:
+    """An httpx transport answering from a wire object."""
 
     def handle(request: Any) -> Any:
         headers = {k.lower(): v for k, v in request.headers.items()}
         answer = answers.handle(request.url.path, headers, json.loads(request.content or b"{}"))
         assert answer is not None
         content: Any = _Bytes(answer.events) if answer.events is not None else answer.body
-        return httpx_module.Response(answer.status, headers={"content-type": answer.content_type}, content=content)
+        return http.Response(answer.status, headers={"content-type": answer.content_type}, content=content)
 
-    return httpx_module.Client(transport=httpx_module.MockTransport(handle))
+    return http.MockTransport(handle)
+
+
+class _EveryWire:
+    """All of the fake provider's wire formats, answering by path (the server itself is not started)."""
+
+    def __init__(self) -> None:
+        from aimon_otel.testing import FakeProvider
+
+        self.fake = FakeProvider()
+
+    def handle(self, path: str, headers: dict[str, str], body: Any) -> Any:
+        return self.fake.answer("POST", path, headers, body)
+
+
+def _other_sdk_workloads() -> dict[str, Callable[[], Any]]:
+    """Groq, Mistral, Ollama, Cohere and LiteLLM on in-process transports, where they are installed."""
+    found: dict[str, Callable[[], Any]] = {}
+    if importlib.util.find_spec("aimon_otel") is None or importlib.util.find_spec("httpx") is None:
+        return found  # peers' virtualenvs
+    import httpx
+
+    every = _EveryWire()
+    chat = [{"role": "user", "content": "hi"}]
+    if importlib.util.find_spec("groq"):
+        import groq
+
+        groq_client = groq.Groq(api_key="gsk-bench", base_url="http://bench.local",
+                                http_client=in_process_http_client(every, httpx), max_retries=0)  # fmt: skip
+        found["groq chat"] = lambda: groq_client.chat.completions.create(model="llama-3.3-70b-versatile", messages=chat)
+    if importlib.util.find_spec("mistralai"):
+        try:
+            from mistralai.client import Mistral
+        except ImportError:
+            from mistralai import Mistral  # type: ignore[attr-defined,no-redef]
+        mistral = Mistral(api_key="bench", server_url="http://bench.local/mistral",
+                          client=in_process_http_client(every, httpx))  # fmt: skip
+        found["mistral chat"] = lambda: mistral.chat.complete(model="mistral-small-latest", messages=chat)
+    if importlib.util.find_spec("ollama"):
+        import ollama
+
+        local = ollama.Client(host="http://bench.local", transport=in_process_transport(every, httpx))
+        found["ollama chat"] = lambda: local.chat(model="llama3.2", messages=chat)
+    if importlib.util.find_spec("cohere"):
+        import cohere
+
+        command = cohere.ClientV2(api_key="co-bench", base_url="http://bench.local",
+                                  httpx_client=in_process_http_client(every, httpx))  # fmt: skip
+        found["cohere chat"] = lambda: command.chat(model="command-r-plus", messages=chat)
+    if importlib.util.find_spec("litellm"):
+        import os
+
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        routed = openai.OpenAI(base_url="http://bench.local/v1", api_key="sk-bench",
+                               http_client=in_process_http_client(wire.OpenAIWire()), max_retries=0)  # fmt: skip
+        found["litellm completion (openai)"] = lambda: litellm.completion(
+            model="openai/gpt-4o-mini", messages=chat, client=routed, api_key="sk-bench"
+        )
+    return found
 
 
 class _RawBody:
@@ -174,6 +241,8 @@ def workloads(toggle: Toggle | None = None) -> dict[str, Callable[[], Any]]:
         )
         s3 = in_process_boto3_client("s3", _s3_answer)
         found["s3 list_buckets (not an LLM call)"] = lambda: s3.list_buckets()
+    if toggle is None or toggle.variant == "aimon":
+        found.update(_other_sdk_workloads())
     return found
 
 
