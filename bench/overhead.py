@@ -106,7 +106,7 @@ class _EveryWire:
         return self.fake.answer("POST", path, headers, body)
 
 
-def _other_sdk_workloads() -> dict[str, Callable[[], Any]]:
+def _other_sdk_workloads(toggle: Toggle | None = None) -> dict[str, Callable[[], Any]]:
     """Groq, Mistral, Ollama, Cohere and LiteLLM on in-process transports, where they are installed."""
     found: dict[str, Callable[[], Any]] = {}
     if importlib.util.find_spec("aimon_otel") is None or importlib.util.find_spec("httpx") is None:
@@ -137,8 +137,12 @@ def _other_sdk_workloads() -> dict[str, Callable[[], Any]]:
     if importlib.util.find_spec("cohere"):
         import cohere
 
+        if toggle is not None:  # cohere's client binds its methods when made: made under instrument()
+            toggle.on()
         command = cohere.ClientV2(api_key="co-bench", base_url="http://bench.local",
                                   httpx_client=in_process_http_client(every, httpx))  # fmt: skip
+        if toggle is not None:
+            toggle.off()
         found["cohere chat"] = lambda: command.chat(model="command-r-plus", messages=chat)
     if importlib.util.find_spec("litellm"):
         import os
@@ -242,7 +246,7 @@ def workloads(toggle: Toggle | None = None) -> dict[str, Callable[[], Any]]:
         s3 = in_process_boto3_client("s3", _s3_answer)
         found["s3 list_buckets (not an LLM call)"] = lambda: s3.list_buckets()
     if toggle is None or toggle.variant == "aimon":
-        found.update(_other_sdk_workloads())
+        found.update(_other_sdk_workloads(toggle))
     return found
 
 

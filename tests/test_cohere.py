@@ -136,3 +136,14 @@ def test_a_block_budget_refuses_before_sending(fake: FakeProvider, tmp_path: Pat
         assert len(fake.requests) == sent
     finally:
         telemetry.instrumentor.uninstrument()
+
+
+def test_a_client_made_while_instrumented_stops_tracing_after_uninstrument(fake: FakeProvider) -> None:
+    """cohere's client binds its methods to itself when made, so it keeps our wrapper: after uninstrument()
+    that wrapper calls straight through."""
+    telemetry = make_telemetry()
+    client = client_for(fake)
+    client.chat(model=MODEL, messages=MESSAGES)
+    telemetry.instrumentor.uninstrument()
+    client.chat(model=MODEL, messages=MESSAGES)
+    assert len(telemetry.spans()) == 1

@@ -47,7 +47,7 @@ def function_wrapper(pipeline: Pipeline, endpoint: Endpoint, is_async: bool) -> 
     """A wrapt wrapper for a module function (LiteLLM's): the endpoint reads its positional arguments."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if inside_call():
+        if inside_call() or not pipeline.active:
             return wrapped(*args, **kwargs)
         run = run_async if is_async else run_sync
         return run(pipeline, endpoint, args, kwargs, lambda sent: wrapped(*args, **sent))
@@ -59,7 +59,7 @@ def sync_wrapper(pipeline: Pipeline, endpoint: Endpoint) -> Wrapper:
     """A wrapt wrapper for a sync SDK method."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if inside_call():
+        if inside_call() or not pipeline.active:
             return wrapped(*args, **kwargs)
         return run_sync(pipeline, endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
 
@@ -70,7 +70,7 @@ def async_wrapper(pipeline: Pipeline, endpoint: Endpoint) -> Wrapper:
     """A wrapt wrapper for an async SDK method."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if inside_call():
+        if inside_call() or not pipeline.active:
             return wrapped(*args, **kwargs)
         return run_async(pipeline, endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
 

@@ -174,6 +174,7 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._unwrap_processors()
             self._unwrap_processors = None
         if self.pipeline is not None:
+            self.pipeline.active = False
             self.pipeline.detach_guard()
         self.pipeline = None
         self.settings = None

@@ -64,6 +64,9 @@ class Pipeline:
         self.guard: Guard | None = None
         """The budget guard, asked before each call is sent (its ledger is also one of the sinks)."""
         self.limiter = ValueLimiter(settings.metrics_max_values)
+        self.active = True
+        """False once ``uninstrument()`` ran: a wrapper an SDK kept (cohere binds its methods to each client
+        it makes; an app may hold ``litellm.completion``) then calls straight through."""
         self.token_usage: Histogram = meter.create_histogram(
             semconv.METRIC_TOKEN_USAGE,
             unit="{token}",

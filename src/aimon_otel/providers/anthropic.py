@@ -141,7 +141,7 @@ class MessageStreams(Messages):
 
         def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             manager = wrapped(*args, **kwargs)
-            if inside_call():
+            if inside_call() or not pipeline.active:
                 return manager
             try:
                 name = next(n for n in vars(manager) if n.endswith("__api_request"))
