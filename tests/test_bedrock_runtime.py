@@ -429,3 +429,22 @@ def test_converse_content_is_captured_only_when_asked(fake: FakeProvider) -> Non
 )
 def test_model_families(model: str, kind: str, base: str) -> None:
     assert (family(model), base_model(model)) == (kind, base)
+
+
+@pytest.mark.parametrize("model", [*FAMILIES, "anthropic.claude-haiku-4-5-20251001-v1:0"])
+def test_invoke_model_content_is_captured_only_when_asked(fake: FakeProvider, model: str) -> None:
+    anthropic_body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "messages": MESSAGES}
+    body = FAMILIES.get(model, (anthropic_body, True))[0]
+    for capture in (False, True):
+        telemetry = make_telemetry(capture_content=capture)
+        try:
+            bedrock_client(fake).invoke_model(modelId=model, body=json.dumps(body))["body"].read()
+        finally:
+            telemetry.instrumentor.uninstrument()
+        attributes = attributes_of(telemetry)
+        if not capture:
+            assert not {"gen_ai.input.messages", "gen_ai.output.messages"} & set(attributes)
+            continue
+        assert "Say hello" in str(attributes["gen_ai.input.messages"])
+        reply = anthropic_wire.REPLY_TEXT if model.startswith("anthropic.") else wire.REPLY
+        assert reply in str(attributes["gen_ai.output.messages"])

@@ -282,9 +282,53 @@ def _request_body(body: Any) -> dict[str, Any] | None:
 
 
 def _converse_texts(blocks: Any) -> list[str]:
+    """Text of content blocks: a list of ``{"text": ...}`` (Converse, Nova, Anthropic), or a plain string."""
+    if isinstance(blocks, str):
+        return [blocks]
     return (
         [t for block in blocks or () if isinstance(t := field(block, "text"), str)] if isinstance(blocks, list) else []
     )
+
+
+def _body_input(body: dict[str, Any], max_chars: int) -> dict[str, AttributeValue]:
+    """An InvokeModel body's prompt, whatever the family: its ``messages`` (and ``system``), else its single
+    prompt field (Llama, Mistral ``prompt``; Titan ``inputText``; Cohere ``message``)."""
+    if isinstance(body.get("messages"), list):
+        return _converse_input(body, max_chars)
+    for key in ("prompt", "inputText", "message"):
+        text = body.get(key)
+        if isinstance(text, str) and text:
+            return {semconv.INPUT_MESSAGES: to_json([{"role": "user", "parts": [text_part(text, max_chars)]}])}
+    return {}
+
+
+def _body_output(kind: str, body: Any) -> list[str]:
+    """An InvokeModel answer's text by family."""
+    if not isinstance(body, dict):
+        return []
+    if kind == "anthropic":
+        return _converse_texts(body.get("content"))
+    if kind == "nova":
+        return _converse_texts(field(field(body.get("output"), "message"), "content"))
+    if kind == "meta":
+        text = body.get("generation")
+        return [text] if isinstance(text, str) else []
+    if kind == "titan-text":
+        results = body.get("results")
+        return (
+            [t for r in results or () if isinstance(t := field(r, "outputText"), str)]
+            if isinstance(results, list)
+            else []
+        )
+    if kind == "cohere":
+        text = body.get("text")
+        return [text] if isinstance(text, str) else []
+    for key in ("choices", "outputs"):
+        entries = body.get(key)
+        if isinstance(entries, list) and entries:
+            text = field(field(entries[0], "message"), "content") or field(entries[0], "text")
+            return [text] if isinstance(text, str) else []
+    return []
 
 
 def _converse_input(kwargs: dict[str, Any], max_chars: int) -> dict[str, AttributeValue]:
@@ -342,6 +386,8 @@ class BedrockEndpoint(Endpoint):
                 attributes.update(_numbers(body, _BODY_NUMBERS))
                 attributes.update(_numbers(body.get("inferenceConfig"), _CONVERSE_NUMBERS))
                 attributes.update(_numbers(body.get("textGenerationConfig"), _BODY_NUMBERS))
+                if self.settings.capture_content:
+                    attributes.update(_body_input(body, self.settings.content_max_chars))
             if family(model) in ("titan-embed", "cohere-embed"):
                 operation = semconv.OP_EMBEDDINGS
         if operation == semconv.OP_CHAT:
@@ -429,6 +475,8 @@ class InvokeModel(BedrockEndpoint):
                 vector = vectors[0] if isinstance(vectors, list) and vectors else None
             if isinstance(vector, list):
                 attributes[semconv.EMBEDDINGS_DIMENSION_COUNT] = len(vector)
+        elif self.settings.capture_content:
+            attributes.update(_output(_body_output(kind, body), self.settings.content_max_chars))
         invocation.answered(
             model=body.get("model") if kind == "anthropic" and isinstance(body, dict) else None,
             response_id=body.get("id") if isinstance(body, dict) and isinstance(body.get("id"), str) else None,
