@@ -9,6 +9,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry.util.types import AttributeValue
+
+from aimon_otel.semconv import OUTPUT_MESSAGES
+
 TRUNCATION_MARK = "…[truncated {} chars]"
 
 
@@ -43,6 +47,13 @@ def cut(text: str, max_chars: int) -> str:
 
 def text_part(text: str, max_chars: int) -> dict[str, Any]:
     return {"type": "text", "content": cut(text, max_chars)}
+
+
+def assistant_output(text: str | None, max_chars: int) -> dict[str, AttributeValue]:
+    """The answer's text as ``gen_ai.output.messages`` (one assistant message), or nothing when there is none."""
+    if not text:
+        return {}
+    return {OUTPUT_MESSAGES: to_json([{"role": "assistant", "parts": [text_part(text, max_chars)]}])}
 
 
 def to_json(messages: list[dict[str, Any]]) -> str:

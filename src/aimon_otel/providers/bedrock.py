@@ -27,7 +27,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
-from aimon_otel.content import field, text_part, to_json
+from aimon_otel.content import assistant_output, field, text_part, to_json
 from aimon_otel.faults import report_fault
 from aimon_otel.invocation import Invocation
 from aimon_otel.providers.anthropic import messages_usage
@@ -352,12 +352,6 @@ def _converse_input(kwargs: dict[str, Any], max_chars: int) -> dict[str, Attribu
     return found
 
 
-def _output(texts: list[str], max_chars: int) -> dict[str, AttributeValue]:
-    if not texts:
-        return {}
-    return {semconv.OUTPUT_MESSAGES: to_json([{"role": "assistant", "parts": [text_part("".join(texts), max_chars)]}])}
-
-
 class BedrockEndpoint(Endpoint):
     """One Bedrock Runtime operation of a botocore client."""
 
@@ -421,7 +415,9 @@ class Converse(BedrockEndpoint):
         invocation.answered(
             finish_reasons=[reason] if isinstance(reason, str) else None,
             usage=converse_usage(field(response, "usage")),
-            attributes=_output(texts, self.settings.content_max_chars) if self.settings.capture_content else None,
+            attributes=assistant_output("".join(texts), self.settings.content_max_chars)
+            if self.settings.capture_content
+            else None,
         )
         _guardrail(invocation, reason == GUARDRAIL_INTERVENED)
 
@@ -476,7 +472,7 @@ class InvokeModel(BedrockEndpoint):
             if isinstance(vector, list):
                 attributes[semconv.EMBEDDINGS_DIMENSION_COUNT] = len(vector)
         elif self.settings.capture_content:
-            attributes.update(_output(_body_output(kind, body), self.settings.content_max_chars))
+            attributes.update(assistant_output("".join(_body_output(kind, body)), self.settings.content_max_chars))
         invocation.answered(
             model=body.get("model") if kind == "anthropic" and isinstance(body, dict) else None,
             response_id=body.get("id") if isinstance(body, dict) and isinstance(body.get("id"), str) else None,
@@ -541,7 +537,7 @@ class ConverseStreamReader:
         invocation.answered(
             finish_reasons=self.reasons,
             usage=converse_usage(self.usage),
-            attributes=_output(self.texts, self.max_chars) if self.capture else None,
+            attributes=assistant_output("".join(self.texts), self.max_chars) if self.capture else None,
         )
         _guardrail(invocation, GUARDRAIL_INTERVENED in self.reasons)
 

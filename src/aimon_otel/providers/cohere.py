@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
-from aimon_otel.content import field, text_part, to_json
+from aimon_otel.content import assistant_output, field, text_part, to_json
 from aimon_otel.invocation import Invocation
 from aimon_otel.providers.base import Endpoint, Plan, StreamReader, Target
 from aimon_otel.providers.detect import detect_server
@@ -129,7 +129,7 @@ class CohereEndpoint(Endpoint):
         usage, attributes = billed_usage(field(response, "usage"))
         if self.settings.capture_content:
             attributes.update(
-                _output(_texts(field(field(response, "message"), "content")), self.settings.content_max_chars)
+                assistant_output(_texts(field(field(response, "message"), "content")), self.settings.content_max_chars)
             )
         reason = field(response, "finish_reason")
         invocation.answered(
@@ -214,7 +214,7 @@ class CohereStreamReader:
     def finish(self, invocation: Invocation) -> None:
         usage, attributes = billed_usage(self.usage)
         if self.capture:
-            attributes.update(_output("".join(self.texts), self.max_chars))
+            attributes.update(assistant_output("".join(self.texts), self.max_chars))
         invocation.answered(
             response_id=self.response_id,
             finish_reasons=[str(self.reason).lower()] if self.reason else None,
@@ -237,12 +237,6 @@ def _input(messages: Any, max_chars: int) -> dict[str, AttributeValue]:
             role = field(message, "role")
             found.append({"role": role if isinstance(role, str) else "user", "parts": [text_part(text, max_chars)]})
     return {semconv.INPUT_MESSAGES: to_json(found)} if found else {}
-
-
-def _output(text: str, max_chars: int) -> dict[str, AttributeValue]:
-    if not text:
-        return {}
-    return {semconv.OUTPUT_MESSAGES: to_json([{"role": "assistant", "parts": [text_part(text, max_chars)]}])}
 
 
 TARGETS: tuple[Target, ...] = (

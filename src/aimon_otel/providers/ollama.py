@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
-from aimon_otel.content import field, text_part, to_json
+from aimon_otel.content import assistant_output, field, text_part, to_json
 from aimon_otel.invocation import Invocation
 from aimon_otel.providers.base import Endpoint, Plan, StreamReader, Target
 from aimon_otel.providers.detect import detect_server
@@ -112,7 +112,7 @@ class OllamaEndpoint(Endpoint):
     def record_response(self, invocation: Invocation, response: Any) -> None:
         attributes: dict[str, AttributeValue] = {}
         if self.settings.capture_content:
-            attributes = _output(self.text_of(response), self.settings.content_max_chars)
+            attributes = assistant_output(self.text_of(response), self.settings.content_max_chars)
         reason = field(response, "done_reason")
         invocation.answered(
             model=field(response, "model"),
@@ -202,14 +202,10 @@ class OllamaStreamReader:
             model=field(self.last, "model"),
             finish_reasons=[reason] if isinstance(reason, str) and reason else None,
             usage=ollama_usage(self.last) if self.last is not None else None,
-            attributes=_output("".join(self.texts), settings.content_max_chars) if settings.capture_content else None,
+            attributes=assistant_output("".join(self.texts), settings.content_max_chars)
+            if settings.capture_content
+            else None,
         )
-
-
-def _output(text: str | None, max_chars: int) -> dict[str, AttributeValue]:
-    if not text:
-        return {}
-    return {semconv.OUTPUT_MESSAGES: to_json([{"role": "assistant", "parts": [text_part(text, max_chars)]}])}
 
 
 def rebind_module_functions(module: Any) -> None:
