@@ -21,7 +21,7 @@ from aimon_otel.budgets.guard import BudgetExceeded
 from aimon_otel.faults import report_fault
 from aimon_otel.pipeline import Call, Pipeline
 from aimon_otel.providers.base import Endpoint, Plan
-from aimon_otel.streams import AsyncStreamProxy, IterableStreamProxy, SyncStreamProxy
+from aimon_otel.streams import AsyncIterableStreamProxy, AsyncStreamProxy, IterableStreamProxy, SyncStreamProxy
 
 _inside_call: contextvars.ContextVar[bool] = contextvars.ContextVar("aimon_inside_call", default=False)
 
@@ -152,6 +152,11 @@ async def run_async(
     finally:
         _deactivate(deactivate)
         _inside_call.reset(guard)
+    if endpoint.reads_body_async:
+        try:
+            await endpoint.read_body_async(result)
+        except Exception as fault:
+            report_fault("response body", fault)
     return _take_result(endpoint, call, plan, result)
 
 
@@ -237,7 +242,8 @@ def _proxy_stream(endpoint: Endpoint, call: Call, plan: Plan, result: Any) -> An
     if is_async is None:
         is_async = hasattr(stream, "__anext__")
     if is_async:
-        proxy: Any = AsyncStreamProxy(stream, call, reader)
+        async_kind = AsyncIterableStreamProxy if endpoint.iterable_stream else AsyncStreamProxy
+        proxy: Any = async_kind(stream, call, reader)
     elif hasattr(stream, "__next__"):
         proxy = SyncStreamProxy(stream, call, reader)
     else:

@@ -32,6 +32,7 @@ from aimon_otel.pricing import PricingEngine, load_overrides
 from aimon_otel.processor import wrap_provider_processors
 from aimon_otel.providers import anthropic as anthropic_adapter
 from aimon_otel.providers import bedrock as bedrock_adapter
+from aimon_otel.providers import bedrock_aio as bedrock_aio_adapter
 from aimon_otel.providers import cohere as cohere_adapter
 from aimon_otel.providers import gemini as gemini_adapter
 from aimon_otel.providers import groq as groq_adapter
@@ -157,6 +158,7 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._when_imported("ollama", lambda module: self._wrap_ollama(pipeline, module))
         if "bedrock" in settings.instrument:
             self._when_imported("botocore.client", lambda module: self._wrap_bedrock(pipeline, module))
+            self._when_imported("aiobotocore.client", lambda module: self._wrap_bedrock_aio(pipeline, module))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._generation += 1  # import hooks still pending now do nothing
@@ -258,8 +260,36 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _wrap_bedrock(self, pipeline: Pipeline, botocore_client: Any) -> None:
         """Wrap ``ClientCreator.create_client``: each ``bedrock-runtime`` client made gets its class's four
         operations wrapped (botocore makes a class per client); no other AWS client is touched."""
-        endpoints = {name: kind(pipeline.settings, ()) for name, kind in bedrock_adapter.OPERATIONS.items()}
-        wrappers = {name: sync_wrapper(pipeline, endpoint) for name, endpoint in endpoints.items()}
+        wrap_class = self._bedrock_class_wrapper(pipeline, bedrock_adapter.OPERATIONS, sync_wrapper, is_async=False)
+
+        def create_client(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            client = wrapped(*args, **kwargs)
+            wrap_class(client)
+            return client
+
+        self._wrap_in(botocore_client, "ClientCreator.create_client", create_client)
+
+    def _wrap_bedrock_aio(self, pipeline: Pipeline, aiobotocore_client: Any) -> None:
+        """``_wrap_bedrock`` for aiobotocore (and aioboto3): its own ``create_client`` is a coroutine."""
+        wrap_class = self._bedrock_class_wrapper(pipeline, bedrock_aio_adapter.OPERATIONS, async_wrapper, is_async=True)
+
+        async def create_client(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            client = await wrapped(*args, **kwargs)
+            wrap_class(client)
+            return client
+
+        self._wrap_in(aiobotocore_client, "AioClientCreator.create_client", create_client)
+
+    def _bedrock_class_wrapper(
+        self,
+        pipeline: Pipeline,
+        operations: dict[str, Any],
+        make_wrapper: Callable[[Pipeline, Any], Any],
+        is_async: bool,
+    ) -> Callable[[Any], None]:
+        """What wraps a new client's class (when it is ``bedrock-runtime``); the classes of clients made
+        under an earlier ``instrument()`` are wrapped again now."""
+        wrappers = {name: make_wrapper(pipeline, kind(pipeline.settings, ())) for name, kind in operations.items()}
         for wrapper in wrappers.values():
             setattr(wrapper, _OURS, True)
         classes = self._bedrock_classes
@@ -271,18 +301,17 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                     wrapt.wrap_function_wrapper(client_class, name, wrapper)
             classes.add(client_class)
 
-        def create_client(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            client = wrapped(*args, **kwargs)
+        def wrap_client(client: Any) -> None:
             try:
                 if bedrock_adapter.is_bedrock_runtime(client):
                     wrap_class(type(client))
             except Exception as fault:  # never break the app's client
                 report_fault("bedrock client", fault)
-            return client
 
-        for client_class in list(classes):  # clients made under an earlier instrument()
-            wrap_class(client_class)
-        self._wrap_in(botocore_client, "ClientCreator.create_client", create_client)
+        for client_class in list(classes):
+            if _is_async_client(client_class) == is_async:
+                wrap_class(client_class)
+        return wrap_client
 
     def _wrap(self, module_name: str, method: str, wrapper: Any) -> None:
         """Wrap ``module.Class.method`` (when the module is imported) if this SDK version has it."""
@@ -309,6 +338,11 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
 
 _OURS = "_aimon_otel_wrapper"
+
+
+def _is_async_client(client_class: type) -> bool:
+    """An aiobotocore client class (its operations are coroutines)."""
+    return any(base.__module__.startswith("aiobotocore.") for base in client_class.__mro__)
 
 
 def _is_ours(method: Any) -> bool:

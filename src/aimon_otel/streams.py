@@ -189,3 +189,48 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
     def __del__(self) -> None:
         self._self_end(semconv.STREAM_ABANDONED)
+
+
+class AsyncIterableStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """Wraps a stream that is async-iterable but not an async iterator (aiobotocore's ``AioEventStream``,
+    whose ``close()`` is sync, as botocore's): iterating it again goes on where the last loop stopped."""
+
+    def __init__(self, wrapped: Any, call: Call, reader: StreamReader) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+        self._self_reader = reader
+        self._self_done = False
+        self._self_items: Any = None
+
+    def _self_end(self, outcome: str, exc: BaseException | None = None) -> None:
+        if not self._self_done:
+            self._self_done = True
+            _finish(self._self_call, self._self_reader, outcome, exc)
+
+    def __aiter__(self) -> AsyncIterableStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        items = self._self_items
+        if items is None:
+            items = self._self_items = self.__wrapped__.__aiter__()
+        while True:
+            try:
+                item = await items.__anext__()
+            except StopAsyncIteration:
+                self._self_end(semconv.STREAM_COMPLETED)
+                raise
+            except BaseException as exc:
+                self._self_end(semconv.STREAM_ERROR, exc)
+                raise
+            if not _observe(self._self_call, self._self_reader, item):
+                return item
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_end(semconv.STREAM_CLOSED)
+
+    def __del__(self) -> None:
+        self._self_end(semconv.STREAM_ABANDONED)

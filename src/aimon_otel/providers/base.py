@@ -91,6 +91,15 @@ class Endpoint:
     stream_async: bool | None = None
     """Whether the API's streams are async; None: told by the stream itself (LiteLLM's serve both ways)."""
 
+    iterable_stream = False
+    """The stream is iterable but not an iterator (botocore's ``EventStream``, aiobotocore's)."""
+
+    reads_body_async = False
+    """An async client's body must be read (``read_body_async``) before the response can be recorded."""
+
+    async def read_body_async(self, result: Any) -> None:
+        """Read what ``record_response`` needs from an async body, leaving the app an equal one."""
+
     def stream_of(self, result: Any) -> Any:
         """The stream in a result ``is_stream`` accepted: the result itself, or a part of it (boto3's dicts)."""
         return result

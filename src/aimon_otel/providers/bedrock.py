@@ -425,6 +425,7 @@ class Converse(BedrockEndpoint):
 class ConverseStream(BedrockEndpoint):
     streaming = True
     stream_key = "stream"
+    iterable_stream = True
 
     def is_stream(self, result: Any) -> bool:
         return isinstance(result, dict) and result.get(self.stream_key) is not None
@@ -446,14 +447,21 @@ class InvokeModel(BedrockEndpoint):
     def is_stream(self, result: Any) -> bool:
         return False
 
+    def take_body(self, response: dict[str, Any]) -> bytes | None:
+        """The response body's bytes; the app gets a body of the SDK's class that reads the same."""
+        raw = response.get("body")
+        if raw is None or not hasattr(raw, "read"):
+            return None
+        data: bytes = raw.read()
+        response["body"] = _same_body(raw, data)
+        return data
+
     def record_response(self, invocation: Invocation, response: Any) -> None:
         if not isinstance(response, dict):
             return
-        raw = response.get("body")
-        if raw is None or not hasattr(raw, "read"):
+        data = self.take_body(response)
+        if data is None:
             return
-        data = raw.read()
-        response["body"] = _same_body(raw, data)  # the app reads what it would have
         kind = family(invocation.request_model)
         try:
             body = json.loads(data) if data else None
