@@ -9,12 +9,12 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 
 $(VENV)/.installed: pyproject.toml constraints/newest.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints/newest.txt -e '.[openai,anthropic,gemini,bedrock,bedrock-async,groq,mistralai,ollama,cohere,litellm,otlp,test,coexist,dev]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints/newest.txt -e '.[openai,anthropic,gemini,bedrock,bedrock-async,groq,mistralai,ollama,cohere,litellm,stripe,otlp,test,coexist,dev]'
 	touch $@
 
 $(OLDEST)/.installed: pyproject.toml constraints/oldest.txt
 	$(PYTHON) -m venv $(OLDEST)
-	$(OLDEST)/bin/pip install $(PIP_FLAGS) -c constraints/oldest.txt -e '.[openai,anthropic,bedrock,bedrock-async,groq,mistralai,ollama,cohere,test]'
+	$(OLDEST)/bin/pip install $(PIP_FLAGS) -c constraints/oldest.txt -e '.[openai,anthropic,bedrock,bedrock-async,groq,mistralai,ollama,cohere,stripe,test]'
 	touch $@
 
 $(OLDEST_GEMINI)/.installed: pyproject.toml constraints/oldest-gemini.txt

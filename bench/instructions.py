@@ -43,7 +43,7 @@ else:
     trace.set_tracer_provider(tracer_provider)
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
 toggle = overhead.Toggle({variant!r}, tracer_provider, meter_provider)
-work = overhead.workloads(toggle)[{workload!r}]
+work = overhead.workloads(toggle, only={workload!r})[{workload!r}]
 if {instrumented!r}:
     toggle.on()
 for _ in range(20):
@@ -115,24 +115,24 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    if not args.json:
+        print(f"{args.variant}; callgrind instructions per call (slope of {args.calls} and {3 * args.calls} calls)")
+        print(f"{'workload':<34} {'bare':>12} {'instrumented':>13} {'added':>11} {'ours':>11} {'OTel SDK':>11}")
     results = {}
     for workload in args.workloads:
         if workload.startswith("anthropic") and args.variant == "otel-openai-v2":
             continue
         bare = per_call(args.variant, workload, False, args.calls)
         instrumented = per_call(args.variant, workload, True, args.calls)
-        results[workload] = {"bare": bare, "instrumented": instrumented, "added": instrumented - bare}
+        row = results[workload] = {"bare": bare, "instrumented": instrumented, "added": instrumented - bare}
         if args.split:
             ours = per_call(args.variant, workload, True, args.calls, noop_sdk=True) - bare
-            results[workload].update(ours=ours, sdk=instrumented - bare - ours)
+            row.update(ours=ours, sdk=instrumented - bare - ours)
+        if not args.json:  # each row as soon as it is measured: a run over every SDK takes an hour
+            split = f" {row['ours']:>+11,.0f} {row['sdk']:>+11,.0f}" if "ours" in row else ""
+            print(f"{workload:<34} {bare:>12,.0f} {instrumented:>13,.0f} {row['added']:>+11,.0f}{split}", flush=True)
     if args.json:
         print(json.dumps(results))
-        return
-    print(f"{args.variant}; callgrind instructions per call (slope of {args.calls} and {3 * args.calls} calls)")
-    print(f"{'workload':<28} {'bare':>12} {'instrumented':>13} {'added':>11} {'ours':>11} {'OTel SDK':>11}")
-    for workload, row in results.items():
-        split = f" {row['ours']:>+11,.0f} {row['sdk']:>+11,.0f}" if "ours" in row else ""
-        print(f"{workload:<28} {row['bare']:>12,.0f} {row['instrumented']:>13,.0f} {row['added']:>+11,.0f}{split}")
 
 
 if __name__ == "__main__":

@@ -106,22 +106,26 @@ class _EveryWire:
         return self.fake.answer("POST", path, headers, body)
 
 
-def _other_sdk_workloads(toggle: Toggle | None = None) -> dict[str, Callable[[], Any]]:
+def _other_sdk_workloads(toggle: Toggle | None = None, only: str | None = None) -> dict[str, Callable[[], Any]]:
     """Groq, Mistral, Ollama, Cohere and LiteLLM on in-process transports, where they are installed."""
     found: dict[str, Callable[[], Any]] = {}
+
+    def wanted(name: str) -> bool:
+        return only is None or only == name
+
     if importlib.util.find_spec("aimon_otel") is None or importlib.util.find_spec("httpx") is None:
         return found  # peers' virtualenvs
     import httpx
 
     every = _EveryWire()
     chat = [{"role": "user", "content": "hi"}]
-    if importlib.util.find_spec("groq"):
+    if wanted("groq chat") and importlib.util.find_spec("groq"):
         import groq
 
         groq_client = groq.Groq(api_key="gsk-bench", base_url="http://bench.local",
                                 http_client=in_process_http_client(every, httpx), max_retries=0)  # fmt: skip
         found["groq chat"] = lambda: groq_client.chat.completions.create(model="llama-3.3-70b-versatile", messages=chat)
-    if importlib.util.find_spec("mistralai"):
+    if wanted("mistral chat") and importlib.util.find_spec("mistralai"):
         try:
             from mistralai.client import Mistral
         except ImportError:
@@ -129,12 +133,12 @@ def _other_sdk_workloads(toggle: Toggle | None = None) -> dict[str, Callable[[],
         mistral = Mistral(api_key="bench", server_url="http://bench.local/mistral",
                           client=in_process_http_client(every, httpx))  # fmt: skip
         found["mistral chat"] = lambda: mistral.chat.complete(model="mistral-small-latest", messages=chat)
-    if importlib.util.find_spec("ollama"):
+    if wanted("ollama chat") and importlib.util.find_spec("ollama"):
         import ollama
 
         local = ollama.Client(host="http://bench.local", transport=in_process_transport(every, httpx))
         found["ollama chat"] = lambda: local.chat(model="llama3.2", messages=chat)
-    if importlib.util.find_spec("cohere"):
+    if wanted("cohere chat") and importlib.util.find_spec("cohere"):
         import cohere
 
         if toggle is not None:  # cohere's client binds its methods when made: made under instrument()
@@ -144,7 +148,7 @@ def _other_sdk_workloads(toggle: Toggle | None = None) -> dict[str, Callable[[],
         if toggle is not None:
             toggle.off()
         found["cohere chat"] = lambda: command.chat(model="command-r-plus", messages=chat)
-    if importlib.util.find_spec("litellm"):
+    if wanted("litellm completion (openai)") and importlib.util.find_spec("litellm"):
         import os
 
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -209,7 +213,13 @@ def _s3_answer(request: Any) -> tuple[int, dict[str, str], bytes]:
     return 200, {"content-type": "application/xml"}, body
 
 
-def workloads(toggle: Toggle | None = None) -> dict[str, Callable[[], Any]]:
+def workloads(toggle: Toggle | None = None, only: str | None = None) -> dict[str, Callable[[], Any]]:
+    """Every workload, or ``only`` the one named (its SDK alone imported: under callgrind, importing
+    LiteLLM and botocore's models for a workload that does not use them takes minutes)."""
+
+    def wanted(*names: str) -> bool:
+        return only is None or only in names
+
     client = openai.OpenAI(
         base_url="http://bench.local/v1",
         api_key="sk-bench",
@@ -232,10 +242,11 @@ def workloads(toggle: Toggle | None = None) -> dict[str, Callable[[], Any]]:
         ),
         "anthropic message": lambda: claude.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES),
     }
-    gemini = _gemini_client()
+    gemini = _gemini_client() if wanted("gemini generate") else None
     if gemini is not None:
         found["gemini generate"] = lambda: gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
-    if toggle is not None and toggle.variant == "aimon" and importlib.util.find_spec("boto3"):
+    aws = wanted("bedrock converse", "s3 list_buckets (not an LLM call)")
+    if aws and toggle is not None and toggle.variant == "aimon" and importlib.util.find_spec("boto3"):
         toggle.on()  # a bedrock-runtime client is wrapped when made under instrument(), then on every on()
         bedrock = in_process_boto3_client("bedrock-runtime", _bedrock_answer)
         toggle.off()
@@ -246,7 +257,7 @@ def workloads(toggle: Toggle | None = None) -> dict[str, Callable[[], Any]]:
         s3 = in_process_boto3_client("s3", _s3_answer)
         found["s3 list_buckets (not an LLM call)"] = lambda: s3.list_buckets()
     if toggle is None or toggle.variant == "aimon":
-        found.update(_other_sdk_workloads(toggle))
+        found.update(_other_sdk_workloads(toggle, only))
     return found
 
 

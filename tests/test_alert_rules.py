@@ -259,6 +259,72 @@ def unit_tests() -> dict[str, Any]:
                 )
             ],
         ),
+        # Billing: 15 events dropped after minute 10 (the spool overflowed), 4000 sent (never an alert).
+        case(
+            [
+                {
+                    "series": 'aimon_billing_events_total{aimon_billing_outcome="dropped", service_name="app"}',
+                    "values": "_x10 15x50",
+                },
+                {
+                    "series": 'aimon_billing_events_total{aimon_billing_outcome="sent", service_name="app"}',
+                    "values": "0+100x60",
+                },
+            ],
+            [
+                (5, "GenAIBillingEventsLost", []),
+                (
+                    30,
+                    "GenAIBillingEventsLost",
+                    [
+                        alert(
+                            {"severity": "critical", "aimon_alert": "billing", "aimon_billing_outcome": "dropped"},
+                            "Usage events were dropped: calls that will not be billed",
+                            "15 usage events dropped in the last hour: dropped ones overflowed the spool (the "
+                            "billing system was unreachable too long), rejected ones were refused by the billing "
+                            "system (a customer it does not know). Those calls are not billed.",
+                            "billing-events-lost",
+                        )
+                    ],
+                ),
+            ],
+        ),
+        # A spool that grows 10 events a minute from minute 0 (the billing system is down), and one that
+        # empties every other minute (a busy, healthy sender): only the first, once it never emptied in 15m.
+        case(
+            [
+                {
+                    "series": 'aimon_billing_spool_size{aimon_billing_destination="lago", service_name="app"}',
+                    "values": "0+10x40",
+                },
+                {
+                    "series": 'aimon_billing_spool_size{aimon_billing_destination="stripe", service_name="api"}',
+                    "values": "0 50 " * 20,
+                },
+            ],
+            [
+                (10, "GenAIBillingSpoolGrowing", []),
+                (
+                    30,
+                    "GenAIBillingSpoolGrowing",
+                    [
+                        alert(
+                            {
+                                "severity": "warning",
+                                "aimon_alert": "billing",
+                                "aimon_billing_destination": "lago",
+                                "service_name": "app",
+                            },
+                            "Usage events are piling up for lago",
+                            "app's billing spool has not emptied in 15 minutes and grew by 150 events: lago is not "
+                            "taking them (see the app's log for its answer). They are kept on disk and sent when it "
+                            "does, up to the cap.",
+                            "billing-spool-growing",
+                        )
+                    ],
+                ),
+            ],
+        ),
         # Price data 61 days old at time 0 (fires after its hour), and 59 days old (never fires).
         case(
             [

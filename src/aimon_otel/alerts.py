@@ -24,6 +24,8 @@ DURATION_BUCKETS = "gen_ai_client_operation_duration_seconds_bucket"
 FIRST_CHUNK_BUCKETS = "gen_ai_client_operation_time_to_first_chunk_seconds_bucket"
 UNPRICED = "aimon_pricing_unpriced_calls_total"
 PRICE_DATA = "aimon_pricing_data_timestamp_seconds"
+BILLING_EVENTS = "aimon_billing_events_total"
+BILLING_SPOOL = "aimon_billing_spool_size"
 SPEND_HOURLY = ":gen_ai_usage_cost_usd:increase1h"
 SPEND_DAILY = ":gen_ai_usage_cost_usd:increase1d"
 SPEND_BY_TENANT_5M = "tenant_provider_model:gen_ai_usage_cost_usd:increase5m"
@@ -355,6 +357,35 @@ def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
             "stale-prices",
             for_="1h",
             labels={"aimon_alert": "stale_prices"},
+        )
+    )
+    rules.append(
+        Rule(
+            "GenAIBillingEventsLost",
+            counted_increase(
+                f'{BILLING_EVENTS}{{aimon_billing_outcome=~"dropped|rejected"}}', "1h", "aimon_billing_outcome"
+            )
+            + " > 0",
+            "critical",
+            "Usage events were {{ $labels.aimon_billing_outcome }}: calls that will not be billed",
+            '{{ $value | printf "%.0f" }} usage events {{ $labels.aimon_billing_outcome }} in the last hour: '
+            "dropped ones overflowed the spool (the billing system was unreachable too long), rejected ones "
+            "were refused by the billing system (a customer it does not know). Those calls are not billed.",
+            "billing-events-lost",
+            labels={"aimon_alert": "billing"},
+        )
+    )
+    rules.append(
+        Rule(
+            "GenAIBillingSpoolGrowing",
+            f"min_over_time({BILLING_SPOOL}[15m]) > 0 and delta({BILLING_SPOOL}[15m]) > 0",
+            "warning",
+            "Usage events are piling up for {{ $labels.aimon_billing_destination }}",
+            "{{ $labels.service_name }}'s billing spool has not emptied in 15 minutes and grew by "
+            '{{ $value | printf "%.0f" }} events: {{ $labels.aimon_billing_destination }} is not taking them '
+            "(see the app's log for its answer). They are kept on disk and sent when it does, up to the cap.",
+            "billing-spool-growing",
+            labels={"aimon_alert": "billing"},
         )
     )
     return rules

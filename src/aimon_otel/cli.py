@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -59,6 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     budget_commands.add_parsers(commands)
 
+    billing = commands.add_parser("billing", help="usage events for the billing system")
+    billing_commands = billing.add_subparsers(dest="billing_command", required=True)
+    spool = billing_commands.add_parser("spool", help="the usage events waiting to be sent, per customer")
+    spool.add_argument("--spool", help="the spool file (default: $AIMON_BILLING_SPOOL, else the cache directory's)")
+    spool.add_argument("--json", action="store_true")
+
     report = commands.add_parser("report", help="spend, calls and tokens per group and day or month, from Prometheus")
     report.add_argument("--prometheus", required=True, metavar="URL", help="e.g. http://localhost:9090")
     report.add_argument("--from", dest="start", required=True, type=_day, metavar="YYYY-MM-DD", help="first day")
@@ -78,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return budget_commands.run_credits(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "billing":
+            return _billing_spool(args)
         if args.command == "pricing":
             return _check(args)
         if args.command == "key-id":
@@ -267,6 +277,40 @@ def _report(args: argparse.Namespace) -> int:
         ) from None
     rows = build_report(Prometheus(args.prometheus), args.start, args.end, by, args.step, zone, spinner())
     sys.stdout.write(render_report(rows, by, args.format))
+    return 0
+
+
+def _billing_spool(args: argparse.Namespace) -> int:
+    from aimon_otel.billing.setup import default_spool_path
+    from aimon_otel.billing.spool import Spool
+
+    path = args.spool or os.environ.get("AIMON_BILLING_SPOOL")
+    if not path:
+        path = str(default_spool_path(os.environ.get("AIMON_BILLING", "lago").strip().lower() or "lago"))
+    if not Path(path).exists():
+        raise AimonConfigError(f"no billing spool at {path}: give --spool, or set AIMON_BILLING_SPOOL as the app does")
+    spool = Spool(path, max_events=2**62)
+    try:
+        groups = spool.summary()
+    finally:
+        spool.close()
+
+    def when(seconds: object) -> str:
+        return datetime.fromtimestamp(float(str(seconds)), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    payload = {
+        "spool": path,
+        "events": sum(int(str(g["events"])) for g in groups),
+        "customers": [{**g, "billed": str(g["billed"])} for g in groups],
+    }
+    lines = [f"{payload['events']} usage events waiting in {path}"]
+    for group in groups:
+        amount = f"${group['billed']}" if group["unit"] == "usd" else f"{group['billed']} tokens"
+        lines.append(
+            f"  {group['customer']}: {group['events']} events, {amount}, calls {when(group['oldest'])} to "
+            f"{when(group['newest'])}"
+        )
+    _emit(args, payload, "\n".join(lines))
     return 0
 
 

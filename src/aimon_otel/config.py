@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aimon_otel.faults import warn_once
+
+if TYPE_CHECKING:
+    from aimon_otel.billing.setup import BillingSettings
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 CONTENT_MAX_CHARS_ENV = "AIMON_CAPTURE_CONTENT_MAX_CHARS"
@@ -31,6 +34,7 @@ BUDGET_FAIL_ENV = "AIMON_BUDGET_FAIL"
 USER_ID_HASH_ENV = "AIMON_USER_ID_HASH"
 USER_ID_KEY_ENV = "AIMON_USER_ID_KEY"
 KEY_SALT_ENV = "AIMON_KEY_SALT"
+BILLING_ENV = "AIMON_BILLING"
 
 SDKS = ("openai", "anthropic", "google-genai", "bedrock", "groq", "mistralai", "ollama", "cohere", "litellm")
 """The SDKs aimon-otel can instrument, by the names ``AIMON_INSTRUMENT`` takes."""
@@ -81,6 +85,8 @@ class Settings:
     key_salt: str | None = None
     """A secret of the deployment (``AIMON_KEY_SALT``): with it, each call carries ``aimon.api_key.id``, an HMAC
     fingerprint of the API key the client used, so spend can be split by key; without it, no key id."""
+    billing: BillingSettings | None = None
+    """Usage events to a billing system (``AIMON_BILLING`` and its ``AIMON_BILLING_*``, or ``billing={...}``)."""
     strict: bool = False
     """Raise on every bad value, from the environment too (the CLI)."""
     given_in_code: frozenset[str] = frozenset()
@@ -104,6 +110,8 @@ class Settings:
                 warn_once(
                     ("setting", variable, raw), f"aimon-otel: {message}; using the default, {_default_text(name)}"
                 )
+        if env.get(BILLING_ENV, "").strip():  # read apart: one setting made of several variables
+            values["billing"] = _billing_from(env, strict)
         known = {f.name for f in fields(cls)} - {"strict", "given_in_code"}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -125,6 +133,24 @@ class Settings:
                 raise AimonConfigError(message)
             warn_once(("setting", USER_ID_KEY_ENV), f"aimon-otel: {message}")
         return settings
+
+
+def _billing_from(env: Mapping[str, str], strict: bool) -> Any:
+    from aimon_otel.billing.setup import billing_from_environ  # only when billing is asked for
+
+    try:
+        return billing_from_environ(env)
+    except AimonConfigError as error:
+        if strict:
+            raise
+        warn_once(("setting", BILLING_ENV, str(error)), f"aimon-otel: {error}; billing stays off (nothing is sent)")
+        return None
+
+
+def _code_billing(value: Any) -> Any:
+    from aimon_otel.billing.setup import billing_from_code
+
+    return billing_from_code(value)
 
 
 class _RejectedError(ValueError):
@@ -276,6 +302,7 @@ _CODE: dict[str, Callable[[Any], Any]] = {
     "user_id_hash": lambda value: None if value is None else _user_id_hash(str(value)),
     "user_id_key": _code_optional_text,
     "key_salt": _code_optional_text,
+    "billing": _code_billing,
 }
 
 

@@ -8,6 +8,7 @@ Picked up with no code change by ``opentelemetry-instrument`` through the
 
 from __future__ import annotations
 
+import atexit
 import sys
 import weakref
 from collections.abc import Callable, Collection
@@ -20,6 +21,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from aimon_otel import semconv
+from aimon_otel.billing.sender import BillingSink
 from aimon_otel.budgets.guard import BudgetEvents
 from aimon_otel.budgets.setup import open_guard
 from aimon_otel.calls import async_wrapper, function_wrapper, sync_wrapper
@@ -59,6 +61,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             return
         self._wrapped: list[tuple[Any, str]] = []
         self._rebinders: list[Callable[[], None]] = []
+        self.billing: BillingSink | None = None
+        """The billing sink while instrumented with billing on (its ``counts()`` say what became of events)."""
         """Run after unwrapping: module functions bound to a wrapped method (``ollama.chat``) bound again."""
         self._bedrock_classes: weakref.WeakSet[type] = weakref.WeakSet()
         """botocore makes a class per client: the Bedrock Runtime ones seen, unwrapped with the rest and
@@ -134,6 +138,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         else:
             if guard is not None:
                 pipeline.attach_guard(guard)
+        if settings.billing is not None:
+            self._open_billing(settings, pipeline)
         self.pipeline = pipeline
         if settings.enrich_spans:
             self._unwrap_processors = wrap_provider_processors(
@@ -160,6 +166,25 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._when_imported("botocore.client", lambda module: self._wrap_bedrock(pipeline, module))
             self._when_imported("aiobotocore.client", lambda module: self._wrap_bedrock_aio(pipeline, module))
 
+    def _open_billing(self, settings: Settings, pipeline: Pipeline) -> None:
+        """Usage events to the billing system: a sink beside the ledger (every call, sampled or not)."""
+        from aimon_otel.billing.setup import open_billing
+
+        try:
+            sink = open_billing(settings.billing, pipeline.meter)  # type: ignore[arg-type]
+        except AimonConfigError as error:
+            report(settings, "billing", error)
+            return
+        pipeline.sinks.append(sink)
+        self.billing = sink
+        atexit.register(sink.close)
+
+    def _close_billing(self) -> None:
+        sink, self.billing = self.billing, None
+        if sink is not None:
+            atexit.unregister(sink.close)
+            sink.close()
+
     def _uninstrument(self, **kwargs: Any) -> None:
         self._generation += 1  # import hooks still pending now do nothing
         for owner, name in self._wrapped:
@@ -175,6 +200,7 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if self._unwrap_processors is not None:
             self._unwrap_processors()
             self._unwrap_processors = None
+        self._close_billing()
         if self.pipeline is not None:
             self.pipeline.active = False
             self.pipeline.detach_guard()
