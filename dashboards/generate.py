@@ -413,6 +413,18 @@ def overview() -> dashboard.Dashboard:
         top_table("Top tenants", "tenant_id"),
         top_table("Top features", "aimon_feature"),
         top_table("Top users", "user_id", HAS_USER, " Users appear only with AIMON_METRICS_INCLUDE_USER=true."),
+        bar_panel(
+            "Provider balances",
+            Query(
+                "min by (gen_ai_provider_name, aimon_balance_kind, currency) (aimon_provider_balance)",
+                "{{gen_ai_provider_name}} {{aimon_balance_kind}} ({{currency}})",
+                True,
+            ),
+            "short",
+            "What is left to spend at each provider whose balance is read (AIMON_PROVIDER_BALANCES), in its "
+            "currency: the account's credit, and the API key's own limit where it has one.",
+            12,
+        ),
         with_targets(
             table.Panel().title("Firing alerts").description("LLM alerts now firing in Prometheus.").span(12).height(8),
             [

@@ -259,6 +259,50 @@ def unit_tests() -> dict[str, Any]:
                 )
             ],
         ),
+        # Balances: OpenRouter's account falls $1 a minute from $20 (under $10 from minute 11, firing 5 minutes
+        # later); DeepSeek's 110 CNY stays over its 70 CNY line; a key limit at $50 never fires.
+        case(
+            [
+                {
+                    "series": 'aimon_provider_balance{gen_ai_provider_name="openrouter", aimon_balance_kind="account", '
+                    'currency="USD", service_name="app"}',
+                    "values": "20-1x19",
+                },
+                {
+                    "series": 'aimon_provider_balance{gen_ai_provider_name="deepseek", aimon_balance_kind="account", '
+                    'currency="CNY", service_name="app"}',
+                    "values": "110x19",
+                },
+                {
+                    "series": 'aimon_provider_balance{gen_ai_provider_name="openrouter", '
+                    'aimon_balance_kind="key_limit", currency="USD", aimon_api_key_id="3f9a1c2b7d4e", '
+                    'service_name="app"}',
+                    "values": "50x19",
+                },
+            ],
+            [
+                (12, "GenAIProviderBalanceLow", []),
+                (
+                    17,
+                    "GenAIProviderBalanceLow",
+                    [
+                        alert(
+                            {
+                                "severity": "warning",
+                                "aimon_alert": "provider_balance",
+                                "gen_ai_provider_name": "openrouter",
+                                "aimon_balance_kind": "account",
+                                "currency": "USD",
+                            },
+                            "The openrouter balance is running low",
+                            "openrouter's account balance is 3.00 USD, under its line (10 USD, 70 CNY): top it up "
+                            "before calls start failing.",
+                            "provider-balance-low",
+                        )
+                    ],
+                ),
+            ],
+        ),
         # Billing: 15 events dropped after minute 10 (the spool overflowed), 4000 sent (never an alert).
         case(
             [

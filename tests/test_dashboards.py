@@ -69,6 +69,7 @@ def test_uids_unique() -> None:
 def emitted_metrics(fake: Any) -> dict[str, set[str]]:
     """Prometheus metric names and their labels as our instrumentation really exposes them."""
     import contextlib
+    import os
 
     import anthropic
     import openai
@@ -79,19 +80,25 @@ def emitted_metrics(fake: Any) -> dict[str, set[str]]:
     from prometheus_client.parser import text_string_to_metric_families
 
     import aimon_otel
+    from aimon_otel.testing.balance_servers import KEY, BalanceServer
     from tests.conftest import API_KEY
 
     registry = CollectorRegistry()
     reader = PrometheusMetricReader()
     instrumentor = aimon_otel.AimonInstrumentor()
+    balances = BalanceServer().__enter__()  # the "Provider balances" panel: a poller reading OpenRouter's
+    saved = {name: os.environ.get(name) for name in ("OPENROUTER_API_KEY", "AIMON_BALANCE_URL_OPENROUTER")}
+    os.environ.update(OPENROUTER_API_KEY=KEY, AIMON_BALANCE_URL_OPENROUTER=balances.url)
     instrumentor.instrument(
         tracer_provider=TracerProvider(),
         meter_provider=MeterProvider(metric_readers=[reader], shutdown_on_exit=False),
         metrics_include_user=True,  # the "Spend by user" panel is for those who opt in
         key_salt="salt",  # and "Spend by API key" for those who set AIMON_KEY_SALT
         budgets=str(ROOT / "examples" / "budgets.yaml"),  # the guard's gauges feed the budgets board
+        provider_balances="openrouter",
     )
     try:
+        assert instrumentor.balances is not None and instrumentor.balances.wait_for_round(1, 10)
         client = openai.OpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0)
         claude = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key=API_KEY, max_retries=0)
         with aimon_otel.attributes(tenant_id="acme", user_id="alice", feature="f", agent="a"):
@@ -123,6 +130,12 @@ def emitted_metrics(fake: Any) -> dict[str, set[str]]:
         text = generate_latest(registry).decode()
     finally:
         instrumentor.uninstrument()
+        balances.__exit__(None, None, None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     found: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

@@ -25,6 +25,7 @@ FIRST_CHUNK_BUCKETS = "gen_ai_client_operation_time_to_first_chunk_seconds_bucke
 UNPRICED = "aimon_pricing_unpriced_calls_total"
 PRICE_DATA = "aimon_pricing_data_timestamp_seconds"
 BILLING_EVENTS = "aimon_billing_events_total"
+BALANCE = "aimon_provider_balance"
 BILLING_SPOOL = "aimon_billing_spool_size"
 SPEND_HOURLY = ":gen_ai_usage_cost_usd:increase1h"
 SPEND_DAILY = ":gen_ai_usage_cost_usd:increase1d"
@@ -190,6 +191,8 @@ class Thresholds:
     spike_floor_usd: float = 1.0
     """A spike alert also needs this much spend in the hour, so $0.01 -> $0.04 stays quiet."""
     stale_price_days: int = 60
+    low_balance: tuple[tuple[str, float], ...] = (("USD", 10.0), ("CNY", 70.0))
+    """A provider balance (``aimon_provider_balance``) under this, per currency, warns."""
     """Prices older than this (genai-prices' release, an override file's ``checked:``) may be wrong."""
 
 
@@ -357,6 +360,25 @@ def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
             "stale-prices",
             for_="1h",
             labels={"aimon_alert": "stale_prices"},
+        )
+    )
+    by = "gen_ai_provider_name, aimon_balance_kind, currency, aimon_api_key_id"
+    lines = ", ".join(f"{line:g} {currency}" for currency, line in thresholds.low_balance)
+    rules.append(
+        Rule(
+            "GenAIProviderBalanceLow",
+            " or ".join(
+                f'(min by ({by}) ({BALANCE}{{currency="{currency}"}}) < {line:g})'
+                for currency, line in thresholds.low_balance
+            ),
+            "warning",
+            "The {{ $labels.gen_ai_provider_name }} balance is running low",
+            "{{ $labels.gen_ai_provider_name }}'s {{ $labels.aimon_balance_kind }} balance is "
+            f'{{{{ $value | printf "%.2f" }}}} {{{{ $labels.currency }}}}, under its line ({lines}): top it up '
+            "before calls start failing.",
+            "provider-balance-low",
+            for_="5m",
+            labels={"aimon_alert": "provider_balance"},
         )
     )
     rules.append(

@@ -35,6 +35,9 @@ USER_ID_HASH_ENV = "AIMON_USER_ID_HASH"
 USER_ID_KEY_ENV = "AIMON_USER_ID_KEY"
 KEY_SALT_ENV = "AIMON_KEY_SALT"
 BILLING_ENV = "AIMON_BILLING"
+BALANCES_ENV = "AIMON_PROVIDER_BALANCES"
+BALANCES_INTERVAL_ENV = "AIMON_PROVIDER_BALANCES_INTERVAL"
+BALANCE_PROVIDERS = ("openrouter", "deepseek")
 
 SDKS = ("openai", "anthropic", "google-genai", "bedrock", "groq", "mistralai", "ollama", "cohere", "litellm")
 """The SDKs aimon-otel can instrument, by the names ``AIMON_INSTRUMENT`` takes."""
@@ -85,6 +88,10 @@ class Settings:
     key_salt: str | None = None
     """A secret of the deployment (``AIMON_KEY_SALT``): with it, each call carries ``aimon.api_key.id``, an HMAC
     fingerprint of the API key the client used, so spend can be split by key; without it, no key id."""
+    provider_balances: tuple[str, ...] = ()
+    """Providers whose balance a background poller reads (``openrouter``, ``deepseek``); none by default."""
+    provider_balances_interval: float = 300.0
+    """Seconds between balance reads (``AIMON_PROVIDER_BALANCES_INTERVAL``: ``5m``, ``30s``, ``1h`` or seconds)."""
     billing: BillingSettings | None = None
     """Usage events to a billing system (``AIMON_BILLING`` and its ``AIMON_BILLING_*``, or ``billing={...}``)."""
     strict: bool = False
@@ -243,7 +250,35 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "user_id_hash": (USER_ID_HASH_ENV, _user_id_hash),
     "user_id_key": (USER_ID_KEY_ENV, _text),
     "key_salt": (KEY_SALT_ENV, _text),
+    "provider_balances": (BALANCES_ENV, lambda raw: _balance_providers(raw)),
+    "provider_balances_interval": (BALANCES_INTERVAL_ENV, lambda raw: _interval(raw)),
 }
+
+
+def _balance_providers(raw: str) -> tuple[str, ...]:
+    names = [name.strip().lower() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BALANCE_PROVIDERS]
+    if unknown:
+        raise _RejectedError(
+            f"names provider(s) {unknown} whose balance cannot be read; accepted: {', '.join(BALANCE_PROVIDERS)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _interval(raw: str) -> float:
+    text = raw.strip().lower()
+    scale = _UNITS.get(text[-1:])
+    number = text[:-1] if scale is not None else text
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        seconds = 0.0
+    if not seconds >= 10:
+        raise _RejectedError("is not an interval of at least 10 seconds; e.g. 5m, 30s, 1h or 300")
+    return seconds
 
 
 def _code_flag(value: Any) -> bool:
@@ -303,6 +338,8 @@ _CODE: dict[str, Callable[[Any], Any]] = {
     "user_id_key": _code_optional_text,
     "key_salt": _code_optional_text,
     "billing": _code_billing,
+    "provider_balances": lambda value: _balance_providers(value if isinstance(value, str) else ",".join(value)),
+    "provider_balances_interval": lambda value: _interval(str(value)),
 }
 
 

@@ -21,6 +21,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from aimon_otel import semconv
+from aimon_otel.balances import BalancePoller
 from aimon_otel.billing.sender import BillingSink
 from aimon_otel.budgets.guard import BudgetEvents
 from aimon_otel.budgets.setup import open_guard
@@ -31,6 +32,7 @@ from aimon_otel.faults import logger, report_fault
 from aimon_otel.package import _instruments_any
 from aimon_otel.pipeline import Pipeline
 from aimon_otel.pricing import PricingEngine, load_overrides
+from aimon_otel.privacy import key_fingerprinter
 from aimon_otel.processor import wrap_provider_processors
 from aimon_otel.providers import anthropic as anthropic_adapter
 from aimon_otel.providers import bedrock as bedrock_adapter
@@ -61,6 +63,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             return
         self._wrapped: list[tuple[Any, str]] = []
         self._rebinders: list[Callable[[], None]] = []
+        self.balances: BalancePoller | None = None
+        """The provider balance poller while instrumented with ``provider_balances``."""
         self.billing: BillingSink | None = None
         """The billing sink while instrumented with billing on (its ``counts()`` say what became of events)."""
         """Run after unwrapping: module functions bound to a wrapped method (``ollama.chat``) bound again."""
@@ -140,6 +144,13 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 pipeline.attach_guard(guard)
         if settings.billing is not None:
             self._open_billing(settings, pipeline)
+        if settings.provider_balances:
+            self.balances = BalancePoller(
+                settings.provider_balances,
+                settings.provider_balances_interval,
+                pipeline.meter,
+                fingerprint=key_fingerprinter(settings),
+            )
         self.pipeline = pipeline
         if settings.enrich_spans:
             self._unwrap_processors = wrap_provider_processors(
@@ -201,6 +212,9 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._unwrap_processors()
             self._unwrap_processors = None
         self._close_billing()
+        if self.balances is not None:
+            self.balances.close()
+            self.balances = None
         if self.pipeline is not None:
             self.pipeline.active = False
             self.pipeline.detach_guard()
