@@ -259,6 +259,44 @@ def unit_tests() -> dict[str, Any]:
                 )
             ],
         ),
+        # A price change seen at minute 5 (the gauge holds when): firing from then for an hour, not after.
+        case(
+            [
+                {
+                    "series": 'aimon_pricing_change_seconds{aimon_pricing_provider="openai", '
+                    'aimon_pricing_model="gpt-4o-mini", aimon_price_change="changed", aimon_price_name="input_mtok", '
+                    'aimon_price_old="0.15", aimon_price_new="0.2", service_name="app"}',
+                    "values": "_x5 300x90",
+                },
+            ],
+            [
+                (3, "GenAIPriceChanged", []),
+                (
+                    30,
+                    "GenAIPriceChanged",
+                    [
+                        alert(
+                            {
+                                "severity": "warning",
+                                "aimon_alert": "price_change",
+                                "aimon_pricing_provider": "openai",
+                                "aimon_pricing_model": "gpt-4o-mini",
+                                "aimon_price_change": "changed",
+                                "aimon_price_name": "input_mtok",
+                                "aimon_price_old": "0.15",
+                                "aimon_price_new": "0.2",
+                            },
+                            "The input_mtok price of gpt-4o-mini changed",
+                            "openai/gpt-4o-mini: input_mtok 0.15 -> 0.2 USD per million tokens, in the prices "
+                            "fetched by AIMON_PRICES_UPDATE; calls from then on are priced with it. Budgets and "
+                            "forecasts move with it.",
+                            "price-changed",
+                        )
+                    ],
+                ),
+                (70, "GenAIPriceChanged", []),
+            ],
+        ),
         # Balances: OpenRouter's account falls $1 a minute from $20 (under $10 from minute 11, firing 5 minutes
         # later); DeepSeek's 110 CNY stays over its 70 CNY line; a key limit at $50 never fires.
         case(

@@ -290,6 +290,6 @@ def test_runaway_unknown_models_do_not_grow_memory_or_logs(
         result = engine.price("openai", f"runaway-model-{i}", usage)
         assert result.total is None and result.status.value == "unknown_model"  # never $0, however many
     assert engine.price("openai", "gpt-4o-mini", usage).total == known.total
-    assert len(engine.catalog._models) == 5
+    assert len(engine.catalog._current().models) == 5
     warnings = [r.getMessage() for r in caplog.records if r.name.startswith("aimon_otel")]
     assert len(warnings) == 4 and "3 unknown models seen; no more are logged" in warnings[-1]

@@ -25,6 +25,8 @@ from aimon_otel.context import attributes
 from aimon_otel.instrumentor import AimonInstrumentor
 from aimon_otel.manual import cost, record_usage
 from aimon_otel.pricing import CostResult, PricingEngine
+from aimon_otel.pricing.changes import PriceChange
+from aimon_otel.pricing.updates import on_price_change
 from aimon_otel.processor import CostEnrichmentSpanProcessor
 from aimon_otel.version import __version__
 
@@ -40,6 +42,7 @@ __all__ = [
     "CreditsExhausted",
     "LimitSet",
     "PlanSet",
+    "PriceChange",
     "PricingEngine",
     "Settings",
     "TopUp",
@@ -53,6 +56,7 @@ __all__ = [
     "credit_balance",
     "limits",
     "on_budget_event",
+    "on_price_change",
     "record_usage",
     "set_limit",
     "set_plan",

@@ -26,6 +26,7 @@ UNPRICED = "aimon_pricing_unpriced_calls_total"
 PRICE_DATA = "aimon_pricing_data_timestamp_seconds"
 BILLING_EVENTS = "aimon_billing_events_total"
 BALANCE = "aimon_provider_balance"
+PRICE_CHANGE = "aimon_pricing_change_seconds"
 BILLING_SPOOL = "aimon_billing_spool_size"
 SPEND_HOURLY = ":gen_ai_usage_cost_usd:increase1h"
 SPEND_DAILY = ":gen_ai_usage_cost_usd:increase1d"
@@ -360,6 +361,21 @@ def standard_rules(thresholds: Thresholds = Thresholds()) -> list[Rule]:
             "stale-prices",
             for_="1h",
             labels={"aimon_alert": "stale_prices"},
+        )
+    )
+    changed = "aimon_pricing_provider, aimon_pricing_model, aimon_price_change, aimon_price_name, aimon_price_old, aimon_price_new"
+    rules.append(
+        Rule(
+            "GenAIPriceChanged",
+            f"time() - max by ({changed}) ({PRICE_CHANGE}) < 3600",
+            "warning",
+            "The {{ $labels.aimon_price_name }} price of {{ $labels.aimon_pricing_model }} changed",
+            "{{ $labels.aimon_pricing_provider }}/{{ $labels.aimon_pricing_model }}: {{ $labels.aimon_price_name }} "
+            "{{ $labels.aimon_price_old }} -> {{ $labels.aimon_price_new }} USD per million tokens, in the prices "
+            "fetched by AIMON_PRICES_UPDATE; calls from then on are priced with it. Budgets and forecasts "
+            "move with it.",
+            "price-changed",
+            labels={"aimon_alert": "price_change"},
         )
     )
     by = "gen_ai_provider_name, aimon_balance_kind, currency, aimon_api_key_id"

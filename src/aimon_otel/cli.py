@@ -53,6 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check.add_argument("--strict", action="store_true", help="exit 1 on a warning too (for CI)")
     check.add_argument("--json", action="store_true")
+    diff = pricing_commands.add_parser(
+        "diff", help="the price changes between two genai-prices data files ('bundled': the installed package's)"
+    )
+    diff.add_argument("old", help="a data file (JSON, as genai-prices' updater fetches), or bundled")
+    diff.add_argument("new", help="a data file, or bundled")
+    diff.add_argument("--json", action="store_true")
 
     key_id = commands.add_parser(
         "key-id", help="the aimon.api_key.id an API key is recorded as (needs the deployment's AIMON_KEY_SALT)"
@@ -89,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "billing":
             return _billing_spool(args)
         if args.command == "pricing":
-            return _check(args)
+            return _diff(args) if args.pricing_command == "diff" else _check(args)
         if args.command == "key-id":
             return _key_id(args)
         engine = _engine(getattr(args, "pricing_file", None))
@@ -310,6 +316,30 @@ def _billing_spool(args: argparse.Namespace) -> int:
             f"  {group['customer']}: {group['events']} events, {amount}, calls {when(group['oldest'])} to "
             f"{when(group['newest'])}"
         )
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from aimon_otel.pricing.changes import diff
+    from aimon_otel.pricing.data_files import load_providers
+
+    now = datetime.now(UTC)
+    changes = diff(load_providers(args.old), load_providers(args.new), now)
+    payload = {
+        "at": now.isoformat(),
+        "changes": [
+            {
+                "provider": c.provider,
+                "model": c.model,
+                "kind": c.kind,
+                "prices": [{"price": n, "old": old, "new": new} for n, old, new in c.prices],
+            }
+            for c in changes
+        ],
+    }
+    lines = [change.describe() for change in changes]
+    lines.append(f"{len(changes)} models changed" if changes else "no price changed")
     _emit(args, payload, "\n".join(lines))
     return 0
 

@@ -35,6 +35,8 @@ USER_ID_HASH_ENV = "AIMON_USER_ID_HASH"
 USER_ID_KEY_ENV = "AIMON_USER_ID_KEY"
 KEY_SALT_ENV = "AIMON_KEY_SALT"
 BILLING_ENV = "AIMON_BILLING"
+PRICES_UPDATE_ENV = "AIMON_PRICES_UPDATE"
+PRICES_URL_ENV = "AIMON_PRICES_URL"
 BALANCES_ENV = "AIMON_PROVIDER_BALANCES"
 BALANCES_INTERVAL_ENV = "AIMON_PROVIDER_BALANCES_INTERVAL"
 BALANCE_PROVIDERS = ("openrouter", "deepseek")
@@ -88,6 +90,11 @@ class Settings:
     key_salt: str | None = None
     """A secret of the deployment (``AIMON_KEY_SALT``): with it, each call carries ``aimon.api_key.id``, an HMAC
     fingerprint of the API key the client used, so spend can be split by key; without it, no key id."""
+    prices_update: float | None = None
+    """Seconds between fetches of genai-prices' latest data (``AIMON_PRICES_UPDATE=1h``); None: the bundled
+    prices only, never the network."""
+    prices_url: str | None = None
+    """Where the data is fetched from (``AIMON_PRICES_URL``, a mirror); None: genai-prices' own URL."""
     provider_balances: tuple[str, ...] = ()
     """Providers whose balance a background poller reads (``openrouter``, ``deepseek``); none by default."""
     provider_balances_interval: float = 300.0
@@ -250,6 +257,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "user_id_hash": (USER_ID_HASH_ENV, _user_id_hash),
     "user_id_key": (USER_ID_KEY_ENV, _text),
     "key_salt": (KEY_SALT_ENV, _text),
+    "prices_update": (PRICES_UPDATE_ENV, lambda raw: _interval(raw)),
+    "prices_url": (PRICES_URL_ENV, _text),
     "provider_balances": (BALANCES_ENV, lambda raw: _balance_providers(raw)),
     "provider_balances_interval": (BALANCES_INTERVAL_ENV, lambda raw: _interval(raw)),
 }
@@ -338,6 +347,8 @@ _CODE: dict[str, Callable[[Any], Any]] = {
     "user_id_key": _code_optional_text,
     "key_salt": _code_optional_text,
     "billing": _code_billing,
+    "prices_update": lambda value: None if value is None else _interval(str(value)),
+    "prices_url": _code_optional_text,
     "provider_balances": lambda value: _balance_providers(value if isinstance(value, str) else ",".join(value)),
     "provider_balances_interval": lambda value: _interval(str(value)),
 }

@@ -32,6 +32,7 @@ from aimon_otel.faults import logger, report_fault
 from aimon_otel.package import _instruments_any
 from aimon_otel.pipeline import Pipeline
 from aimon_otel.pricing import PricingEngine, load_overrides
+from aimon_otel.pricing.updates import PriceUpdater
 from aimon_otel.privacy import key_fingerprinter
 from aimon_otel.processor import wrap_provider_processors
 from aimon_otel.providers import anthropic as anthropic_adapter
@@ -63,6 +64,8 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             return
         self._wrapped: list[tuple[Any, str]] = []
         self._rebinders: list[Callable[[], None]] = []
+        self.price_updater: PriceUpdater | None = None
+        """Fetches genai-prices' latest data while instrumented with ``prices_update``."""
         self.balances: BalancePoller | None = None
         """The provider balance poller while instrumented with ``provider_balances``."""
         self.billing: BillingSink | None = None
@@ -144,6 +147,10 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 pipeline.attach_guard(guard)
         if settings.billing is not None:
             self._open_billing(settings, pipeline)
+        if settings.prices_update is not None:
+            self.price_updater = PriceUpdater(
+                engine.catalog, settings.prices_update, settings.prices_url, pipeline.meter
+            )
         if settings.provider_balances:
             self.balances = BalancePoller(
                 settings.provider_balances,
@@ -215,6 +222,9 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if self.balances is not None:
             self.balances.close()
             self.balances = None
+        if self.price_updater is not None:
+            self.price_updater.close()
+            self.price_updater = None
         if self.pipeline is not None:
             self.pipeline.active = False
             self.pipeline.detach_guard()

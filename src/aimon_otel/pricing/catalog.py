@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aimon_otel.pricing.compiled import CompiledPrice, compile_model_price
 
@@ -74,51 +74,97 @@ class _Model:
 MAX_CACHED_LOOKUPS = 10_000
 
 
+class _Generation(NamedTuple):
+    """One set of prices: the data, the models looked up in it, and when it came into force."""
+
+    snapshot: Any
+    models: dict[tuple[str | None, str], _Model | None]
+    since: datetime | None
+    """None: the bundled data, in force from the start."""
+
+
 class Catalog:
-    """Model lookups and compiled prices, cached per (provider, model)."""
+    """Model lookups and compiled prices, cached per (provider, model).
+
+    Fetched prices (``install``) come into force for calls that start after they land: a call that
+    started before is priced with the data in force at its start (the previous set is kept for that).
+    """
 
     def __init__(self) -> None:
-        self._snapshot: Any = None
+        self._generation: _Generation | None = None
+        self._previous: _Generation | None = None
         self._loaded = threading.Event()
         self._lock = threading.Lock()
-        self._models: dict[tuple[str | None, str], _Model | None] = {}
+        self.fetched: tuple[datetime, str] | None = None
+        """When prices were last fetched, and from where; None: the bundled data is in use."""
 
     def warm_up(self) -> None:
         """Load the price data in a background thread."""
         threading.Thread(target=self._load, name="aimon-pricing-load", daemon=True).start()
 
-    def _load(self) -> Any:
+    def _load(self) -> _Generation:
         with self._lock:
-            if self._snapshot is None:
+            if self._generation is None:
                 from genai_prices.data import providers
                 from genai_prices.data_snapshot import DataSnapshot
 
-                self._snapshot = DataSnapshot(providers=providers, from_auto_update=False)
+                self._generation = _Generation(DataSnapshot(providers=providers, from_auto_update=False), {}, None)
                 self._loaded.set()
-        return self._snapshot
+            return self._generation
 
-    def model(self, provider: str | None, model: str) -> _Model | None:
+    def _current(self) -> _Generation:
+        generation = self._generation
+        return generation if generation is not None else self._load()
+
+    @property
+    def providers(self) -> list[Any]:
+        """The genai-prices providers of the prices in force."""
+        return list(self._current().snapshot.providers)
+
+    def model(self, provider: str | None, model: str, at: datetime | None = None) -> _Model | None:
+        generation = self._current()
+        previous = self._previous
+        if previous is not None and at is not None and generation.since is not None and at < generation.since:
+            generation = previous  # the call started before these prices landed
         key = (provider, model)
+        models = generation.models
         try:
-            return self._models[key]
+            return models[key]
         except KeyError:
             pass
-        snapshot = self._snapshot if self._loaded.is_set() else self._load()
-        provider_id = PROVIDER_IDS.get(provider, provider) if provider else None
-        found: _Model | None
-        try:
-            price_provider, info = snapshot.find_provider_model(model, None, provider_id, None)
-            found = _Model(info, price_provider)
-        except LookupError:
-            found = None
-        if found is not None or len(self._models) < MAX_CACHED_LOOKUPS:
+        found = _lookup(generation.snapshot, provider, model)
+        if found is not None or len(models) < MAX_CACHED_LOOKUPS:
             # Runaway unknown names (a model id built from user input) must not grow memory without end.
-            self._models[key] = found
+            models[key] = found
         return found
+
+    def in_use(self) -> set[tuple[str, str]]:
+        """(provider id, model id) of every priced model looked up so far: the models this app calls."""
+        return {(m.provider_id, m.info.id) for m in list(self._current().models.values()) if m is not None}
+
+    def install(self, providers: list[Any], now: datetime, source: str) -> None:
+        """Put fetched prices in force for calls that start from ``now``. The models in use are looked up
+        and compiled here, off the call path; names that were unknown are looked up again when next asked."""
+        from genai_prices.data_snapshot import DataSnapshot
+
+        snapshot = DataSnapshot(providers=providers, from_auto_update=True)
+        current = self._current()
+        models: dict[tuple[str | None, str], _Model | None] = {}
+        for key, known in list(current.models.items()):
+            if known is None:
+                continue
+            found = _lookup(snapshot, *key)
+            if found is not None:
+                found.price_at(now, ())
+            models[key] = found
+        with self._lock:
+            self._previous = self._generation
+            self._generation = _Generation(snapshot, models, now)
+            self.fetched = (now, source)
 
     def providers_of(self, model: str) -> list[str]:
         """genai-prices ids of the providers that claim this model name (by their name patterns), else that price it."""
-        snapshot = self._snapshot if self._loaded.is_set() else self._load()
+        snapshot = self._current().snapshot
         name = model.lower()
         pricing = [p for p in snapshot.providers if p.find_model(name) is not None]
         claimed = [p.id for p in pricing if p.model_match is not None and p.model_match.is_match(name)]
@@ -126,7 +172,7 @@ class Catalog:
 
     def service_tiers(self) -> set[str]:
         """Every service tier some price depends on, and the names of the standard tier."""
-        snapshot = self._snapshot if self._loaded.is_set() else self._load()
+        snapshot = self._current().snapshot
         tiers = {"default", "standard", "auto"}
         for provider in snapshot.providers:
             for model in provider.models:
@@ -135,6 +181,15 @@ class Catalog:
                     if isinstance(tier, str):
                         tiers.add(tier)
         return tiers
+
+
+def _lookup(snapshot: Any, provider: str | None, model: str) -> _Model | None:
+    provider_id = PROVIDER_IDS.get(provider, provider) if provider else None
+    try:
+        price_provider, info = snapshot.find_provider_model(model, None, provider_id, None)
+    except LookupError:
+        return None
+    return _Model(info, price_provider)
 
 
 def utc_now() -> datetime:

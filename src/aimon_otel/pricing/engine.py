@@ -135,7 +135,7 @@ class PricingEngine:
             custom = overrides.custom_price(provider, name, when.date())
             if custom is not None:
                 return custom.cost(counts, name, provider, factor, request_fee)
-        found = self.catalog.model(provider, name)
+        found = self.catalog.model(provider, name, when)
         if found is None:
             self._warn_unknown(provider, model)
             return CostResult(PricingStatus.UNKNOWN_MODEL, provider=PROVIDER_IDS.get(provider, provider))

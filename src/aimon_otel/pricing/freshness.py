@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from opentelemetry.metrics import Observation
 from packaging.version import InvalidVersion, Version
@@ -91,7 +92,12 @@ def override_data(overrides: Overrides) -> PriceData | None:
 
 def price_data(engine: PricingEngine) -> list[PriceData]:
     """The dates of every price source ``engine`` reads: the table, and the override file if it has prices."""
-    found = [catalog_data()]
+    fetched = engine.catalog.fetched
+    if fetched is not None:  # AIMON_PRICES_UPDATE: the data fetched last is as fresh as its fetch
+        when, source = fetched
+        found = [PriceData("genai-prices", f"fetched from {source}", when.date(), f"fetched {when:%Y-%m-%d %H:%M} UTC")]
+    else:
+        found = [catalog_data()]
     override = override_data(engine.overrides)
     if override is not None:
         found.append(override)
@@ -99,13 +105,24 @@ def price_data(engine: PricingEngine) -> list[PriceData]:
 
 
 def price_data_readings(engine: PricingEngine) -> Callable[[], Iterable[Observation]]:
-    """The gauge's readings, worked out once: the dates cannot change while the process runs."""
-    readings = [
-        Observation(entry.timestamp, {semconv.PRICING_SOURCE: entry.source, semconv.PRICING_VERSION: entry.name})
-        for entry in price_data(engine)
-        if entry.timestamp is not None
-    ]
-    return lambda: readings
+    """The gauge's readings, worked out again only when fetched prices land (``AIMON_PRICES_UPDATE``)."""
+    cached: list[Any] = [object(), []]
+
+    def readings() -> Iterable[Observation]:
+        fetched = engine.catalog.fetched
+        if cached[0] is not fetched:
+            cached[1] = [
+                Observation(
+                    entry.timestamp, {semconv.PRICING_SOURCE: entry.source, semconv.PRICING_VERSION: entry.name}
+                )
+                for entry in price_data(engine)
+                if entry.timestamp is not None
+            ]
+            cached[0] = fetched
+        result: list[Observation] = cached[1]
+        return result
+
+    return readings
 
 
 def stale_warnings(data: list[PriceData], today: date, after_days: int = STALE_AFTER_DAYS) -> list[str]:
