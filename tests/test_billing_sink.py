@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,13 @@ def test_every_call_is_billed_once_with_its_exact_amount(server: BillingServer, 
     for call in calls:
         sink(*call)
     wait_for(lambda: len(server.stored) == 250 and len(sink.spool) == 0)
+    tally = sink.spool.tally(date(2000, 1, 1), date(2100, 1, 1))  # what billing reconcile compares
+    assert {tenant: events for tenant, (events, _, _) in tally.items()} == {
+        "tenant-0": 84,
+        "tenant-1": 83,
+        "tenant-2": 83,
+    }
+    assert sum(cost for _, cost, _ in tally.values()) == sum(cost.total or Decimal(0) for _, cost, _ in calls)
     sink.close()
     expected = sum((cost.total or Decimal(0)) * Decimal("1.25") for _, cost, _ in calls)
     if server.kind == "stripe":  # each event rounded to a whole micro-dollar

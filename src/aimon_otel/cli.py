@@ -72,6 +72,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     spool = billing_commands.add_parser("spool", help="the usage events waiting to be sent, per customer")
     spool.add_argument("--spool", help="the spool file (default: $AIMON_BILLING_SPOOL, else the cache directory's)")
     spool.add_argument("--json", action="store_true")
+    reconcile = billing_commands.add_parser(
+        "reconcile", help="what the billing system received per tenant, against the spend Prometheus holds"
+    )
+    reconcile.add_argument("--prometheus", required=True, metavar="URL", help="e.g. http://localhost:9090")
+    reconcile.add_argument("--from", dest="start", required=True, type=_day, metavar="YYYY-MM-DD", help="first day")
+    reconcile.add_argument(
+        "--to", dest="end", required=True, type=_day, metavar="YYYY-MM-DD", help="the day after the last"
+    )
+    reconcile.add_argument("--spool", action="append", help="a spool file (several: each host's); default as above")
+    reconcile.add_argument("--tolerance", type=float, default=1.0, metavar="PERCENT", help="allowed gap (default 1)")
+    reconcile.add_argument("--json", action="store_true")
 
     report = commands.add_parser("report", help="spend, calls and tokens per group and day or month, from Prometheus")
     report.add_argument("--prometheus", required=True, metavar="URL", help="e.g. http://localhost:9090")
@@ -93,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return _report(args)
         if args.command == "billing":
-            return _billing_spool(args)
+            return _billing_reconcile(args) if args.billing_command == "reconcile" else _billing_spool(args)
         if args.command == "pricing":
             return _diff(args) if args.pricing_command == "diff" else _check(args)
         if args.command == "key-id":
@@ -286,15 +297,66 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _billing_spool(args: argparse.Namespace) -> int:
+def _spool_path(given: str | None) -> str:
     from aimon_otel.billing.setup import default_spool_path
-    from aimon_otel.billing.spool import Spool
 
-    path = args.spool or os.environ.get("AIMON_BILLING_SPOOL")
+    path = given or os.environ.get("AIMON_BILLING_SPOOL")
     if not path:
         path = str(default_spool_path(os.environ.get("AIMON_BILLING", "lago").strip().lower() or "lago"))
     if not Path(path).exists():
         raise AimonConfigError(f"no billing spool at {path}: give --spool, or set AIMON_BILLING_SPOOL as the app does")
+    return path
+
+
+def _billing_reconcile(args: argparse.Namespace) -> int:
+    """Prometheus's spend per tenant against the cost of what the billing system received; 1 on a gap."""
+    from decimal import Decimal
+
+    from aimon_otel.alerts import COST, counted_increase
+    from aimon_otel.billing.spool import NO_TENANT, Spool
+
+    if args.end <= args.start:
+        raise AimonConfigError(f"--to {args.end} must be after --from {args.start} (--to is the day after the last)")
+    sent: dict[str, Decimal] = {}
+    for given in args.spool or [None]:
+        spool = Spool(_spool_path(given), max_events=2**62)
+        try:
+            for tenant, (_events, cost, _billed) in spool.tally(args.start, args.end).items():
+                sent[tenant] = sent.get(tenant, Decimal(0)) + cost
+        finally:
+            spool.close()
+    start = datetime.combine(args.start, datetime.min.time(), UTC)
+    end = datetime.combine(args.end, datetime.min.time(), UTC)
+    window = f"{int((end - start).total_seconds())}s"
+    spent: dict[str, Decimal] = {}
+    for sample in Prometheus(args.prometheus).query(counted_increase(COST, window, "tenant_id"), end):
+        tenant = sample["metric"].get("tenant_id") or NO_TENANT
+        spent[tenant] = spent.get(tenant, Decimal(0)) + Decimal(sample["value"][1])
+    rows = []
+    for tenant in sorted(spent.keys() | sent.keys()):
+        held, billed = spent.get(tenant, Decimal(0)), sent.get(tenant, Decimal(0))
+        gap = abs(held - billed) / held * 100 if held else (Decimal(100) if billed else Decimal(0))
+        rows.append((tenant, held, billed, gap, gap <= Decimal(str(args.tolerance))))
+    payload = {
+        "from": args.start.isoformat(),
+        "to": args.end.isoformat(),
+        "tenants": [
+            {"tenant": t, "prometheus_usd": str(h), "sent_usd": str(b), "gap_percent": float(g), "ok": ok}
+            for t, h, b, g, ok in rows
+        ],
+    }
+    lines = [f"{'tenant':<20} {'Prometheus':>12} {'sent':>12} {'gap':>8}"]
+    for tenant, held, billed, gap, ok in rows:
+        flag = "" if ok else f"  over {args.tolerance:g}%: check the customer mapping and the spool"
+        lines.append(f"{tenant:<20} {held:>12.4f} {billed:>12.4f} {gap:>7.2f}%{flag}")
+    _emit(args, payload, "\n".join(lines))
+    return 0 if all(ok for *_, ok in rows) else 1
+
+
+def _billing_spool(args: argparse.Namespace) -> int:
+    from aimon_otel.billing.spool import Spool
+
+    path = _spool_path(args.spool)
     spool = Spool(path, max_events=2**62)
     try:
         groups = spool.summary()

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
@@ -162,7 +163,8 @@ class BillingSink:
                 return
             events = [UsageEvent.from_json(row.body) for row in waiting]
             delivery = self.destination.send(events)
-            self.spool.remove(delivery.done())
+            received = set(delivery.sent) | set(delivery.duplicates)
+            self.spool.remove(delivery.done(), [asdict(e) for e in events if e.id in received])
             self._count("sent", len(delivery.sent))
             self._count("duplicate", len(delivery.duplicates))
             self._count("rejected", len(delivery.rejected))

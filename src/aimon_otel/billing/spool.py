@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -24,6 +26,18 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL
 )
 """
+_SENT = """
+CREATE TABLE IF NOT EXISTS sent (
+    day TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    events INTEGER NOT NULL,
+    cost_usd TEXT NOT NULL,
+    billed TEXT NOT NULL,
+    PRIMARY KEY (day, tenant, unit)
+)
+"""
+NO_TENANT = "(none)"
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,7 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(_SCHEMA)
+        self._db.execute(_SENT)
         self._size = int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def put(self, events: Iterable[tuple[str, str]]) -> int:
@@ -82,8 +97,9 @@ class Spool:
             rows = self._db.execute("SELECT seq, id, body FROM events ORDER BY seq LIMIT ?", (limit,)).fetchall()
         return [Spooled(int(seq), str(event_id), str(body)) for seq, event_id, body in rows]
 
-    def remove(self, ids: Sequence[str]) -> None:
-        """Forget events the billing system has (sent, or answered as already received)."""
+    def remove(self, ids: Sequence[str], delivered: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Forget events the billing system has (sent, or answered as already received) or refused; the
+        ``delivered`` ones (their JSON) are added to the per-day, per-tenant tally ``billing reconcile`` reads."""
         if not ids:
             return
         with self._lock:
@@ -92,10 +108,45 @@ class Spool:
                 before = self._db.total_changes
                 self._db.executemany("DELETE FROM events WHERE id = ?", [(event_id,) for event_id in ids])
                 self._size -= self._db.total_changes - before
+                self._add_to_tally(delivered)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _add_to_tally(self, delivered: Sequence[Mapping[str, Any]]) -> None:
+        sums: dict[tuple[str, str, str], list[Any]] = {}
+        for event in delivered:
+            day = datetime.fromtimestamp(float(event.get("timestamp", 0.0)), UTC).date().isoformat()
+            key = (day, str(event.get("tenant") or NO_TENANT), str(event.get("unit")))
+            found = sums.setdefault(key, [0, Decimal(0), Decimal(0)])
+            found[0] += 1
+            found[1] += Decimal(str(event.get("cost_usd") or "0"))
+            found[2] += Decimal(str(event.get("billed") or "0"))
+        for key, (events, cost, billed) in sums.items():
+            row = self._db.execute(
+                "SELECT events, cost_usd, billed FROM sent WHERE day = ? AND tenant = ? AND unit = ?", key
+            ).fetchone()
+            if row is not None:
+                events, cost, billed = events + row[0], cost + Decimal(row[1]), billed + Decimal(row[2])
+            self._db.execute(
+                "INSERT OR REPLACE INTO sent (day, tenant, unit, events, cost_usd, billed) VALUES (?, ?, ?, ?, ?, ?)",
+                (*key, events, str(cost), str(billed)),
+            )
+
+    def tally(self, first_day: date, end_day: date) -> dict[str, tuple[int, Decimal, Decimal]]:
+        """Per tenant, what the billing system received for calls from ``first_day`` up to (not including)
+        ``end_day`` (UTC days): events, their cost (USD, before margin), and the amount billed."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tenant, events, cost_usd, billed FROM sent WHERE day >= ? AND day < ?",
+                (first_day.isoformat(), end_day.isoformat()),
+            ).fetchall()
+        found: dict[str, tuple[int, Decimal, Decimal]] = {}
+        for tenant, events, cost, billed in rows:
+            was = found.get(tenant, (0, Decimal(0), Decimal(0)))
+            found[tenant] = (was[0] + int(events), was[1] + Decimal(cost), was[2] + Decimal(billed))
+        return found
 
     def summary(self) -> list[dict[str, object]]:
         """What waits, per customer: events, the billed amount (exact) and unit, the oldest and newest call."""
