@@ -241,3 +241,49 @@ def test_the_zero_code_path_bills_every_call_and_a_bad_setting_only_logs(fake: F
         check=False,
     )
     assert bad.returncode == 0 and "AIMON_BILLING='quickbooks'" in bad.stderr and "billing stays off" in bad.stderr
+
+
+def test_margins_per_plan_follow_the_tenants_plan(fake: FakeProvider, tmp_path: Path) -> None:
+    import aimon_otel
+
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text(
+        "budgets:\n  - {name: monthly, for_each: tenant_id, limit_usd: 100, plans: {pro: 1000, free: 1}, "
+        "period: month, action: alert}\n"
+    )
+    instrumentor = AimonInstrumentor()
+    with BillingServer("lago") as server:
+        instrumentor.instrument(
+            tracer_provider=TracerProvider(),
+            meter_provider=MeterProvider(),
+            budgets=str(budgets),
+            billing={
+                "service": "lago",
+                "url": server.url,
+                "api_key": LAGO_KEY,
+                "metric": "llm_cost",
+                "margin": "pro=1.5,free=1,*=1.1",
+                "spool": str(tmp_path / "spool.db"),
+            },
+        )
+        try:
+            aimon_otel.set_plan(tenant_id="acme", plan="pro")
+            aimon_otel.set_plan(tenant_id="initech", plan="free")
+            client = openai.OpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0)
+            for tenant in ("acme", "initech", "globex"):
+                with attributes(tenant_id=tenant):
+                    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            wait_for(lambda: len(server.stored) == 3)
+        finally:
+            instrumentor.uninstrument()
+    billed = {e["external_subscription_id"]: Decimal(e["properties"]["billed"]) for e in server.stored.values()}
+    assert billed == {"acme": CALL_COST * Decimal("1.5"), "initech": CALL_COST, "globex": CALL_COST * Decimal("1.1")}
+
+
+def test_a_margin_per_plan_is_checked() -> None:
+    from aimon_otel.billing.setup import billing_from_code
+
+    settings = billing_from_code({"service": "lago", "metric": "m", "api_key": "k", "margin": {"pro": "1.3"}})
+    assert settings is not None and settings.margin == {"pro": Decimal("1.3")}
+    with pytest.raises(AimonConfigError, match="per plan: pro=1.3"):
+        billing_from_code({"service": "lago", "metric": "m", "api_key": "k", "margin": "pro=0,*=1"})

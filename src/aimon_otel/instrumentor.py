@@ -188,8 +188,18 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         """Usage events to the billing system: a sink beside the ledger (every call, sampled or not)."""
         from aimon_otel.billing.setup import open_billing
 
+        guard = pipeline.guard
+        plans = None
+        if guard is not None:
+            from aimon_otel.budgets.limits import RunTimeLimits
+
+            limits = RunTimeLimits(guard)
+
+            def plans() -> dict[str, str]:
+                return {p.key: p.plan for p in limits.plans() if p.field == "tenant_id"}
+
         try:
-            sink = open_billing(settings.billing, pipeline.meter)  # type: ignore[arg-type]
+            sink = open_billing(settings.billing, pipeline.meter, plans)  # type: ignore[arg-type]
         except AimonConfigError as error:
             report(settings, "billing", error)
             return

@@ -23,6 +23,7 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from aimon_otel import semconv
 from aimon_otel.billing.delivery import Destination
 from aimon_otel.billing.events import CustomerOf, Unit, UsageEvent, usage_event
 from aimon_otel.billing.spool import Spool
@@ -44,7 +45,7 @@ class BillingSink:
         spool: Spool,
         customer_of: CustomerOf,
         unit: Unit,
-        margin: Decimal,
+        margin: Decimal | Callable[[str | None], Decimal],
         meter: Meter | None = None,
         flush_interval: float = 1.0,
         first_pause: float = 1.0,
@@ -55,7 +56,8 @@ class BillingSink:
         self.spool = spool
         self.customer_of = customer_of
         self.unit = unit
-        self.margin = margin
+        self.margin_of: Callable[[str | None], Decimal] = margin if callable(margin) else (lambda tenant: margin)
+        """The factor on a tenant's cost (its plan's, with margins per plan)."""
         self.flush_interval = flush_interval
         self.first_pause = first_pause
         self.longest_pause = longest_pause
@@ -139,9 +141,8 @@ class BillingSink:
     def _spool(self, calls: list[tuple[str, float, Invocation, CostResult, dict[str, str]]]) -> None:
         rows = []
         for call_id, ended_at, invocation, cost, attribution in calls:
-            made = usage_event(
-                call_id, ended_at, invocation, cost, attribution, self.customer_of, self.unit, self.margin
-            )
+            margin = self.margin_of(attribution.get(semconv.TENANT_ID))
+            made = usage_event(call_id, ended_at, invocation, cost, attribution, self.customer_of, self.unit, margin)
             if isinstance(made, str):
                 self._count(made)
             else:

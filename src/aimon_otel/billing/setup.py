@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
@@ -24,6 +25,7 @@ from aimon_otel.billing.lago import LagoDestination
 from aimon_otel.billing.sender import BillingSink
 from aimon_otel.billing.spool import Spool
 from aimon_otel.config import AimonConfigError
+from aimon_otel.faults import report_fault
 
 SERVICES = ("lago", "stripe", "cloudevents")
 ENVIRONMENT = {
@@ -57,7 +59,8 @@ class BillingSettings:
     default_customer: str | None = None
     """Who is billed for calls with no tenant, or one the mapping does not know (None: not billed)."""
     unit: str = "usd"
-    margin: Decimal = Decimal(1)
+    margin: Decimal | dict[str, Decimal] = Decimal(1)
+    """The factor on cost (``usd``), or factors per tenant plan (``{"pro": 1.3, "*": 1.2}``)."""
     spool: str | None = None
     spool_max_events: int = 1_000_000
 
@@ -105,14 +108,7 @@ def _checked(values: dict[str, Any], where: Callable[[str], str]) -> BillingSett
     unit = str(values.get("unit", "usd")).lower()
     if unit not in ("usd", "tokens"):
         raise AimonConfigError(f"{where('unit')}={values.get('unit')!r}: bill in 'usd' (cost x margin) or 'tokens'")
-    try:
-        margin = Decimal(str(values.get("margin", 1)))
-    except InvalidOperation:
-        margin = Decimal(-1)
-    if not margin.is_finite() or margin <= 0:
-        raise AimonConfigError(
-            f"{where('margin')}={values.get('margin')!r}: a positive factor, e.g. 1.2 for 20% on top"
-        )
+    margin = _margin(values.get("margin", 1), where("margin"))
     try:
         cap = int(values.get("spool_max_events", 1_000_000))
     except (TypeError, ValueError):
@@ -145,6 +141,56 @@ def _checked(values: dict[str, Any], where: Callable[[str], str]) -> BillingSett
         spool=values.get("spool"),
         spool_max_events=cap,
     )
+
+
+def _margin(given: Any, where: str) -> Decimal | dict[str, Decimal]:
+    """A factor (``1.2``), or factors per plan (``pro=1.3,free=1,*=1.2``; ``*``: any other plan or none)."""
+    if isinstance(given, Mapping) or (isinstance(given, str) and "=" in given):
+        pairs = (
+            given.items() if isinstance(given, Mapping) else (p.split("=", 1) for p in given.split(",") if p.strip())
+        )
+        found = {str(plan).strip(): _factor(value, where, given) for plan, value in pairs}
+        if not found:
+            raise AimonConfigError(f"{where}={given!r}: give a factor, or plan=factor pairs such as pro=1.3,*=1.2")
+        return found
+    return _factor(given, where, given)
+
+
+def _factor(value: Any, where: str, given: Any) -> Decimal:
+    try:
+        factor = Decimal(str(value).strip())
+    except InvalidOperation:
+        factor = Decimal(-1)
+    if not factor.is_finite() or factor <= 0:
+        raise AimonConfigError(
+            f"{where}={given!r}: a positive factor, e.g. 1.2 for 20% on top, or per plan: pro=1.3,free=1,*=1.2"
+        )
+    return factor
+
+
+def margin_for(
+    settings: BillingSettings, plans: Callable[[], Mapping[str, str]] | None
+) -> Callable[[str | None], Decimal]:
+    """The factor on a tenant's cost: the same for all, or its plan's (plans read at most every 30 s)."""
+    margin = settings.margin
+    if isinstance(margin, Decimal):
+        return lambda tenant: margin
+    default = margin.get("*", Decimal(1))
+    cache: list[Any] = [0.0, {}]
+
+    def of(tenant: str | None) -> Decimal:
+        if plans is None or tenant is None:
+            return default
+        if time.monotonic() - cache[0] > 30:
+            try:
+                cache[1] = dict(plans())
+            except Exception as fault:  # the ledger is away: the last plans known
+                report_fault("billing plans", fault)
+            cache[0] = time.monotonic()
+        plan = cache[1].get(tenant)
+        return margin.get(plan, default) if plan is not None else default
+
+    return of
 
 
 def customer_mapping(settings: BillingSettings) -> CustomerOf:
@@ -225,8 +271,11 @@ def destination_for(settings: BillingSettings) -> Destination:
     return CloudEventsDestination(settings.url or "", settings.api_key, settings.metric, "aimon-otel")
 
 
-def open_billing(settings: BillingSettings, meter: Any) -> BillingSink:
-    """The sink the settings describe; its spool's waiting events are sent first."""
+def open_billing(
+    settings: BillingSettings, meter: Any, plans: Callable[[], Mapping[str, str]] | None = None
+) -> BillingSink:
+    """The sink the settings describe; its spool's waiting events are sent first. ``plans``: tenant -> plan
+    (the budgets' plans), for margins per plan."""
     unit: Unit = "tokens" if settings.unit == "tokens" else "usd"
     customer_of = customer_mapping(settings)
     destination = destination_for(settings)
@@ -235,4 +284,4 @@ def open_billing(settings: BillingSettings, meter: Any) -> BillingSink:
         spool = Spool(path, settings.spool_max_events)
     except Exception as error:  # sqlite3.Error, OSError
         raise AimonConfigError(f"AIMON_BILLING_SPOOL={str(path)!r}: the spool cannot be opened ({error})") from None
-    return BillingSink(destination, spool, customer_of, unit, settings.margin, meter)
+    return BillingSink(destination, spool, customer_of, unit, margin_for(settings, plans), meter)
