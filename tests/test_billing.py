@@ -285,5 +285,5 @@ def test_a_margin_per_plan_is_checked() -> None:
 
     settings = billing_from_code({"service": "lago", "metric": "m", "api_key": "k", "margin": {"pro": "1.3"}})
     assert settings is not None and settings.margin == {"pro": Decimal("1.3")}
-    with pytest.raises(AimonConfigError, match="per plan: pro=1.3"):
+    with pytest.raises(AimonConfigError, match=r"per plan: pro=1\.3"):
         billing_from_code({"service": "lago", "metric": "m", "api_key": "k", "margin": "pro=0,*=1"})

@@ -267,10 +267,8 @@ def test_billing_reconcile_finds_a_tenant_billed_short(
         spool.remove([f"{host}-late"], [outside])  # a call after the range: not counted
         spool.close()
         paths += ["--spool", str(directory / f"{host}.db")]
-    code = main(
-        ["billing", "reconcile", "--prometheus", prometheus, "--from", "2026-10-01", "--to", "2026-10-08", *paths]
-        + ["--json"]
-    )
+    week = ["--from", "2026-10-01", "--to", "2026-10-08"]
+    code = main(["billing", "reconcile", "--prometheus", prometheus, *week, *paths, "--json"])
     rows = {row["tenant"]: row for row in json.loads(capsys.readouterr().out)["tenants"]}
     assert code == 1
     assert [(t, rows[t]["ok"]) for t in sorted(rows)] == [("acme", True), ("globex", False), ("initech", True)]
