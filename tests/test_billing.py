@@ -287,3 +287,37 @@ def test_a_margin_per_plan_is_checked() -> None:
     assert settings is not None and settings.margin == {"pro": Decimal("1.3")}
     with pytest.raises(AimonConfigError, match=r"per plan: pro=1\.3"):
         billing_from_code({"service": "lago", "metric": "m", "api_key": "k", "margin": "pro=0,*=1"})
+
+
+def test_the_billing_system_gets_the_id_the_budget_ledger_counts_the_call_under(
+    fake: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aimon_otel.budgets.ledger import MemoryLedger
+
+    counted: list[str] = []
+    add = MemoryLedger.add
+
+    def noting(self: MemoryLedger, call_id: str, *args: object, **kwargs: object) -> object:
+        counted.append(call_id)
+        return add(self, call_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MemoryLedger, "add", noting)
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text("budgets:\n  - {name: all, limit_usd: 100, period: day, action: block}\n")
+    instrumentor = AimonInstrumentor()
+    with BillingServer("cloudevents") as server:
+        instrumentor.instrument(
+            tracer_provider=TracerProvider(),
+            meter_provider=MeterProvider(),
+            budgets=str(budgets),
+            billing={"service": "cloudevents", "url": server.events_url, "metric": "llm", "default_customer": "c",
+                     "spool": str(tmp_path / "spool.db")},
+        )  # fmt: skip
+        try:
+            client = openai.OpenAI(base_url=fake.openai_base_url, api_key=API_KEY, max_retries=0)
+            for _ in range(5):
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            wait_for(lambda: len(server.stored) == 5)
+        finally:
+            instrumentor.uninstrument()
+    assert len(counted) == 5 and set(server.stored) == set(counted)

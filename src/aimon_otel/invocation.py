@@ -54,6 +54,9 @@ class Invocation:
     error_type: str | None = None
     error_message: str | None = None
     stream_outcome: str | None = None
+    call_id: str | None = None
+    """Set when the call ends, for the sinks: the one id the budget ledger counts it under (once) and the
+    billing system deduplicates it on."""
 
     @property
     def model(self) -> str | None:

@@ -11,7 +11,9 @@ from spans, so trace sampling never loses them.
 
 from __future__ import annotations
 
+import itertools
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -61,6 +63,9 @@ class Pipeline:
         self.key_id = key_fingerprinter(settings)
         """The API key's fingerprint (``aimon.api_key.id``, ``AIMON_KEY_SALT``), or None when not recorded."""
         self.sinks: list[Sink] = []
+        self.process_id = uuid.uuid4().hex[:16]
+        self.call_numbers = itertools.count()
+        """Call ids: this process's random prefix and a counter (unique across processes and restarts)."""
         self.guard: Guard | None = None
         """The budget guard, asked before each call is sent (its ledger is also one of the sinks)."""
         self.limiter = ValueLimiter(settings.metrics_max_values)
@@ -267,7 +272,10 @@ class Call:
                     span.set_status(Status(StatusCode.ERROR, message))
                     span.add_event("exception", {"exception.type": invocation.error_type, "exception.message": message})
             record_metrics(pipeline, invocation, self.attribution, cost, now, self._exemplar_context())
-            for sink in pipeline.sinks:
+            sinks = pipeline.sinks
+            if sinks:
+                invocation.call_id = f"{pipeline.process_id}-{next(pipeline.call_numbers)}"
+            for sink in sinks:
                 try:
                     sink(invocation, cost, self.attribution)
                 except Exception as fault:

@@ -87,7 +87,8 @@ class BillingSink:
     # -- the call's thread ------------------------------------------------------------------------
 
     def __call__(self, invocation: Invocation, cost: CostResult, attribution: dict[str, str]) -> None:
-        self._queue.put((f"{self._process}-{next(self._calls)}", self.clock(), invocation, cost, attribution))
+        call_id = invocation.call_id or f"{self._process}-{next(self._calls)}"  # the ledger's id, when set
+        self._queue.put((call_id, self.clock(), invocation, cost, attribution))
 
     # -- the sender thread ------------------------------------------------------------------------
 

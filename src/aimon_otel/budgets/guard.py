@@ -434,7 +434,8 @@ class Guard:
                 if due < len(marks) and marks[due] <= after:
                     self._crossings(counter.budget, counter.key, before, after, window, limit)
 
-        self.ledger.add(f"{self._process}-{next(self._calls)}", increments, totals_of, added, wait)
+        call_id = invocation.call_id or f"{self._process}-{next(self._calls)}"
+        self.ledger.add(call_id, increments, totals_of, added, wait)
 
     def _crossings(self, budget: Budget, key: str, before: int, after: int, window: Window, limit: int) -> None:
         if limit <= 0:
