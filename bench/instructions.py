@@ -48,10 +48,9 @@ if {instrumented!r}:
     toggle.on()
 for _ in range(20):
     work()
-import gc  # start-up's objects (botocore's service models: millions) out of the collector's way, and no
-gc.collect()  # collection during the measured calls: one landing in the N-call run and not the 3N-call run
-gc.freeze()  # swings a slope by millions (groq's read +3.7M with it, +0.3M without; wall-clock agrees)
-gc.disable()
+import gc  # start-up's objects (botocore's service models: millions) out of the collector's way, so a full
+gc.collect()  # collection landing in one run and not the other does not swing the slope
+gc.freeze()
 for _ in range({calls}):
     work()
 """
