@@ -141,13 +141,19 @@ def _other_sdk_workloads(toggle: Toggle | None = None, only: str | None = None) 
     if wanted("cohere chat") and importlib.util.find_spec("cohere"):
         import cohere
 
-        if toggle is not None:  # cohere's client binds its methods when made: made under instrument()
-            toggle.on()
-        command = cohere.ClientV2(api_key="co-bench", base_url="http://bench.local",
-                                  httpx_client=in_process_http_client(every, httpx))  # fmt: skip
-        if toggle is not None:
-            toggle.off()
-        found["cohere chat"] = lambda: command.chat(model="command-r-plus", messages=chat)
+        # cohere's client binds its methods when made: a client is made again after each on() / off(), so
+        # the one measured was made under the instrumentation in force (a warm-up call makes it).
+        made: dict[str, Any] = {}
+
+        def command_chat() -> Any:
+            generation = toggle.generation if toggle is not None else 0
+            if made.get("generation") != generation:
+                made["client"] = cohere.ClientV2(api_key="co-bench", base_url="http://bench.local",
+                                                 httpx_client=in_process_http_client(every, httpx))  # fmt: skip
+                made["generation"] = generation
+            return made["client"].chat(model="command-r-plus", messages=chat)
+
+        found["cohere chat"] = command_chat
     if wanted("litellm completion (openai)") and importlib.util.find_spec("litellm"):
         import os
 
@@ -314,7 +320,12 @@ class Toggle:
         else:
             raise SystemExit(f"unknown variant {variant!r}")
 
+    generation = 0
+    """Counts on() and off(): workloads whose clients bind the instrumentation when made (cohere) make
+    a new client when it changes."""
+
     def on(self) -> None:
+        self.generation += 1
         for instrumentor in self.instrumentors:
             if self.variant == "openlit":  # its BaseInstrumentor bookkeeping cannot uninstrument; drive it directly
                 instrumentor._instrument(**self.kwargs)
@@ -322,6 +333,7 @@ class Toggle:
                 instrumentor.instrument(**self.kwargs)
 
     def off(self) -> None:
+        self.generation += 1
         if self.variant != "openlit":
             for instrumentor in self.instrumentors:
                 instrumentor.uninstrument()
