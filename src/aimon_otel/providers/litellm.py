@@ -116,6 +116,25 @@ class LiteLLMEndpoint(Endpoint):
         import litellm  # imported: this endpoint is made once litellm is
 
         self.resolve = litellm.get_llm_provider
+        self._routes: dict[tuple[str, Any, Any, int], tuple[str, str | None]] = {}
+        """LiteLLM's routing of (model, custom_llm_provider, api_base), remembered: asking it again costs
+        about as much as the rest of our work on a call. Bounded; LiteLLM's routing of a name does not change
+        while it runs, except through its alias map, whose size is part of the key."""
+        self._litellm = litellm
+
+    def route(self, model: str, custom: Any, base: Any) -> tuple[str, str | None]:
+        key = (model, custom, base, len(getattr(self._litellm, "model_alias_map", None) or ()))
+        found = self._routes.get(key)
+        if found is None:
+            try:
+                resolved, provider_name, _, _ = self.resolve(model, custom, base)
+            except Exception:  # LiteLLM cannot route it either: it will raise, and say why
+                resolved, provider_name = model, custom
+            found = (resolved, provider_name)
+            if len(self._routes) >= 512:
+                self._routes.clear()
+            self._routes[key] = found
+        return found
 
     def plan(self, instance: Any, kwargs: dict[str, Any]) -> Plan:
         """``instance`` is the call's positional arguments: LiteLLM's are module functions, ``model`` and
@@ -125,12 +144,9 @@ class LiteLLMEndpoint(Endpoint):
         provider_name: str | None = None
         resolved = model if isinstance(model, str) else None
         if isinstance(model, str):
-            try:
-                resolved, provider_name, _, _ = self.resolve(
-                    model, kwargs.get("custom_llm_provider"), kwargs.get("api_base") or kwargs.get("base_url")
-                )
-            except Exception:  # LiteLLM cannot route it either: it will raise, and say why
-                provider_name = kwargs.get("custom_llm_provider")
+            resolved, provider_name = self.route(
+                model, kwargs.get("custom_llm_provider"), kwargs.get("api_base") or kwargs.get("base_url")
+            )
         provider = PROVIDERS.get(provider_name or "", provider_name or "litellm")
         stream = kwargs.get("stream") is True
         attributes: dict[str, AttributeValue] = {}
