@@ -32,6 +32,8 @@ from aimon_otel import AimonInstrumentor
 from aimon_otel.budgets import load_budgets
 from aimon_otel.budgets.rules import render_rules
 from aimon_otel.testing import FakeProvider
+from aimon_otel.testing.balance_servers import KEY as BALANCE_KEY
+from aimon_otel.testing.balance_servers import BalanceServer
 from aimon_otel.testing.openai_wire import SCENARIO_HEADER
 from tests.conftest import API_KEY
 from tests.tools import require
@@ -199,12 +201,17 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, fake: FakeProvider) -> 
     }
     (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
     instrumentor = AimonInstrumentor()
+    balances = BalanceServer().__enter__()  # the overview's "Provider balances": OpenRouter's, read by the poller
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("OPENROUTER_API_KEY", BALANCE_KEY)
+    monkeypatch.setenv("AIMON_BALANCE_URL_OPENROUTER", balances.url)
     instrumentor.instrument(
         tracer_provider=TracerProvider(),
         meter_provider=MeterProvider(metric_readers=[PrometheusMetricReader()]),
         metrics_include_user=True,
         budgets=str(budgets),
         key_salt=KEY_SALT,
+        provider_balances="openrouter",
     )
     try:
         aimon_otel.add_credits("acme-credits", key="acme", usd="0.5", reference="e2e-pack")  # a $0.50 pack
@@ -234,6 +241,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, fake: FakeProvider) -> 
             process.wait(timeout=30)
     finally:
         instrumentor.uninstrument()
+        balances.__exit__(None, None, None)
+        monkeypatch.undo()
 
 
 def scrape_count(server: Prometheus) -> float:
