@@ -126,7 +126,7 @@ def test_a_process_killed_during_an_outage_bills_every_call_once_after_restart(
         server.mode = "up"
         second = subprocess.run([sys.executable, "-c", script, "40", "exit"], env=env, check=True, timeout=120)
         assert second.returncode == 0
-        wait_for(lambda: len(server.stored) == 100, 30)
+        wait_for(lambda: len(server.stored) == 100, 60)  # a batch leased when killed waits out its lease
     micro_usd = int((CALL_COST * 1_000_000).to_integral_value("ROUND_HALF_UP"))
     assert sum(int(event["payload"]["value"]) for event in server.stored.values()) == 100 * micro_usd
     assert {event["payload"]["stripe_customer_id"] for event in server.stored.values()} == {"cus_acme"}

@@ -200,3 +200,15 @@ def test_past_the_spool_cap_the_oldest_are_dropped_and_counted(tmp_path: Path) -
         wait_for(lambda: len(server.stored) == 10)
         sink.close()
     assert sorted(int(i.rsplit("-", 1)[1]) for i in server.stored) == list(range(15, 25))
+
+
+def test_processes_sharing_a_spool_never_send_the_same_batch(tmp_path: Path) -> None:
+    with BillingServer("lago") as server:
+        sinks = [sink_for(server, tmp_path) for _ in range(3)]  # one spool file, three senders (app workers)
+        for n in range(600):
+            sinks[n % 3](*a_call(n))
+        wait_for(lambda: len(server.stored) == 600 and len(sinks[0].spool) == 0)
+        for sink in sinks:
+            sink.close()
+    assert server.duplicates_answered == 0
+    assert sum(sink.counts().get("sent", 0) for sink in sinks) == 600

@@ -25,10 +25,12 @@ def rows(count: int, start: int = 0) -> list[tuple[str, str]]:
 def test_events_leave_oldest_first_and_only_when_removed(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", max_events=100)
     assert spool.put(rows(5)) == 0
-    assert [event.id for event in spool.oldest(3)] == ["call-0", "call-1", "call-2"]
+    assert [event.id for event in spool.take(3, lease=60)] == ["call-0", "call-1", "call-2"]
+    assert [event.id for event in spool.take(3, lease=60)] == ["call-3", "call-4"]  # the first three are leased
     assert len(spool) == 5
     spool.remove(["call-0", "call-2"])
-    assert [event.id for event in spool.oldest(10)] == ["call-1", "call-3", "call-4"]
+    spool.release(["call-1", "call-3", "call-4"])
+    assert [event.id for event in spool.take(10, lease=60)] == ["call-1", "call-3", "call-4"]
     assert len(spool) == 3
 
 
@@ -36,7 +38,7 @@ def test_an_id_put_twice_is_kept_once(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", max_events=100)
     spool.put(rows(3))
     spool.put(rows(4))  # call-0..2 again, and call-3
-    assert [event.id for event in spool.oldest(10)] == ["call-0", "call-1", "call-2", "call-3"]
+    assert [event.id for event in spool.take(10, lease=60)] == ["call-0", "call-1", "call-2", "call-3"]
     assert len(spool) == 4
 
 
@@ -45,7 +47,7 @@ def test_past_the_cap_the_oldest_are_dropped_and_counted(tmp_path: Path) -> None
     assert spool.put(rows(8)) == 0
     assert spool.put(rows(5, start=8)) == 3
     assert len(spool) == 10
-    assert spool.oldest(1)[0].id == "call-3"
+    assert spool.take(1, lease=60)[0].id == "call-3"
 
 
 def test_a_killed_process_leaves_every_accepted_event_on_disk(tmp_path: Path) -> None:
@@ -65,7 +67,7 @@ def test_a_killed_process_leaves_every_accepted_event_on_disk(tmp_path: Path) ->
     assert done.returncode == -signal.SIGKILL
     reopened = Spool(path, max_events=10_000)
     assert len(reopened) == 49
-    assert [event.id for event in reopened.oldest(2)] == ["call-1", "call-2"]
+    assert [event.id for event in reopened.take(2, lease=60)] == ["call-1", "call-2"]
 
 
 def test_a_cap_below_one_is_refused(tmp_path: Path) -> None:
@@ -112,3 +114,13 @@ def test_calls_that_are_not_billed_say_why() -> None:
 def test_micro_dollars_round_half_up() -> None:
     event = UsageEvent("x", 0.0, "c", None, "openai", None, 0, 0, 0, 0, "0.0000025", "usd", "0.0000025")
     assert event.billed_micro_usd == 3
+
+
+def test_a_lease_runs_out_so_a_dead_senders_events_are_sent_by_another(tmp_path: Path) -> None:
+    one, other = Spool(tmp_path / "spool.db", max_events=100), Spool(tmp_path / "spool.db", max_events=100)
+    one.put(rows(4))
+    assert [e.id for e in one.take(2, lease=30, now=1000.0)] == ["call-0", "call-1"]
+    assert [e.id for e in other.take(10, lease=30, now=1010.0)] == ["call-2", "call-3"]  # another process
+    assert other.take(10, lease=30, now=1020.0) == []
+    assert [e.id for e in other.take(10, lease=30, now=1031.0)] == ["call-0", "call-1"]  # the first one died
+    assert len(one) == len(other) == 4

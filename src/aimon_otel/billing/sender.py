@@ -34,6 +34,9 @@ from aimon_otel.pricing import CostResult
 logger = logging.getLogger("aimon_otel.billing")
 OUTCOME = "aimon.billing.outcome"
 _STOP = object()
+LEASE = 30.0
+"""Seconds a taken batch is this sender's: longer than a send with its timeouts, short enough that a crashed
+sender's batch is sent by another soon after."""
 
 
 class BillingSink:
@@ -160,8 +163,10 @@ class BillingSink:
     def _send_waiting(self) -> None:
         """Send the spool's events, oldest first, until it is empty or a batch must wait."""
         while True:
-            waiting = self.spool.oldest(self.destination.max_batch)
+            waiting = self.spool.take(self.destination.max_batch, LEASE)
             if not waiting:
+                if len(self.spool):  # all held by other processes' senders: look again in a moment
+                    self._paused_until = self.clock() + max(self.flush_interval, 0.5)
                 return
             events = [UsageEvent.from_json(row.body) for row in waiting]
             delivery = self.destination.send(events)
@@ -175,6 +180,7 @@ class BillingSink:
                     "aimon-otel: %s refused usage event %s for good: %s", self.destination.name, event_id, reason
                 )
             if delivery.retry:
+                self.spool.release(delivery.retry)
                 self._count("retried", len(delivery.retry))
                 self._pause(delivery.problem or "the billing system did not take the batch", delivery.retry_after)
                 return

@@ -5,6 +5,10 @@ disk before ``put`` returns, so a process killed right after still bills it once
 Events leave oldest first and only when the billing system has them (``remove`` after a send). The
 spool is bounded: past ``max_events`` the oldest are dropped, counted and logged, so a billing system
 that is gone for good cannot fill the disk. The event's id is unique: putting one twice keeps one.
+
+Several processes may share one spool (the workers of one app server, by default): ``take`` leases the
+events it returns for a while, so two senders never send the same batch at once, and a sender that dies
+mid-send leaves its lease to run out, after which any sender takes those events again.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,7 +28,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    leased_until REAL NOT NULL DEFAULT 0
 )
 """
 _SENT = """
@@ -62,9 +68,9 @@ class Spool:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=10000")  # other processes' writes: wait, do not fail
         self._db.execute(_SCHEMA)
         self._db.execute(_SENT)
-        self._size = int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def put(self, events: Iterable[tuple[str, str]]) -> int:
         """Keep ``(id, body)`` events (an id already here is kept once); returns how many of the oldest were
@@ -75,27 +81,45 @@ class Spool:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                before = self._db.total_changes
                 self._db.executemany("INSERT OR IGNORE INTO events (id, body) VALUES (?, ?)", rows)
-                self._size += self._db.total_changes - before
-                dropped = max(0, self._size - self.max_events)
+                dropped = max(0, self._count() - self.max_events)
                 if dropped:
                     self._db.execute(
                         "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)", (dropped,)
                     )
-                    self._size -= dropped
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
-                self._size = int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
                 raise
         return dropped
 
-    def oldest(self, limit: int) -> list[Spooled]:
-        """Up to ``limit`` events, oldest first (they stay until removed)."""
+    def _count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def take(self, limit: int, lease: float, now: float | None = None) -> list[Spooled]:
+        """Up to ``limit`` events no other sender holds, oldest first, leased to this one for ``lease`` seconds
+        (``remove`` them once sent, ``release`` them to send again later)."""
+        moment = time.time() if now is None else now
         with self._lock:
-            rows = self._db.execute("SELECT seq, id, body FROM events ORDER BY seq LIMIT ?", (limit,)).fetchall()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute(
+                    "SELECT seq, id, body FROM events WHERE leased_until <= ? ORDER BY seq LIMIT ?", (moment, limit)
+                ).fetchall()
+                self._db.executemany(
+                    "UPDATE events SET leased_until = ? WHERE seq = ?", [(moment + lease, row[0]) for row in rows]
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         return [Spooled(int(seq), str(event_id), str(body)) for seq, event_id, body in rows]
+
+    def release(self, ids: Sequence[str]) -> None:
+        """Give back leased events that were not delivered: the next sender to look takes them."""
+        if ids:
+            with self._lock:
+                self._db.executemany("UPDATE events SET leased_until = 0 WHERE id = ?", [(i,) for i in ids])
 
     def remove(self, ids: Sequence[str], delivered: Sequence[Mapping[str, Any]] = ()) -> None:
         """Forget events the billing system has (sent, or answered as already received) or refused; the
@@ -105,9 +129,7 @@ class Spool:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                before = self._db.total_changes
                 self._db.executemany("DELETE FROM events WHERE id = ?", [(event_id,) for event_id in ids])
-                self._size -= self._db.total_changes - before
                 self._add_to_tally(delivered)
                 self._db.execute("COMMIT")
             except BaseException:
@@ -168,7 +190,9 @@ class Spool:
         return sorted(groups.values(), key=lambda g: (str(g["customer"]), str(g["unit"])))
 
     def __len__(self) -> int:
-        return self._size
+        """Events waiting, from every process sharing the file."""
+        with self._lock:
+            return self._count()
 
     def close(self) -> None:
         with self._lock:
