@@ -12,7 +12,7 @@ import atexit
 import sys
 import weakref
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wrapt
 from opentelemetry import metrics, trace
@@ -21,8 +21,6 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from aimon_otel import semconv
-from aimon_otel.balances import BalancePoller
-from aimon_otel.billing.sender import BillingSink
 from aimon_otel.budgets.guard import BudgetEvents
 from aimon_otel.budgets.setup import open_guard
 from aimon_otel.calls import async_wrapper, function_wrapper, sync_wrapper
@@ -32,7 +30,6 @@ from aimon_otel.faults import logger, report_fault
 from aimon_otel.package import _instruments_any
 from aimon_otel.pipeline import Pipeline
 from aimon_otel.pricing import PricingEngine, load_overrides
-from aimon_otel.pricing.updates import PriceUpdater
 from aimon_otel.privacy import key_fingerprinter
 from aimon_otel.processor import wrap_provider_processors
 from aimon_otel.providers import anthropic as anthropic_adapter
@@ -47,6 +44,11 @@ from aimon_otel.providers import ollama as ollama_adapter
 from aimon_otel.providers import openai as openai_adapter
 from aimon_otel.providers.base import Endpoint
 from aimon_otel.version import __version__
+
+if TYPE_CHECKING:  # imported when asked for: an app that bills nothing loads none of it
+    from aimon_otel.balances import BalancePoller
+    from aimon_otel.billing.sender import BillingSink
+    from aimon_otel.pricing.updates import PriceUpdater
 
 
 class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -148,10 +150,14 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if settings.billing is not None:
             self._open_billing(settings, pipeline)
         if settings.prices_update is not None:
+            from aimon_otel.pricing.updates import PriceUpdater
+
             self.price_updater = PriceUpdater(
                 engine.catalog, settings.prices_update, settings.prices_url, pipeline.meter
             )
         if settings.provider_balances:
+            from aimon_otel.balances import BalancePoller
+
             self.balances = BalancePoller(
                 settings.provider_balances,
                 settings.provider_balances_interval,
