@@ -152,3 +152,15 @@ def test_a_block_budget_refuses_before_sending(fake: FakeProvider, tmp_path: Pat
         assert len(fake.requests) == sent + 1
     finally:
         telemetry.instrumentor.uninstrument()
+
+
+def test_a_process_that_exits_right_after_instrument_does_not_hang() -> None:
+    """The price data loads in a thread at instrument(); exiting mid-load once left that daemon thread holding
+    the import lock, and LiteLLM's HTTP handler imports in a __del__ at shutdown: the exit hung for ever."""
+    import subprocess
+    import sys
+
+    script = "import litellm, aimon_otel\naimon_otel.AimonInstrumentor().instrument(instrument=['openai'])\n"
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, timeout=120, check=False, capture_output=True)
+    assert done.returncode == 0, done.stderr

@@ -8,6 +8,7 @@ at ``instrument()``; the first call waits for it only if it is not done yet.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -99,8 +100,17 @@ class Catalog:
         """When prices were last fetched, and from where; None: the bundled data is in use."""
 
     def warm_up(self) -> None:
-        """Load the price data in a background thread."""
-        threading.Thread(target=self._load, name="aimon-pricing-load", daemon=True).start()
+        """Load the price data in a background thread.
+
+        The load imports genai-prices' data module. A process that exits while that import is under way
+        must wait for it (at exit, before the interpreter shuts down): a daemon thread frozen mid-import
+        holds the import lock, and a library that imports in a ``__del__`` at shutdown (LiteLLM's HTTP
+        handler does) would then hang the exit for ever."""
+        if self._loaded.is_set():
+            return
+        loader = threading.Thread(target=self._load, name="aimon-pricing-load", daemon=True)
+        loader.start()
+        atexit.register(loader.join, 30.0)
 
     def _load(self) -> _Generation:
         with self._lock:
