@@ -6,16 +6,22 @@
    over many calls (the sender thread runs beside it, as in an app), against an empty loop.
 2. Throughput: that many events through the spool (SQLite, fsync per batch) to a loopback Lago
    (100 a batch), CloudEvents intake (500) and Stripe (one request per event: its v1 API has no batch).
+   The loopback server runs in a process of its own, as a billing system would, so its Python does not
+   share our interpreter's lock.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
 import statistics
 import tempfile
 import time
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from aimon_otel.billing.cloudevents import CloudEventsDestination
 from aimon_otel.billing.delivery import Destination
@@ -69,18 +75,55 @@ def enqueue_time(calls: int) -> tuple[float, float]:
     return statistics.median(sink_rounds), statistics.median(empty_rounds)
 
 
+def _serve(kind: str, ready: Any) -> None:
+    server = BillingServer(kind).start()
+    ready.put(server.url)
+    while True:
+        time.sleep(3600)
+
+
+def _stored(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/_stored", timeout=10) as answer:
+        return int(json.loads(answer.read())["stored"])
+
+
 def throughput(kind: str, events: int) -> float:
     invocation, cost, attribution = a_call()
-    with BillingServer(kind) as server, tempfile.TemporaryDirectory() as directory:
-        sink = sink_for(server, directory)
-        started = time.perf_counter()
-        for _ in range(events):
-            sink(invocation, cost, attribution)
-        while len(server.stored) < events:
-            time.sleep(0.01)
-        elapsed = time.perf_counter() - started
-        sink.close()
+    ready: Any = multiprocessing.Queue()
+    process = multiprocessing.Process(target=_serve, args=(kind, ready), daemon=True)
+    process.start()
+    url = ready.get(timeout=60)
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            events_url = f"{url}/api/v1/events" if kind == "cloudevents" else url
+            sink = BillingSink(
+                _destination(kind, url, events_url),
+                Spool(Path(directory) / f"{kind}.db", max_events=10_000_000),
+                lambda t: t,
+                "usd",
+                Decimal(1),
+                flush_interval=0.05,
+            )
+            started = time.perf_counter()
+            for _ in range(events):
+                sink(invocation, cost, attribution)
+            while _stored(url) < events:
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - started
+            sink.close()
+    finally:
+        process.terminate()
     return events / elapsed
+
+
+def _destination(kind: str, url: str, events_url: str) -> Destination:
+    if kind == "lago":
+        return LagoDestination(url, LAGO_KEY, "llm_usage")
+    if kind == "stripe":
+        from aimon_otel.billing.stripe_meter import StripeMeterDestination
+
+        return StripeMeterDestination(url, STRIPE_KEY, "llm_usage")
+    return CloudEventsDestination(events_url, None, "llm.usage", "bench")
 
 
 def main() -> None:

@@ -56,7 +56,13 @@ def main() -> None:
         probe = PROBE.replace("{sdk_imports}", imports).replace("{{", "{").replace("}}", "}")
         runs = []
         for _ in range(args.runs):
-            done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=False)
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=False, timeout=120
+                )
+            except subprocess.TimeoutExpired:
+                print(f"{case:<20} not measured: the probe did not exit in 120 s")
+                break
             if done.returncode != 0:
                 print(f"{case:<20} not measured: {done.stderr.strip().splitlines()[-1]}")
                 break

@@ -321,3 +321,8 @@ def test_the_billing_system_gets_the_id_the_budget_ledger_counts_the_call_under(
         finally:
             instrumentor.uninstrument()
     assert len(counted) == 5 and set(server.stored) == set(counted)
+
+
+def test_a_billing_url_that_is_not_http_is_a_clear_error() -> None:
+    with pytest.raises(AimonConfigError, match=r"AIMON_BILLING_URL: 'ftp://billing' is not an http\(s\) URL"):
+        AimonInstrumentor().instrument(billing={"service": "cloudevents", "url": "ftp://billing", "metric": "m"})

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from aimon_otel.billing.delivery import Delivery, is_retryable, post_json, retry_all
+from aimon_otel.billing.delivery import Delivery, JsonPoster, is_retryable, retry_all
 from aimon_otel.billing.events import UsageEvent
 
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
@@ -23,6 +23,7 @@ class CloudEventsDestination:
 
     def __init__(self, url: str, api_key: str | None, event_type: str, source: str, timeout: float = 10.0) -> None:
         self.url = url
+        self.poster = JsonPoster(url, timeout)
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.event_type = event_type
         self.source = source
@@ -54,7 +55,7 @@ class CloudEventsDestination:
     def send(self, events: Sequence[UsageEvent]) -> Delivery:
         batch = [self.payload(event) for event in events]
         try:
-            answer = post_json(self.url, batch, self.headers, self.timeout, content_type=BATCH_CONTENT_TYPE)
+            answer = self.poster.post(batch, self.headers, content_type=BATCH_CONTENT_TYPE)
         except OSError as error:
             return retry_all(events, f"the CloudEvents endpoint is unreachable: {error}")
         if 200 <= answer.status < 300:

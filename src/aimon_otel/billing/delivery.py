@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -51,22 +51,46 @@ class HttpAnswer:
     retry_after: float | None
 
 
-def post_json(
-    url: str, payload: Any, headers: Mapping[str, str], timeout: float, content_type: str = "application/json"
-) -> HttpAnswer:
-    """POST ``payload`` as JSON; any HTTP status is an answer (network failures raise ``OSError``)."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload, separators=(",", ":")).encode(),
-        headers={"Content-Type": content_type, "Accept": "application/json", **headers},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return HttpAnswer(response.status, _json(response.read()), _retry_after(response.headers))
-    except urllib.error.HTTPError as error:
-        with error:
-            return HttpAnswer(error.code, _json(error.read()), _retry_after(error.headers))
+class JsonPoster:
+    """POSTs JSON to one API over a kept-alive connection (one sender thread uses it): a new TCP (and TLS)
+    connection per batch would cost more than the batch. A dropped connection is opened again once."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.timeout = timeout
+        self._connection: http.client.HTTPConnection | None = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        return kind(self.host, self.port, timeout=self.timeout)
+
+    def post(self, payload: Any, headers: Mapping[str, str], content_type: str = "application/json") -> HttpAnswer:
+        """Any HTTP status is an answer; network failures raise ``OSError``."""
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        sent = {"Content-Type": content_type, "Accept": "application/json", **headers}
+        for attempt in (1, 2):
+            connection = self._connection or self._connect()
+            self._connection = connection
+            try:
+                connection.request("POST", self.path, body=body, headers=sent)
+                response = connection.getresponse()
+                data = response.read()
+            except (http.client.HTTPException, OSError):
+                connection.close()
+                self._connection = None
+                if attempt == 2:
+                    raise
+                continue  # a kept-alive connection the server had closed: once more on a new one
+            if response.will_close:
+                connection.close()
+                self._connection = None
+            parsed = _json(data) if response.status >= 300 else None  # a success's body is not read
+            return HttpAnswer(response.status, parsed, _retry_after(response.headers))
+        raise AssertionError("unreachable")
 
 
 def _json(data: bytes) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aimon_otel.billing.delivery import Delivery, is_retryable, post_json, retry_all
+from aimon_otel.billing.delivery import Delivery, JsonPoster, is_retryable, retry_all
 from aimon_otel.billing.events import UsageEvent
 
 PUBLIC_API = "https://api.getlago.com"
@@ -24,6 +24,7 @@ class LagoDestination:
 
     def __init__(self, api_url: str, api_key: str, metric_code: str, timeout: float = 10.0) -> None:
         self.url = api_url.rstrip("/") + "/api/v1/events/batch"
+        self.poster = JsonPoster(self.url, timeout)
         self.headers = {"Authorization": f"Bearer {api_key}"}
         self.metric_code = metric_code
         self.timeout = timeout
@@ -49,7 +50,7 @@ class LagoDestination:
 
     def send(self, events: Sequence[UsageEvent]) -> Delivery:
         try:
-            answer = post_json(self.url, {"events": [self.payload(e) for e in events]}, self.headers, self.timeout)
+            answer = self.poster.post({"events": [self.payload(e) for e in events]}, self.headers)
         except OSError as error:
             return retry_all(events, f"Lago unreachable: {error}")
         if 200 <= answer.status < 300:

@@ -255,6 +255,13 @@ def default_spool_path(service: str) -> Path:
 
 
 def destination_for(settings: BillingSettings) -> Destination:
+    try:
+        return _destination(settings)
+    except ValueError as error:
+        raise AimonConfigError(f"AIMON_BILLING_URL: {error}; give http(s)://host[:port][/path]") from None
+
+
+def _destination(settings: BillingSettings) -> Destination:
     key = settings.api_key or ""
     if settings.service == "lago":
         return LagoDestination(settings.url or LAGO_API, key, settings.metric)

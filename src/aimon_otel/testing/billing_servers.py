@@ -185,6 +185,15 @@ def _handler(server: BillingServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def do_GET(self) -> None:
+            """``/_stored``: how many events are stored (for a bench running the server in another process)."""
+            data = json.dumps({"stored": len(server.stored)}).encode()
+            self.send_response(200 if self.path == "/_stored" else 404)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def log_message(self, format: str, *args: Any) -> None:
             return
 
