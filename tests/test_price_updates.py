@@ -217,3 +217,14 @@ def test_pricing_diff_prints_the_changes_between_two_data_files(
     (tmp_path / "bad.json").write_text('{"not": "prices"}')
     assert main(["pricing", "diff", "bundled", str(tmp_path / "bad.json")]) == 2
     assert "not genai-prices data" in capsys.readouterr().err
+
+
+def test_pricing_export_writes_the_bundled_data_that_diff_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pricing", "export"]) == 0
+    exported = tmp_path / "installed.json"
+    exported.write_text(capsys.readouterr().out)
+    assert json.loads(exported.read_text()) == BUNDLED
+    assert main(["pricing", "diff", str(exported), "bundled"]) == 0
+    assert capsys.readouterr().out.strip() == "no price changed"

@@ -59,6 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     diff.add_argument("old", help="a data file (JSON, as genai-prices' updater fetches), or bundled")
     diff.add_argument("new", help="a data file, or bundled")
     diff.add_argument("--json", action="store_true")
+    pricing_commands.add_parser(
+        "export",
+        help="the installed genai-prices' data as the JSON its updater fetches (to diff two versions: export "
+        "from each one's environment, then pricing diff the files)",
+    )
 
     key_id = commands.add_parser(
         "key-id", help="the aimon.api_key.id an API key is recorded as (needs the deployment's AIMON_KEY_SALT)"
@@ -106,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "billing":
             return _billing_reconcile(args) if args.billing_command == "reconcile" else _billing_spool(args)
         if args.command == "pricing":
+            if args.pricing_command == "export":
+                return _export()
             return _diff(args) if args.pricing_command == "diff" else _check(args)
         if args.command == "key-id":
             return _key_id(args)
@@ -379,6 +386,14 @@ def _billing_spool(args: argparse.Namespace) -> int:
             f"{when(group['newest'])}"
         )
     _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _export() -> int:
+    from aimon_otel.pricing.data_files import bundled_providers, raw_providers
+
+    json.dump(raw_providers(bundled_providers()), sys.stdout, separators=(",", ":"))
+    sys.stdout.write("\n")
     return 0
 
 
