@@ -126,12 +126,47 @@ def _destination(kind: str, url: str, events_url: str) -> Destination:
     return CloudEventsDestination(events_url, None, "llm.usage", "bench")
 
 
+class _AnswersAtOnce:
+    """A destination that builds and serialises Lago's batch and answers at once: the sender's own work."""
+
+    name = "none"
+    max_batch = 100
+
+    def __init__(self) -> None:
+        self.lago = LagoDestination("http://unused", LAGO_KEY, "llm_usage")
+        self.received = 0
+
+    def send(self, events: Any) -> Any:
+        from aimon_otel.billing.delivery import Delivery
+
+        json.dumps({"events": [self.lago.payload(event) for event in events]})
+        self.received += len(events)
+        return Delivery(sent=[event.id for event in events])
+
+
+def own_throughput(events: int) -> float:
+    invocation, cost, attribution = a_call()
+    destination = _AnswersAtOnce()
+    with tempfile.TemporaryDirectory() as directory:
+        spool = Spool(Path(directory) / "own.db", max_events=10_000_000)
+        sink = BillingSink(destination, spool, lambda t: t, "usd", Decimal(1), flush_interval=0.05)
+        started = time.perf_counter()
+        for _ in range(events):
+            sink(invocation, cost, attribution)
+        while destination.received < events:
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        sink.close()
+    return events / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     args = parser.parse_args()
     sink_ns, empty_ns = enqueue_time(100_000)
     print(f"billing sink, per call: {(sink_ns - empty_ns) / 1000:.2f} µs (an enqueue; median of 7 x 100,000)")
+    print(f"sender, no HTTP (spool, events, Lago's JSON) {own_throughput(args.events):>9,.0f} events/s")
     for kind, count in (("lago", args.events), ("cloudevents", args.events), ("stripe", args.events // 10)):
         print(f"sender to a loopback {kind:<12} {throughput(kind, count):>9,.0f} events/s ({count:,} events)")
 
