@@ -38,7 +38,11 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
 def ledger_total(server: RedisServer, pattern: str = "*") -> int:
     client = redis.Redis.from_url(server.url)
     try:
-        keys = [key for key in client.scan_iter(match=PREFIX + pattern) if b":call:" not in key]
+        keys = [
+            key
+            for key in client.scan_iter(match=PREFIX + pattern)
+            if not key.startswith(tuple((PREFIX + kind).encode() for kind in ("call:", "hold:", "est|")))
+        ]
         return sum(int(value) for value in client.mget(keys)) if keys else 0
     finally:
         client.close()

@@ -10,11 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel.redaction import redact
 from aimon_otel.usage import Usage
+
+if TYPE_CHECKING:
+    from aimon_otel.budgets.ledger import Release
 
 
 @dataclass(slots=True)
@@ -55,8 +59,10 @@ class Invocation:
     error_message: str | None = None
     stream_outcome: str | None = None
     call_id: str | None = None
-    """Set when the call ends, for the sinks: the one id the budget ledger counts it under (once) and the
-    billing system deduplicates it on."""
+    """Set by the budget check, else when the call ends, for the sinks: the one id the budget ledger counts it
+    under (once) and the billing system deduplicates it on."""
+    held: Release | None = None
+    """What the budget check held in the ledger for this call, given back when the call is settled."""
 
     @property
     def model(self) -> str | None:

@@ -273,7 +273,7 @@ class Call:
                     span.add_event("exception", {"exception.type": invocation.error_type, "exception.message": message})
             record_metrics(pipeline, invocation, self.attribution, cost, now, self._exemplar_context())
             sinks = pipeline.sinks
-            if sinks:
+            if sinks and invocation.call_id is None:
                 invocation.call_id = f"{pipeline.process_id}-{next(pipeline.call_numbers)}"
             for sink in sinks:
                 try:

@@ -1,14 +1,17 @@
 """The guard: refuse a call before it is sent when a ``block`` budget is spent; count every call after.
 
-Before sending, :meth:`Guard.check` reads the current period of every matching ``block`` budget
-from the ledger in one read and refuses the call (:class:`BudgetExceeded`) at or over the limit.
-After the call, :meth:`Guard.record` (a pipeline sink) adds its exact cost, the figure on
-``gen_ai.usage.cost``, to every matching budget in one ledger write, and sends ``warning`` and
-``reached`` events to the listeners when that write crossed a threshold.
+Before sending, :meth:`Guard.check` asks the ledger, in one atomic step (one round trip to Redis),
+whether any matching ``block`` budget is spent and, when none is, to hold an estimate of the call's
+cost in each of them: the request's ``max_tokens`` at the model's output price, or the budget's
+running estimate of a call, whichever is larger. Every later check, in any process, counts the
+calls in flight at their estimate. After the call, :meth:`Guard.record` (a pipeline sink) settles
+it: its exact cost, the figure on ``gen_ai.usage.cost``, is added to every matching budget and the
+hold given back, in one ledger write that the call does not wait for; ``warning`` and ``reached``
+events go to the listeners when that write crossed a threshold.
 
-A call's cost is known only once it has run, so the call that crosses a limit completes and the
-next one is refused. ``reserve: true`` refuses a call whose ``max_tokens`` at the model's output
-price would cross the limit instead.
+A call's cost is known only once it has run, so a call whose estimate fits completes even when its
+cost then crosses the limit, and the next one is refused. ``reserve: true`` refuses a call whose
+``max_tokens`` at the model's output price would cross the limit instead.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from aimon_otel import semconv
-from aimon_otel.budgets.ledger import Increment, Ledger, LedgerUnavailableError
+from aimon_otel.budgets.ledger import Hold, Increment, Ledger, LedgerUnavailableError, Release
 from aimon_otel.budgets.periods import Window
 from aimon_otel.budgets.spec import FIELDS, NANO, Budget, BudgetsFile, plan_code
 from aimon_otel.faults import warn_once
@@ -245,6 +248,7 @@ class Guard:
         self._calls = itertools.count()
         """Call ids for the ledger's once-per-call add: this process's random prefix and a counter."""
         self._lock = threading.Lock()
+        self._output_costs: dict[tuple[str | None, str | None, int], int] = {}
         self.zone = budgets.timezone
 
     # -- which budgets a call counts against ------------------------------------------------------
@@ -286,63 +290,72 @@ class Guard:
     # -- before sending ---------------------------------------------------------------------------
 
     def check(self, invocation: Invocation, attribution: dict[str, str]) -> BudgetExceeded | None:
-        """The refusal for this call, or None to let it go."""
+        """The refusal for this call, or None to let it go, holding its estimate in every ``block`` budget."""
         blocking = self._plan(self.subject(invocation, attribution))[1]
         if not blocking:
             return None
         now = self.clock()
-        states = [counter.at(now) for counter in blocking]
-        slots: list[str] = []
         settings = self.ledger.settings_in_use  # none set anywhere (memory): the spend alone, as before plans
-        for state in states:
-            slots += state[4] if settings else state[3]  # its period's slots, then its limit and plan: one read
+        least_usd = least_tokens = 0
+        max_tokens = invocation.request_attributes.get(semconv.REQUEST_MAX_TOKENS)
+        if isinstance(max_tokens, int) and max_tokens > 0:
+            least_tokens = max_tokens
+            least_usd = self._output_cost(invocation, max_tokens)
+        holds: list[Hold] = []
+        for counter in blocking:
+            window, names, expires_at, spend, _ = counter.at(now)
+            past = self._past_spend(counter, window, names) if len(spend) < len(names) else 0
+            least = least_usd if counter.usd else least_tokens
+            reads = counter.settings if settings else ()
+            hold = counter.hold
+            if (
+                hold is None
+                or hold.spend is not spend
+                or hold.settings is not reads
+                or hold.past != past
+                or (hold.least != least)
+            ):
+                hold = counter.hold = Hold(
+                    spend, reads, past, counter.limit, counter.plans, counter.credit, least, counter.fits, expires_at,
+                    counter.estimate,
+                )  # fmt: skip
+            holds.append(hold)
+            if counter.seen_from < window.slots[0] and counter.budget.for_each is not None:
+                self._seen(counter, window)
+        call_id = invocation.call_id
+        if call_id is None:
+            call_id = invocation.call_id = f"{self._process}-{next(self._calls)}"
         try:
-            values = self.ledger.read(slots)
+            verdict = self.ledger.reserve(call_id, holds)
         except LedgerUnavailableError:
-            counter, window = blocking[0], states[0][0]
+            counter, window = blocking[0], blocking[0].at(now)[0]
             return BudgetLedgerUnavailable(
                 counter.budget.name, counter.key, 0, counter.limit, counter.budget.unit,
                 counter.budget.period.text, self._time(window.start), self._time(window.resets_at),
             )  # fmt: skip
-        offset = 0
-        for counter, (window, names, _, spend, _) in zip(blocking, states, strict=True):
-            size = len(spend)
-            spent = values[offset] if size == 1 else sum(values[offset : offset + size])
-            if size < len(names):
-                spent += self._past_spend(counter, window, names)
-            offset += size
-            limit = counter.limit
-            if settings and counter.n_settings:  # the limit in force (inlined: this runs on every guarded call)
-                if values[offset]:
-                    limit = values[offset] - 1
-                elif counter.n_settings > 1 and values[offset + 1]:
-                    limit = counter.budget.plan_limits.get(values[offset + 1], limit)
-                offset += counter.n_settings
-            budget, key = counter.budget, counter.key
-            if counter.seen_from < window.slots[0] and budget.for_each is not None:
-                self._seen(counter, window)
-            if counter.credit:  # ``spent`` is the balance, ``limit`` the floor (minus the overdraft)
-                if spent <= limit:
-                    exhausted = CreditsExhausted(budget.name, key, spent, limit, self._time(now))
-                    self._blocked(budget, key, spent, window, exhausted, limit)
-                    return exhausted
-                continue
-            reserved = self._reserve(budget, invocation) if budget.reserve else 0
-            if spent >= limit or (reserved and spent + reserved > limit):
-                refusal = BudgetExceeded(
-                    budget.name,
-                    key,
-                    spent,
-                    limit,
-                    budget.unit,
-                    budget.period.text,
-                    self._time(window.start),
-                    self._time(window.resets_at),
-                    reserved=reserved if spent < limit else 0,
-                )
-                self._blocked(budget, key, spent, window, refusal, limit)
-                return refusal
-        return None
+        if verdict.refused < 0:
+            invocation.held = Release(call_id, tuple([hold.spend[0] for hold in holds]), verdict.held)
+            return None
+        counter, hold = blocking[verdict.refused], holds[verdict.refused]
+        budget, key, spent, limit = counter.budget, counter.key, verdict.spent, verdict.limit
+        window = counter.at(now)[0]
+        if counter.credit:  # ``spent`` is the balance, ``limit`` the floor (minus the overdraft)
+            exhausted = CreditsExhausted(budget.name, key, spent, limit, self._time(now))
+            self._blocked(budget, key, spent, window, exhausted, limit)
+            return exhausted
+        refusal = BudgetExceeded(
+            budget.name,
+            key,
+            spent,
+            limit,
+            budget.unit,
+            budget.period.text,
+            self._time(window.start),
+            self._time(window.resets_at),
+            reserved=hold.least if hold.fits and spent < limit else 0,
+        )
+        self._blocked(budget, key, spent, window, refusal, limit)
+        return refusal
 
     def _past_spend(self, counter: _Counter, window: Window, names: tuple[str, ...]) -> int:
         """A rolling window's spend in its past buckets, read once per bucket (ledgers whose past is final)."""
@@ -353,17 +366,21 @@ class Guard:
         counter.past = (window.slots[0], total)  # one assignment: threads see the old pair or the new
         return total
 
-    def _reserve(self, budget: Budget, invocation: Invocation) -> int:
-        """What ``max_tokens`` of output could cost (or count), in the budget's units; 0 when unknown."""
-        max_tokens = invocation.request_attributes.get(semconv.REQUEST_MAX_TOKENS)
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
-            return 0
-        if budget.unit == "token":
-            return max_tokens
-        if self.engine is None:
-            return 0
-        cost = self.engine.price(invocation.provider, invocation.request_model, Usage(output_tokens=max_tokens))
-        return _nano(cost.total) if cost.total is not None else 0
+    def _output_cost(self, invocation: Invocation, max_tokens: int) -> int:
+        """What ``max_tokens`` of output could cost (nano-USD); 0 when unpriced. Remembered per model and size:
+        a service sends the same few ``max_tokens`` to the same few models."""
+        key = (invocation.provider, invocation.request_model, max_tokens)
+        known = self._output_costs.get(key)
+        if known is not None:
+            return known
+        cost = 0
+        if self.engine is not None:
+            priced = self.engine.price(invocation.provider, invocation.request_model, Usage(output_tokens=max_tokens))
+            cost = _nano(priced.total) if priced.total is not None else 0
+        if len(self._output_costs) >= _MATCH_CACHE_SIZE:
+            self._output_costs.clear()
+        self._output_costs[key] = cost
+        return cost
 
     def _blocked(
         self, budget: Budget, key: str, spent: int, window: Window, refusal: BudgetExceeded, limit: int
@@ -393,10 +410,13 @@ class Guard:
         increments: list[Increment] = []
         totals_of: list[str] = []
         counted: list[tuple[_Counter, int, Window, int, int]] = []
-        wait = False
+        estimates: list[tuple[str, int]] = []
+        held = invocation.held
         settings = self.ledger.settings_in_use
         for counter in counters:
             amount = (-nano if counter.credit else nano) if counter.usd else tokens
+            if held is not None and counter.block and (cost.total is not None if counter.usd else tokens):
+                estimates.append((counter.estimate, abs(amount)))  # what a call costs here, for the next holds
             if amount == 0 or (amount < 0 and not counter.credit):
                 continue
             window, names, expires_at, spend, reads = counter.at(now)
@@ -404,12 +424,9 @@ class Guard:
             totals_of += reads if settings else spend  # with the limit in force, read in the same step
             past = self._past_spend(counter, window, names) if len(spend) < len(names) else 0
             counted.append((counter, amount, window, len(spend), past))
-            # A call a block budget covers is written before it returns, so every process's next check
-            # sees it: past a limit only calls already in flight get through, at most one per thread.
-            wait = wait or counter.block
             if counter.seen_from < window.slots[0] and counter.budget.for_each is not None:
                 self._seen(counter, window)
-        if not counted:
+        if not counted and held is None:
             return
 
         def added(totals: list[int]) -> None:
@@ -435,7 +452,8 @@ class Guard:
                     self._crossings(counter.budget, counter.key, before, after, window, limit)
 
         call_id = invocation.call_id or f"{self._process}-{next(self._calls)}"
-        self.ledger.add(call_id, increments, totals_of, added, wait)
+        # The settle never waits: the check's hold already counted the call for every other check.
+        self.ledger.add(call_id, increments, totals_of, added if counted else None, held, estimates)
 
     def _crossings(self, budget: Budget, key: str, before: int, after: int, window: Window, limit: int) -> None:
         if limit <= 0:
@@ -623,8 +641,8 @@ class _Counter:
     the window moves on (named once per window: a rolling budget has 25 slots)."""
 
     __slots__ = (
-        "_other_marks", "block", "budget", "credit", "key", "limit", "marks", "n_settings", "past", "past_final",
-        "seen_from", "settings", "state", "usd",
+        "_other_marks", "block", "budget", "credit", "estimate", "fits", "hold", "key", "limit", "marks",
+        "n_settings", "past", "past_final", "plans", "seen_from", "settings", "state", "usd",
     )  # fmt: skip
 
     def __init__(self, budget: Budget, key: str, past_final: bool = False) -> None:
@@ -635,6 +653,12 @@ class _Counter:
         self.credit = budget.credits
         self.limit = -budget.overdraft_units if budget.credits else budget.limit_units
         """A credit budget's floor: the balance at or below which calls are refused."""
+        self.fits = budget.reserve
+        self.plans = budget.plan_limits
+        self.hold: Hold | None = None
+        """The last call's hold, used again while the window, past spend and ``max_tokens`` floor are the same."""
+        self.estimate = f"est|{budget.name}"
+        """The budget's running estimate of a call's cost (or tokens): what a call without ``max_tokens`` holds."""
         self.settings = setting_slots(budget, key)
         """Its per-key limit's slot, then its key's plan's (when the budget has plans): read with its spend."""
         self.n_settings = len(self.settings)

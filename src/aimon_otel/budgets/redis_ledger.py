@@ -2,20 +2,24 @@
 
 Layout: one integer per budget, key and period slot, ``aimon:{budgets}:<budget>|<slot start>|<key>``
 (nano-USD or tokens), with ``EXPIREAT`` a day past the period's end; a marker
-``aimon:{budgets}:call:<call id>`` (one hour) makes a retried add count once. Every key carries
-the hash tag ``{budgets}``, so on Redis Cluster they all live in one slot and the add script, which
-touches several budgets' keys, runs atomically on one node.
+``aimon:{budgets}:call:<call id>`` (one hour) makes a retried settle count once; a hash
+``aimon:{budgets}:hold:<call id>`` records what a call in flight holds, slot by slot; ``est|<budget>``
+is the budget's running estimate of a call. Every key carries the hash tag ``{budgets}``, so on
+Redis Cluster they all live in one slot and the scripts, which touch several budgets' keys, run
+atomically on one node.
 
-The app's call pays one round trip, the check (every matching budget's slots, plus what this
-process has queued and not yet written). Recording a call's spend does not wait: a
-writer thread sends the adds in order, several per round trip when they queue up, each under its
-call id, so an add that is retried (a timeout, Redis away) is counted once. A call that a
-``block`` budget covers is the exception: its add is written before the call returns (a second
-round trip), so every process's next check sees it, and past a limit only the calls already in
-flight get through, at most one per thread.
+The app's call pays one round trip: the check, a script that reads every matching ``block``
+budget's slots and the limit in force (plus what this process has queued and not yet written),
+refuses, or holds the call's estimate in each budget and records the hold. Every check in every
+process therefore counts the calls in flight at their estimate, so the settle need not be waited
+for: a writer thread sends the settles in order, several per round trip when they queue up, each
+under its call id, so a settle that is retried (a timeout, Redis away) is counted once. A settle
+gives back what the hold record says was held, not what this process was told, so an answer lost
+on the way back cannot count a call twice. A hold whose call never settles (its process died)
+stays: the call is counted at its estimate (see ``ledger``).
 
 Unreachable Redis: with ``fail="open"`` (the default) calls go through, the check uses the last
-values this process read plus what it added since, and the writer keeps the adds and sends them
+values this process read plus what it added since, and the writer keeps the settles and sends them
 when Redis answers again (tried once a second); a warning is logged once a minute.
 ``fail="closed"`` refuses calls instead; spend is still kept and written later.
 """
@@ -36,8 +40,22 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from aimon_otel.budgets.ledger import HISTORY_KEPT, Done, Entry, Increment, LedgerUnavailableError, Setting
+from aimon_otel.budgets.ledger import (
+    ESTIMATE_DECAY,
+    HISTORY_KEPT,
+    Done,
+    Entry,
+    Hold,
+    Increment,
+    LedgerUnavailableError,
+    Release,
+    Setting,
+    Verdict,
+    limit_in_force,
+    refuses,
+)
 from aimon_otel.faults import report_fault
 
 logger = logging.getLogger("aimon_otel")
@@ -52,26 +70,137 @@ MAX_PENDING = 100_000
 """Calls kept while Redis is away; past this, the oldest are merged into one entry (amounts are never dropped)."""
 BATCH = 256
 """Adds sent per round trip when they queue up."""
+ESTIMATE_SECONDS = 40 * 86400
+"""A budget's running estimate is forgotten after this long without a guarded call."""
+HOLD_RECORD_SECONDS = 40 * 86400
+"""How long a hold record of credit budgets alone (which never expire) is kept if its call never settles."""
 EXACT_QUEUE = 64
 """Up to this many queued adds, a check asks Redis which of them are in (exact); past it, counts them all."""
 
-# KEYS: the call's marker, n slots to add to, then the slots whose totals to return.
-# ARGV: n, n amounts, n expiry times (epoch seconds; 0: never, a credit balance), the marker's lifetime.
+# The settle. KEYS: the call's marker; per release, the hold record then its r_j slots; n slots to add to;
+# m running-estimate slots; then the slots whose totals to return. ARGV: n, m, r, each r_j, n amounts, n expiry
+# times (epoch seconds; 0: never, a credit balance), the marker's lifetime (0: a release alone, no marker), m
+# amounts. A release gives back what the hold record says was held (DECRBY its string: exact past 2^53).
 _ADD = """
-local n = tonumber(ARGV[1])
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2 * n + 2]) then
-  for i = 1, n do
-    redis.call('INCRBY', KEYS[i + 1], ARGV[i + 1])
-    if ARGV[n + i + 1] ~= '0' then
-      redis.call('EXPIREAT', KEYS[i + 1], ARGV[n + i + 1])
+local n, m, r = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local k, a = 2, 4
+local holds = {}
+for j = 1, r do
+  holds[j] = {k, tonumber(ARGV[a])}
+  k = k + 1 + tonumber(ARGV[a])
+  a = a + 1
+end
+local ttl = ARGV[a + 2 * n]
+if ttl == '0' or redis.call('SET', KEYS[1], '1', 'NX', 'EX', ttl) then
+  for j = 1, r do
+    local record, count = holds[j][1], holds[j][2]
+    for i = 1, count do
+      local held = redis.call('HGET', KEYS[record], KEYS[record + i])
+      if held then redis.call('DECRBY', KEYS[record + i], held) end
     end
+    redis.call('DEL', KEYS[record])
+  end
+  for i = 0, n - 1 do
+    redis.call('INCRBY', KEYS[k + i], ARGV[a + i])
+    if ARGV[a + n + i] ~= '0' then
+      redis.call('EXPIREAT', KEYS[k + i], ARGV[a + n + i])
+    end
+  end
+  for i = 0, m - 1 do
+    local known = tonumber(redis.call('GET', KEYS[k + n + i]) or '0')
+    local amount = tonumber(ARGV[a + 2 * n + 1 + i])
+    if amount < known then amount = known + math.floor((amount - known) / DECAY) end
+    redis.call('SET', KEYS[k + n + i], string.format('%.0f', amount), 'EX', KEPT)
   end
 end
 local totals = {}
-for i = n + 2, #KEYS do
+for i = k + n + m, #KEYS do
   totals[#totals + 1] = redis.call('GET', KEYS[i]) or '0'
 end
 return totals
+""".replace("DECAY", str(ESTIMATE_DECAY)).replace("KEPT", str(ESTIMATE_SECONDS))
+
+
+# The check: one MGET, then at most one INCRBY (and EXPIREAT for a new slot) per hold and one HSET of the record.
+# KEYS: the hold record; per hold, its s spend slots, its t settings, its estimate slot; then the call
+# markers of queued settles. ARGV: holds, queued, the record's expiry; per hold: s, t, past, limit, credit (0/1),
+# least, fits (0/1), expiry (0: never), p, p (plan code, limit) pairs; per queued settle: d, d (hold index, amount)
+# pairs, counted when its marker is not in yet. Returns {index, spent, limit} of a refusing hold, else {0, held...}.
+# Sums are Lua numbers (doubles): exact to 2^53 nano-USD ($9M) per budget; amounts written go as strings.
+_RESERVE = """
+local count, queued = tonumber(ARGV[1]), tonumber(ARGV[2])
+local values = redis.call('MGET', unpack(KEYS, 2))
+local k, a = 1, 4
+local holds = {}
+for h = 1, count do
+  local s, t = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local hold = {slot = KEYS[k + 1], spent = tonumber(ARGV[a + 2]), limit = tonumber(ARGV[a + 3]),
+    credit = ARGV[a + 4] == '1', least = tonumber(ARGV[a + 5]), fits = ARGV[a + 6] == '1', expires = ARGV[a + 7]}
+  local plans = tonumber(ARGV[a + 8])
+  a = a + 9
+  for i = k, k + s - 1 do
+    if values[i] then hold.spent = hold.spent + tonumber(values[i]) end
+  end
+  k = k + s
+  if t > 0 then
+    if values[k] and tonumber(values[k]) > 0 then
+      hold.limit = tonumber(values[k]) - 1
+    elseif t > 1 and values[k + 1] then
+      for i = 0, plans - 1 do
+        if ARGV[a + 2 * i] == values[k + 1] then hold.limit = tonumber(ARGV[a + 2 * i + 1]) end
+      end
+    end
+  end
+  a = a + 2 * plans
+  k = k + t
+  hold.estimate = tonumber(values[k] or '0')
+  k = k + 1
+  holds[h] = hold
+end
+for q = 1, queued do
+  local d = tonumber(ARGV[a])
+  if values[k] == false then
+    for i = 0, d - 1 do
+      local hold = holds[tonumber(ARGV[a + 1 + 2 * i])]
+      hold.spent = hold.spent + tonumber(ARGV[a + 2 + 2 * i])
+    end
+  end
+  k = k + 1
+  a = a + 1 + 2 * d
+end
+for h = 1, count do
+  local hold = holds[h]
+  local refused
+  if hold.credit then
+    refused = hold.spent <= hold.limit
+  else
+    refused = hold.spent >= hold.limit or (hold.fits and hold.spent + hold.least > hold.limit)
+  end
+  if refused then
+    return {h, string.format('%.0f', hold.spent), string.format('%.0f', hold.limit)}
+  end
+end
+local answer = {0}
+local record = {}
+for h = 1, count do
+  local hold = holds[h]
+  local amount = math.max(hold.least, hold.estimate)
+  if hold.credit then amount = -amount end
+  local text = string.format('%.0f', amount)
+  if amount ~= 0 then
+    if redis.call('INCRBY', hold.slot, text) == amount and hold.expires ~= '0' then
+      redis.call('EXPIREAT', hold.slot, hold.expires)  -- a new slot (a settle renews it)
+    end
+    record[#record + 1] = hold.slot
+    record[#record + 1] = text
+  end
+  answer[h + 1] = text
+end
+if #record > 0 then
+  redis.call('HSET', KEYS[1], unpack(record))
+  redis.call('EXPIREAT', KEYS[1], ARGV[3])
+end
+return answer
 """
 
 
@@ -156,6 +285,7 @@ class RedisLedger:
         self.fail_closed = fail_closed
         self.description = description
         self._add = client.register_script(_ADD)
+        self._reserve = client.register_script(_RESERVE)
         self._read = client.register_script(_READ)
         self._change = client.register_script(_CHANGE)
         self._top_up = client.register_script(_TOP_UP)
@@ -215,29 +345,107 @@ class RedisLedger:
         with self._lock:
             return [self._known.get(slot, 0) + self._unwritten.get(slot, 0) for slot in slots]
 
+    def reserve(self, call_id: str, holds: Sequence[Hold]) -> Verdict:
+        if time.monotonic() >= self._down_until:
+            try:
+                return self._reserve_in_redis(call_id, holds)
+            except RedisError as error:
+                self._went_away(error)
+                if self.fail_closed and isinstance(error, RedisTimeoutError):  # the hold may be in: give it back
+                    self._enqueue(_Add(call_id, (), (), None, (_release(call_id, holds),), (), True))
+        if self.fail_closed:
+            raise LedgerUnavailableError(f"the budget ledger at {self.description} does not answer")
+        with self._lock:  # the last values read plus what this process added since; nothing held
+            known, unwritten = self._known, self._unwritten
+            for index, hold in enumerate(holds):
+                spent = hold.past + sum(known.get(slot, 0) + unwritten.get(slot, 0) for slot in hold.spend)
+                settings = [known.get(slot, 0) for slot in hold.settings]
+                limit = limit_in_force(hold, settings) if settings else hold.limit
+                if refuses(hold, spent, limit):
+                    return Verdict(index, spent, limit, ())
+        return Verdict(-1, 0, 0, (0,) * len(holds))
+
+    def _reserve_in_redis(self, call_id: str, holds: Sequence[Hold]) -> Verdict:
+        keys = [PREFIX + "hold:" + call_id]
+        args: list[Any] = [len(holds), 0, 0]
+        positions: list[int] = []
+        """Where each hold's ``past`` is in ``args``."""
+        latest = 0
+        for hold in holds:
+            keys += [PREFIX + slot for slot in hold.spend]
+            keys += [PREFIX + slot for slot in hold.settings]
+            keys.append(PREFIX + hold.estimate)
+            expires = int(hold.expires_at) if hold.expires_at != math.inf else 0
+            latest = max(latest, expires)
+            plans = hold.plans if len(hold.settings) > 1 else {}
+            args += [len(hold.spend), len(hold.settings), hold.past, hold.limit, int(hold.credit), hold.least]
+            args += [int(hold.fits), expires, len(plans), *itertools.chain.from_iterable(plans.items())]
+            positions.append(len(args) - 7 - 2 * len(plans))
+        args[2] = latest or int(time.time()) + HOLD_RECORD_SECONDS
+        if self._unwritten:
+            self._add_queued(holds, keys, args, positions)
+        try:
+            answer = self.client.evalsha(self._reserve.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted Redis: load it and ask again (the script had not run)
+            self.client.script_load(_RESERVE)
+            answer = self.client.evalsha(self._reserve.sha, len(keys), *keys, *args)
+        index = int(answer[0])
+        if index:
+            return Verdict(index - 1, int(answer[1]), int(answer[2]), ())
+        return Verdict(-1, 0, 0, tuple(int(amount) for amount in answer[1:]))
+
+    def _add_queued(self, holds: Sequence[Hold], keys: list[Any], args: list[Any], positions: list[int]) -> None:
+        """This process's settles not yet in Redis, counted in the check: each, in the same atomic step, only if
+        its marker is not in yet (exact); past ``EXACT_QUEUE`` of them, all of them (errs on the side of more)."""
+        where = {slot: index for index, hold in enumerate(holds) for slot in hold.spend}
+        with self._lock:
+            if self._unwritten.keys().isdisjoint(where):
+                return
+            if len(self._queue) > EXACT_QUEUE:
+                extra = [0] * len(holds)
+                for slot, amount in self._unwritten.items():
+                    index = where.get(slot)
+                    if index is not None:
+                        extra[index] += amount
+                for index, amount in enumerate(extra):
+                    args[positions[index]] += amount
+                return
+            queued = [
+                (item, [(where[slot] + 1, amount) for slot, amount in item.deltas if slot in where])
+                for item in self._queue
+            ]
+        for item, deltas in queued:
+            if deltas:
+                keys.append(PREFIX + "call:" + item.call_id)
+                args.append(len(deltas))
+                for index, amount in deltas:
+                    args += [index, amount]
+                args[1] += 1
+
     def add(
         self,
         call_id: str,
         increments: Sequence[Increment],
         totals_of: Sequence[str],
         done: Done | None = None,
-        wait: bool = False,
+        release: Release | None = None,
+        estimates: Sequence[tuple[str, int]] = (),
     ) -> None:
-        item = _Add(call_id, tuple(increments), tuple(totals_of), done)
-        if wait and time.monotonic() >= self._down_until:  # written now, on the caller's thread
-            try:
-                (totals,) = self._send([item])
-            except RedisError as error:
-                self._went_away(error)
-            else:
-                _tell(item, totals)
-                return
+        releases = (release,) if release is not None else ()
+        self._enqueue(_Add(call_id, tuple(increments), tuple(totals_of), done, releases, tuple(estimates)))
+
+    def _enqueue(self, item: _Add) -> None:
         with self._lock:
             if len(self._queue) >= MAX_PENDING:
                 self._merge_oldest()
             self._queue.append(item)
-            for slot, amount, _ in increments:
-                self._unwritten[slot] = self._unwritten.get(slot, 0) + amount
+            unwritten = self._unwritten
+            for slot, amount in item.deltas:
+                left = unwritten.get(slot, 0) + amount
+                if left:
+                    unwritten[slot] = left
+                else:
+                    unwritten.pop(slot, None)
             self._lock.notify()
         if self._writer_pid != os.getpid():
             self._start_writer()
@@ -255,7 +463,7 @@ class RedisLedger:
             if not unwritten or wanted.isdisjoint(unwritten):
                 queued: list[_Add] | None = []
             elif len(self._queue) <= EXACT_QUEUE:
-                queued = [item for item in self._queue if any(i.slot in wanted for i in item.increments)]
+                queued = [item for item in self._queue if any(slot in wanted for slot, _ in item.deltas)]
             else:
                 queued = None
                 extra = [unwritten.get(slot, 0) for slot in slots]
@@ -273,10 +481,10 @@ class RedisLedger:
             for item, landed in zip(queued, answer[len(slots) :], strict=True):
                 if int(landed):
                     continue
-                for increment in item.increments:
-                    index = position.get(increment.slot)
+                for slot, amount in item.deltas:
+                    index = position.get(slot)
                     if index is not None:
-                        values[index] += increment.amount
+                        values[index] += amount
         with self._lock:
             self._remember(slots, values)
         return values
@@ -382,13 +590,14 @@ class RedisLedger:
             with self._lock:
                 for _ in batch:
                     self._queue.popleft()
+                unwritten = self._unwritten
                 for item in batch:
-                    for slot, amount, _ in item.increments:
-                        left = self._unwritten.get(slot, 0) - amount
+                    for slot, amount in item.deltas:
+                        left = unwritten.get(slot, 0) - amount
                         if left:
-                            self._unwritten[slot] = left
+                            unwritten[slot] = left
                         else:
-                            self._unwritten.pop(slot, None)
+                            unwritten.pop(slot, None)
                 if self._down_until:
                     self._down_until = 0.0
                     logger.warning(
@@ -434,7 +643,8 @@ class RedisLedger:
             known[slot] = value
 
     def _merge_oldest(self) -> None:
-        """The queue is full: merge its two oldest adds into one (amounts kept; their events are not sent)."""
+        """The queue is full: merge its two oldest settles into one (amounts and releases kept; their events
+        and estimates are not sent)."""
         first = self._queue.popleft()
         second = self._queue.popleft()
         merged: dict[str, Increment] = {}
@@ -447,7 +657,8 @@ class RedisLedger:
                     increment.slot, known.amount + increment.amount, max(known.expires_at, increment.expires_at)
                 )
             )
-        self._queue.appendleft(_Add(first.call_id, tuple(merged.values()), (), None))
+        releases = first.releases + second.releases
+        self._queue.appendleft(_Add(first.call_id, tuple(merged.values()), (), None, releases, (), first.release_only))
 
     def _went_away(self, error: Exception) -> None:
         now = time.monotonic()
@@ -472,18 +683,40 @@ class _Add(NamedTuple):
     increments: tuple[Increment, ...]
     totals_of: tuple[str, ...]
     done: Done | None
+    releases: tuple[Release, ...] = ()
+    estimates: tuple[tuple[str, int], ...] = ()
+    release_only: bool = False
+    """A hold given back with nothing counted (a check whose answer was lost, then refused): no call marker."""
+
+    @property
+    def deltas(self) -> list[tuple[str, int]]:
+        """What this settle changes per slot as this process knows it: its amounts, less what it releases."""
+        changes = [(increment.slot, increment.amount) for increment in self.increments]
+        for release in self.releases:
+            changes += [(slot, -held) for slot, held in zip(release.slots, release.held, strict=True) if held]
+        return changes
 
 
 def _add_command(item: _Add) -> list[Any]:
-    """``numkeys, keys..., args...`` of the add script for one call."""
+    """``numkeys, keys..., args...`` of the settle script for one call."""
     keys = [PREFIX + "call:" + item.call_id]
+    args: list[Any] = [len(item.increments), len(item.estimates), len(item.releases)]
+    for release in item.releases:
+        keys.append(PREFIX + "hold:" + release.call_id)
+        keys += [PREFIX + slot for slot in release.slots]
+        args.append(len(release.slots))
     keys += [PREFIX + increment.slot for increment in item.increments]
+    keys += [PREFIX + slot for slot, _ in item.estimates]
     keys += [PREFIX + slot for slot in item.totals_of]
-    args: list[Any] = [len(item.increments)]
     args += [increment.amount for increment in item.increments]
     args += [int(i.expires_at) if i.expires_at != math.inf else 0 for i in item.increments]
-    args.append(CALL_MARKER_SECONDS)
+    args.append(0 if item.release_only else CALL_MARKER_SECONDS)
+    args += [amount for _, amount in item.estimates]
     return [len(keys), *keys, *args]
+
+
+def _release(call_id: str, holds: Sequence[Hold]) -> Release:
+    return Release(call_id, tuple(hold.spend[0] for hold in holds), (0,) * len(holds))
 
 
 def _tell(item: _Add, totals: list[int]) -> None:
