@@ -15,7 +15,7 @@ from opentelemetry import baggage
 from opentelemetry import context as otel_context
 
 import aimon_otel
-from aimon_otel import context
+from aimon_otel.attribution import context
 
 
 def resolver() -> dict[str, str]:

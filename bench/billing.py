@@ -28,10 +28,10 @@ from aimon_otel.billing.delivery import Destination
 from aimon_otel.billing.lago import LagoDestination
 from aimon_otel.billing.sender import BillingSink
 from aimon_otel.billing.spool import Spool
-from aimon_otel.invocation import Invocation
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import CostResult, PricingStatus
 from aimon_otel.testing.billing_servers import LAGO_KEY, STRIPE_KEY, BillingServer
-from aimon_otel.usage import Usage
 
 
 def a_call() -> tuple[Invocation, CostResult, dict[str, str]]:

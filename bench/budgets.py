@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aimon_otel.budgets.guard import Guard
 from aimon_otel.budgets.ledger import Increment, MemoryLedger
 from aimon_otel.budgets.spec import parse_budgets
-from aimon_otel.invocation import Invocation
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import CostResult, PricingEngine
-from aimon_otel.usage import Usage
 
 ENGINE = PricingEngine()
 

@@ -11,8 +11,8 @@ import timeit
 from genai_prices import Usage as GenaiUsage
 from genai_prices import calc_price
 
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import PricingEngine
-from aimon_otel.usage import Usage
 
 
 def main() -> None:

@@ -293,7 +293,7 @@ def test_raw_response_is_traced_once(telemetry: Telemetry, client: anthropic.Ant
 
 
 def test_bedrock_client_is_bedrock() -> None:
-    from aimon_otel.providers.anthropic import provider_of
+    from aimon_otel.instrumentation.providers.anthropic import provider_of
 
     bedrock = anthropic.AnthropicBedrock(aws_region="us-east-1", aws_access_key="AKIAFAKE", aws_secret_key="fake")
     assert provider_of(bedrock)[0] == "aws.bedrock"

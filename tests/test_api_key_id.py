@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import aimon_otel
-from aimon_otel.privacy import key_fingerprint
+from aimon_otel.attribution.privacy import key_fingerprint
 from aimon_otel.testing import FakeProvider
 from aimon_otel.testing import openai_wire as wire
 from tests.conftest import MESSAGES, make_telemetry

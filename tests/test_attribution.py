@@ -234,7 +234,7 @@ def test_unknown_keyword_is_a_type_error() -> None:
 def test_long_and_control_character_values_are_cut_and_cleaned(
     telemetry: Telemetry, client: openai.OpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from aimon_otel.context import MAX_VALUE_CHARS
+    from aimon_otel.attribution.context import MAX_VALUE_CHARS
 
     long_tenant = "t" * 500
     with aimon_otel.attributes(tenant_id=long_tenant, feature="sum\x00mar\nise\x1b[31m"):

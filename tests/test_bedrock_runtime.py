@@ -21,7 +21,7 @@ from genai_prices import calc_price
 
 import aimon_otel
 from aimon_otel import BudgetExceeded
-from aimon_otel.providers.bedrock import base_model, family
+from aimon_otel.instrumentation.providers.bedrock import base_model, family
 from aimon_otel.testing import FakeProvider, anthropic_wire
 from aimon_otel.testing import bedrock_wire as wire
 from aimon_otel.testing.openai_wire import SCENARIO_HEADER

@@ -13,9 +13,9 @@ import pytest
 
 from aimon_otel.billing.events import NO_USAGE, UNMAPPED, UNPRICED, UsageEvent, usage_event
 from aimon_otel.billing.spool import Spool
-from aimon_otel.invocation import Invocation
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import CostResult, PricingStatus
-from aimon_otel.usage import Usage
 
 
 def rows(count: int, start: int = 0) -> list[tuple[str, str]]:

@@ -23,10 +23,10 @@ from aimon_otel.budgets.guard import BudgetLedgerUnavailable, Guard
 from aimon_otel.budgets.ledger import Hold, Ledger, MemoryLedger, Verdict
 from aimon_otel.budgets.redis_ledger import PREFIX, RedisLedger
 from aimon_otel.budgets.spec import BudgetsFile, parse_budgets
-from aimon_otel.invocation import Invocation
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import CostResult, PricingEngine
 from aimon_otel.testing import FakeProvider
-from aimon_otel.usage import Usage
 from tests.conftest import API_KEY, MESSAGES, make_telemetry
 from tests.tools import RedisServer
 

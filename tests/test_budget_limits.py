@@ -288,9 +288,9 @@ def test_plans_limits_and_credits_cost_no_extra_round_trip(tmp_path: Path, budge
     from aimon_otel.budgets.credits import Credits
     from aimon_otel.budgets.limits import RunTimeLimits
     from aimon_otel.budgets.redis_ledger import RedisLedger
-    from aimon_otel.invocation import Invocation
+    from aimon_otel.instrumentation.invocation import Invocation
+    from aimon_otel.instrumentation.usage import Usage
     from aimon_otel.pricing import PricingEngine
-    from aimon_otel.usage import Usage
 
     path = Path(budgets_file)
     path.write_text(BUDGETS + "  - {name: credits, for_each: tenant_id, credits: true, action: block}\n")

@@ -16,9 +16,9 @@ from aimon_otel.budgets.guard import Guard
 from aimon_otel.budgets.ledger import MemoryLedger
 from aimon_otel.budgets.periods import parse_period
 from aimon_otel.budgets.spec import parse_budgets
-from aimon_otel.invocation import Invocation
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import PricingEngine
-from aimon_otel.usage import Usage
 from tests.conftest import MESSAGES, make_telemetry
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -155,7 +155,7 @@ def test_the_static_rules_generator_takes_the_grafana_url(tmp_path: Path) -> Non
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "dashboards"))
     generate = pytest.importorskip("generate")  # needs grafana-foundation-sdk (the test extra)
-    from aimon_otel.alerts import Links
+    from aimon_otel.backend.alerts import Links
 
     files = generate.render_all(Links.checked("https://grafana.example.com"))
     rules = yaml.safe_load(files[generate.PROM_RULES])["groups"][0]["rules"]

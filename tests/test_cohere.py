@@ -12,7 +12,7 @@ from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 
 from aimon_otel import BudgetExceeded
-from aimon_otel.privacy import key_fingerprint
+from aimon_otel.attribution.privacy import key_fingerprint
 from aimon_otel.testing import FakeProvider
 from aimon_otel.testing import cohere_wire as wire
 from aimon_otel.testing.openai_wire import SCENARIO_HEADER

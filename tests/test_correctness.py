@@ -56,7 +56,7 @@ async def test_suppress_instrumentation_async(telemetry: Telemetry, async_client
 def test_a_fault_deciding_what_to_hide_shows_the_item(
     telemetry: Telemetry, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aimon_otel.providers.openai import ChunkStreamReader
+    from aimon_otel.instrumentation.providers.openai import ChunkStreamReader
 
     def broken(self: Any, chunk: Any) -> bool:
         raise RuntimeError("bug in hides")
@@ -72,9 +72,9 @@ def test_a_fault_deciding_what_to_hide_shows_the_item(
 def test_faults_around_the_call_never_reach_the_app(
     where: str, telemetry: Telemetry, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aimon_otel.invocation import Invocation
-    from aimon_otel.pipeline import Call
-    from aimon_otel.providers.openai import StreamUsagePlan
+    from aimon_otel.instrumentation.invocation import Invocation
+    from aimon_otel.instrumentation.pipeline import Call
+    from aimon_otel.instrumentation.providers.openai import StreamUsagePlan
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"bug in {where}")
@@ -113,7 +113,7 @@ def aimon_cost(engine: PricingEngine, at: datetime) -> Any:
 def test_a_fault_recording_metrics_still_ends_the_span(
     telemetry: Telemetry, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aimon_otel import pipeline
+    from aimon_otel.instrumentation import pipeline
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("metrics bug")

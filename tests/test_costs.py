@@ -191,8 +191,8 @@ def test_providers_priced_with_their_own_tables() -> None:
 
 def test_audio_tokens_priced_apart() -> None:
     # gpt-audio (genai-prices): text input 2.50, output 10; audio input 32, audio output 64 per million
+    from aimon_otel.instrumentation.usage import Usage
     from aimon_otel.pricing import PricingEngine
-    from aimon_otel.usage import Usage
 
     result = PricingEngine().price(
         "openai",

@@ -189,7 +189,7 @@ def test_grafana_alerts_are_the_prometheus_alerts_and_parse(tmp_path: Path) -> N
 
     import yaml
 
-    from aimon_otel.alerts import inline_recordings
+    from aimon_otel.backend.alerts import inline_recordings
     from tests.tools import require
 
     grafana = yaml.safe_load((ROOT / "dashboards/grafana/alerting-alternative/aimon-alerts.yaml").read_text())

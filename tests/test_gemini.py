@@ -318,7 +318,7 @@ def test_content_is_recorded_only_when_asked(fake: FakeProvider) -> None:
 
 
 def test_the_key_id_of_a_gemini_key(fake: FakeProvider) -> None:
-    from aimon_otel.privacy import key_fingerprint
+    from aimon_otel.attribution.privacy import key_fingerprint
 
     telemetry = make_telemetry(key_salt="salt")
     try:
@@ -377,7 +377,7 @@ def test_with_the_official_google_genai_instrumentation_one_span_per_call_and_pr
 def test_the_real_hosts_are_read_as_the_server(kwargs: dict[str, Any], provider: str, address: str) -> None:
     """What a call to the real services would record (read from the client; nothing is sent)."""
     from aimon_otel.config import Settings
-    from aimon_otel.providers.gemini import GenerateContent
+    from aimon_otel.instrumentation.providers.gemini import GenerateContent
 
     if "project" in kwargs:
         kwargs = {**kwargs, "credentials": _Credentials()}

@@ -16,7 +16,7 @@ from genai_prices import calc_price  # noqa: E402
 
 import aimon_otel  # noqa: E402
 from aimon_otel import BudgetExceeded  # noqa: E402
-from aimon_otel.privacy import key_fingerprint  # noqa: E402
+from aimon_otel.attribution.privacy import key_fingerprint  # noqa: E402
 from aimon_otel.testing import FakeProvider  # noqa: E402
 from aimon_otel.testing import openai_wire as wire  # noqa: E402
 from tests.conftest import Telemetry, make_telemetry  # noqa: E402

@@ -17,12 +17,12 @@ import openai
 import pytest
 
 import aimon_otel
-from aimon_otel.cardinality import OTHER
+from aimon_otel.attribution.cardinality import OTHER
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import catalog as catalog_module
 from aimon_otel.pricing import engine as engine_module
 from aimon_otel.testing import FakeProvider
 from aimon_otel.testing import openai_wire as wire
-from aimon_otel.usage import Usage
 from tests.conftest import MESSAGES, OPENAI_HAS_RESPONSES, Telemetry, make_telemetry
 
 OPENAI_KEY = "sk-proj-LEAKCANARY-openai-7f3a9c"

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from aimon_otel import AimonInstrumentor
-from aimon_otel.providers.openai import ChatCompletions, OpenAIEndpoint
+from aimon_otel.instrumentation.providers.openai import ChatCompletions, OpenAIEndpoint
 from aimon_otel.testing import openai_wire as wire
 from tests.conftest import MESSAGES, Telemetry, make_telemetry
 
@@ -46,7 +46,7 @@ def test_instrument_twice_wraps_once(client: openai.OpenAI) -> None:
     telemetry = make_telemetry()
     try:
         AimonInstrumentor().instrument()
-        from aimon_otel.providers.openai import TARGETS
+        from aimon_otel.instrumentation.providers.openai import TARGETS
 
         instrumentor = telemetry.instrumentor
         assert instrumentor.pipeline is not None
@@ -92,7 +92,7 @@ def test_fault_in_request_reading_calls_through(
 def test_fault_in_stream_reading_keeps_the_stream(
     telemetry: Telemetry, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aimon_otel.providers.openai import ChunkStreamReader
+    from aimon_otel.instrumentation.providers.openai import ChunkStreamReader
 
     def broken(self: object, chunk: object) -> bool:
         raise ValueError("boom per chunk")

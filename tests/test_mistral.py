@@ -13,7 +13,7 @@ from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 
 from aimon_otel import BudgetExceeded
-from aimon_otel.privacy import key_fingerprint
+from aimon_otel.attribution.privacy import key_fingerprint
 from aimon_otel.testing import FakeProvider
 from aimon_otel.testing import openai_wire as wire
 from tests.conftest import Telemetry, make_telemetry

@@ -10,8 +10,8 @@ import openai
 import pytest
 
 from aimon_otel import AimonConfigError, PricingEngine
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import load_overrides
-from aimon_otel.usage import Usage
 from tests.conftest import MESSAGES, make_telemetry
 
 M = Decimal(1_000_000)

@@ -21,12 +21,12 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from aimon_otel import PricingEngine
 from aimon_otel.cli import main
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing.catalog import utc_now
 from aimon_otel.pricing.changes import PriceChange
 from aimon_otel.pricing.data_files import bundled_providers, parse_providers, raw_providers
 from aimon_otel.pricing.updates import PriceListeners, PriceUpdater
 from aimon_otel.testing.fake_provider import _QuietServer
-from aimon_otel.usage import Usage
 
 BUNDLED = raw_providers(bundled_providers())
 USAGE = Usage(input_tokens=1_000_000, output_tokens=1_000_000)

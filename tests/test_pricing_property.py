@@ -13,10 +13,10 @@ from genai_prices.data import providers as genai_providers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aimon_otel.instrumentation.providers.gemini import gemini_usage
 from aimon_otel.pricing import PricingEngine
 from aimon_otel.pricing.compiled import InvalidUsageError, compile_model_price
 from aimon_otel.pricing.result import PricingStatus
-from aimon_otel.providers.gemini import gemini_usage
 
 ALL_MODELS = [(provider, model) for provider in genai_providers for model in provider.models]
 WHEN = [datetime(2024, 6, 1, 3, 0, tzinfo=UTC), datetime(2026, 11, 22, 18, 0, tzinfo=UTC)]

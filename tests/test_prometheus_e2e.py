@@ -496,7 +496,7 @@ def test_drill_down_from_provider_to_model_to_tenant(prometheus: Prometheus) -> 
 
 
 def test_spend_by_api_key_shows_each_keys_spend_under_its_fingerprint(prometheus: Prometheus) -> None:
-    from aimon_otel.privacy import key_fingerprint
+    from aimon_otel.attribution.privacy import key_fingerprint
 
     (expr,) = [e for _, t, e in dashboard_queries() if t == "Spend by API key"]
     got = panel_values(prometheus.query(substitute(expr.replace('"$service"', '"demo-app"'))))
@@ -625,7 +625,7 @@ def test_every_alert_expression_evaluates(prometheus: Prometheus) -> None:
 def test_live_spend_counts_the_calls_made_before_the_first_scrape(prometheus: Prometheus) -> None:
     """The app's first round of calls happened before Prometheus first scraped it: every series began with
     a value. The dashboards' and rules' spend (counted_increase) still counts it all; plain increase() does not."""
-    from aimon_otel.alerts import counted_increase
+    from aimon_otel.backend.alerts import counted_increase
 
     live = 'gen_ai_usage_cost_USD_sum{job="demo-app"}'
     recorded_by_the_app = float(prometheus.query(f"sum({live})")[0]["value"][1])

@@ -12,9 +12,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from aimon_otel import AimonConfigError, AimonInstrumentor
-from aimon_otel.balances import BalancePoller
+from aimon_otel.attribution.privacy import key_fingerprint
+from aimon_otel.billing.balances import BalancePoller
 from aimon_otel.config import Settings
-from aimon_otel.privacy import key_fingerprint
 from aimon_otel.testing.balance_servers import KEY, BalanceServer
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from aimon_otel.providers.detect import detect_server
+from aimon_otel.instrumentation.providers.detect import detect_server
 from aimon_otel.testing import FakeProvider
 from tests.conftest import API_KEY, MESSAGES, Telemetry
 

@@ -1,5 +1,6 @@
 """aimon-otel: priced, tenant-attributed OpenTelemetry for LLM API calls."""
 
+from aimon_otel.attribution.context import attributes
 from aimon_otel.budgets.credits import TopUp
 from aimon_otel.budgets.guard import (
     BudgetEvent,
@@ -20,14 +21,14 @@ from aimon_otel.budgets.status import (
     set_limit,
     set_plan,
 )
-from aimon_otel.config import AimonConfigError, Settings
-from aimon_otel.context import attributes
-from aimon_otel.instrumentor import AimonInstrumentor
-from aimon_otel.manual import cost, record_usage
+from aimon_otel.config import Settings
+from aimon_otel.errors import AimonConfigError
+from aimon_otel.instrumentation.instrumentor import AimonInstrumentor
+from aimon_otel.instrumentation.manual import cost, record_usage
+from aimon_otel.instrumentation.processor import CostEnrichmentSpanProcessor
 from aimon_otel.pricing import CostResult, PricingEngine
 from aimon_otel.pricing.changes import PriceChange
 from aimon_otel.pricing.updates import on_price_change
-from aimon_otel.processor import CostEnrichmentSpanProcessor
 from aimon_otel.version import __version__
 
 __all__ = [

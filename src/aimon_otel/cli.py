@@ -12,16 +12,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from aimon_otel.attribution.privacy import key_fingerprint
+from aimon_otel.backend.report import GROUPS, Prometheus, spinner
+from aimon_otel.backend.report import build as build_report
+from aimon_otel.backend.report import render as render_report
 from aimon_otel.budgets import commands as budget_commands
-from aimon_otel.config import KEY_SALT_ENV, AimonConfigError, Settings
+from aimon_otel.config import KEY_SALT_ENV, Settings
+from aimon_otel.errors import AimonConfigError
 from aimon_otel.pricing import PricingEngine, load_overrides
 from aimon_otel.pricing.freshness import STALE_AFTER_DAYS, price_data, stale_warnings
 from aimon_otel.pricing.overrides import Overrides
 from aimon_otel.pricing.result import usd
-from aimon_otel.privacy import key_fingerprint
-from aimon_otel.report import GROUPS, Prometheus, spinner
-from aimon_otel.report import build as build_report
-from aimon_otel.report import render as render_report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -319,7 +320,7 @@ def _billing_reconcile(args: argparse.Namespace) -> int:
     """Prometheus's spend per tenant against the cost of what the billing system received; 1 on a gap."""
     from decimal import Decimal
 
-    from aimon_otel.alerts import COST, counted_increase
+    from aimon_otel.backend.alerts import COST, counted_increase
     from aimon_otel.billing.spool import NO_TENANT, Spool
 
     if args.end <= args.start:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from aimon_otel.errors import AimonConfigError
 from aimon_otel.faults import warn_once
 
 if TYPE_CHECKING:
@@ -49,10 +50,6 @@ _FALSE = {"false", "0", "no", "off"}
 # The GenAI conventions' values (opentelemetry-util-genai): content on spans, in events, both, or none.
 # aimon-otel records content on spans only; EVENT_ONLY therefore records none on spans.
 _CONTENT_MODES = {"span_only": True, "span_and_event": True, "event_only": False, "no_content": False}
-
-
-class AimonConfigError(ValueError):
-    """A setting has a value aimon-otel cannot use; the message says which and how to fix it."""
 
 
 @dataclass(frozen=True)

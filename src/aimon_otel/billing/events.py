@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Literal
 
 from aimon_otel import semconv
-from aimon_otel.invocation import Invocation
+from aimon_otel.instrumentation.invocation import Invocation
 from aimon_otel.pricing import CostResult
 
 Unit = Literal["usd", "tokens"]

@@ -28,7 +28,7 @@ from aimon_otel.billing.delivery import Destination
 from aimon_otel.billing.events import CustomerOf, Unit, UsageEvent, usage_event
 from aimon_otel.billing.spool import Spool
 from aimon_otel.faults import report_fault
-from aimon_otel.invocation import Invocation
+from aimon_otel.instrumentation.invocation import Invocation
 from aimon_otel.pricing import CostResult
 
 logger = logging.getLogger("aimon_otel.billing")

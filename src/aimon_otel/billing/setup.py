@@ -24,7 +24,7 @@ from aimon_otel.billing.lago import PUBLIC_API as LAGO_API
 from aimon_otel.billing.lago import LagoDestination
 from aimon_otel.billing.sender import BillingSink
 from aimon_otel.billing.spool import Spool
-from aimon_otel.config import AimonConfigError
+from aimon_otel.errors import AimonConfigError
 from aimon_otel.faults import report_fault
 
 SERVICES = ("lago", "stripe", "cloudevents")

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aimon_otel.alerts import Links
+from aimon_otel.attribution.privacy import user_id_hasher
+from aimon_otel.backend.alerts import Links
 from aimon_otel.budgets.credits import Credits
 from aimon_otel.budgets.guard import BudgetStatus, Guard
 from aimon_otel.budgets.ledger import Ledger
@@ -16,8 +17,8 @@ from aimon_otel.budgets.limits import LimitSet, PlanSet, RunTimeLimits
 from aimon_otel.budgets.rules import render_alertmanager_yaml, render_rules_yaml
 from aimon_otel.budgets.setup import open_ledger
 from aimon_otel.budgets.spec import NANO, BudgetsFile, load_budgets
-from aimon_otel.config import AimonConfigError, Settings
-from aimon_otel.privacy import user_id_hasher
+from aimon_otel.config import Settings
+from aimon_otel.errors import AimonConfigError
 
 _FIELD_FLAGS = {
     "tenant": "tenant_id",

@@ -19,7 +19,7 @@ from aimon_otel.budgets.guard import BudgetEvent, Guard, _slot
 from aimon_otel.budgets.limits import budget_key, default_by
 from aimon_otel.budgets.periods import BALANCE
 from aimon_otel.budgets.spec import NANO, Budget
-from aimon_otel.config import AimonConfigError
+from aimon_otel.errors import AimonConfigError
 
 
 @dataclass(frozen=True)

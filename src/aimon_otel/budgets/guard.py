@@ -34,9 +34,9 @@ from aimon_otel.budgets.ledger import Hold, Increment, Ledger, LedgerUnavailable
 from aimon_otel.budgets.periods import Window
 from aimon_otel.budgets.spec import FIELDS, NANO, Budget, BudgetsFile, plan_code
 from aimon_otel.faults import warn_once
-from aimon_otel.invocation import Invocation
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import CostResult, PricingEngine
-from aimon_otel.usage import Usage
 
 logger = logging.getLogger("aimon_otel")
 

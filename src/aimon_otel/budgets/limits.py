@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from aimon_otel.budgets.guard import BudgetEvent, Guard, limit_slot, plan_slot
 from aimon_otel.budgets.ledger import Entry, Setting
 from aimon_otel.budgets.spec import FIELDS, NANO, Budget, plan_code
-from aimon_otel.config import AimonConfigError
+from aimon_otel.errors import AimonConfigError
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from aimon_otel.alerts import DEFAULT_LINKS, Links
+from aimon_otel.backend.alerts import DEFAULT_LINKS, Links
 from aimon_otel.budgets.spec import NANO, Budget, BudgetsFile
-from aimon_otel.config import AimonConfigError
+from aimon_otel.errors import AimonConfigError
 
 SPENT = "aimon_budget_spent"
 LIMIT = "aimon_budget_limit"

@@ -30,8 +30,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from aimon_otel.budgets.periods import Period, credits_period, parse_period
-from aimon_otel.config import AimonConfigError
-from aimon_otel.providers.detect import KNOWN_PROVIDERS
+from aimon_otel.errors import AimonConfigError
+from aimon_otel.instrumentation.providers.detect import KNOWN_PROVIDERS
 
 FIELDS = ("tenant_id", "user_id", "feature", "agent", "provider", "model")
 """What a budget can match on and count ``for_each`` of."""

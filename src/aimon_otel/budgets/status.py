@@ -11,7 +11,7 @@ from typing import Any
 from aimon_otel.budgets.credits import Credits, TopUp
 from aimon_otel.budgets.guard import BudgetEvent, BudgetStatus, Guard
 from aimon_otel.budgets.limits import LimitSet, PlanSet, RunTimeLimits
-from aimon_otel.config import AimonConfigError
+from aimon_otel.errors import AimonConfigError
 
 
 def budget_status(
@@ -29,7 +29,7 @@ def budget_status(
     field. ``user_id`` is the raw id (hashed here when ``AIMON_USER_ID_HASH`` is set). Empty when
     ``instrument()`` was given no budgets file.
     """
-    from aimon_otel.instrumentor import AimonInstrumentor
+    from aimon_otel.instrumentation.instrumentor import AimonInstrumentor
 
     pipeline = AimonInstrumentor().pipeline
     guard = pipeline.guard if pipeline is not None else None
@@ -50,13 +50,13 @@ def on_budget_event(listener: Callable[[BudgetEvent], Any]) -> Callable[[], None
     Listeners run on the thread that made the call, after it ended (``blocked``: before raising);
     keep them quick. One that raises is logged once and never breaks the call.
     """
-    from aimon_otel.instrumentor import AimonInstrumentor
+    from aimon_otel.instrumentation.instrumentor import AimonInstrumentor
 
     return AimonInstrumentor().budget_events.subscribe(listener)
 
 
 def _guard() -> Guard:
-    from aimon_otel.instrumentor import AimonInstrumentor
+    from aimon_otel.instrumentation.instrumentor import AimonInstrumentor
 
     pipeline = AimonInstrumentor().pipeline
     guard = pipeline.guard if pipeline is not None else None
@@ -162,7 +162,7 @@ def budget_history(budget: str | None = None, key: str | None = None) -> list[di
 
 
 def _hashed_user(user_id: str) -> str:
-    from aimon_otel.instrumentor import AimonInstrumentor
+    from aimon_otel.instrumentation.instrumentor import AimonInstrumentor
 
     pipeline = AimonInstrumentor().pipeline
     if pipeline is not None and pipeline.hash_user is not None:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from aimon_otel.config import AimonConfigError
+from aimon_otel.errors import AimonConfigError
 
 BUNDLED = "bundled"
 

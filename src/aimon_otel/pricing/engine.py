@@ -12,10 +12,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from aimon_otel.faults import logger
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing.catalog import PROVIDER_IDS, Catalog, utc_now
 from aimon_otel.pricing.overrides import Overrides
 from aimon_otel.pricing.result import CostResult, PricingStatus
-from aimon_otel.usage import Usage
 
 
 def usage_counts(usage: Usage) -> dict[str, int]:

@@ -32,7 +32,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from aimon_otel.config import AimonConfigError
+from aimon_otel.errors import AimonConfigError
 from aimon_otel.pricing.compiled import CompiledPrice, compile_model_price
 
 PRICE_KEYS = (

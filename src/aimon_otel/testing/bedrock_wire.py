@@ -189,7 +189,7 @@ def _count_headers(embeddings: bool) -> dict[str, str]:
 
 
 def _family(model: str) -> str:
-    from aimon_otel.providers.bedrock import family
+    from aimon_otel.instrumentation.providers.bedrock import family
 
     return family(model)
 

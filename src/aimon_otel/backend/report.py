@@ -22,8 +22,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aimon_otel.alerts import CALLS, COST, counted_increase
-from aimon_otel.config import AimonConfigError
+from aimon_otel.backend.alerts import CALLS, COST, counted_increase
+from aimon_otel.errors import AimonConfigError
 
 GROUPS = {
     "tenant": "tenant_id",

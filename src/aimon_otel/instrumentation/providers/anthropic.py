@@ -6,7 +6,7 @@ so ``gen_ai.usage.input_tokens`` = input + cache read + cache write. In streams,
 output tokens: the last one is the total, they are never added up.
 
 anthropic 2.x traces each call itself (``anthropic/_tracing.py``); then we start no span of our
-own (see :mod:`aimon_otel.native_spans`).
+own (see :mod:`aimon_otel.instrumentation.native_spans`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from opentelemetry.trace import NoOpTracer, ProxyTracer
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
-from aimon_otel.calls import Wrapper, inside_call, run_async, run_sync
 from aimon_otel.config import Settings
-from aimon_otel.content import cut, field, text_part, to_json
 from aimon_otel.faults import report_fault
-from aimon_otel.invocation import Invocation
-from aimon_otel.pipeline import Pipeline
-from aimon_otel.providers.base import Endpoint, Plan, Target
-from aimon_otel.providers.detect import base_url_of, detect_server
-from aimon_otel.providers.request import request_numbers, stop_sequences
-from aimon_otel.usage import CountReader, Usage
+from aimon_otel.instrumentation.calls import Wrapper, inside_call, run_async, run_sync
+from aimon_otel.instrumentation.content import cut, field, text_part, to_json
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.pipeline import Pipeline
+from aimon_otel.instrumentation.providers.base import Endpoint, Plan, Target
+from aimon_otel.instrumentation.providers.detect import base_url_of, detect_server
+from aimon_otel.instrumentation.providers.request import request_numbers, stop_sequences
+from aimon_otel.instrumentation.usage import CountReader, Usage
 
 """Not named by the conventions: token counting is free, so its spans carry no cost."""
 

@@ -1,8 +1,8 @@
 """What every provider endpoint has in common: a plan per request, and how results are told apart.
 
 An endpoint describes one API of one SDK (chat completions, messages...): how to read a request
-into an :class:`~aimon_otel.invocation.Invocation` (``plan``), a response (``record_response``) and a
-stream (``stream_reader``). It never touches spans or metrics; :mod:`aimon_otel.calls` and the
+into an :class:`~aimon_otel.instrumentation.invocation.Invocation` (``plan``), a response (``record_response``) and a
+stream (``stream_reader``). It never touches spans or metrics; :mod:`aimon_otel.instrumentation.calls` and the
 pipeline do that, the same for every endpoint.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from aimon_otel.config import Settings
-from aimon_otel.invocation import Invocation
+from aimon_otel.instrumentation.invocation import Invocation
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,11 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from aimon_otel import semconv
 from aimon_otel.faults import logger, report_fault
-from aimon_otel.native_spans import LinkRegistry, current_link, enclosing, merged
-from aimon_otel.pipeline import cost_attributes
+from aimon_otel.instrumentation import active
+from aimon_otel.instrumentation.native_spans import LinkRegistry, current_link, enclosing, merged
+from aimon_otel.instrumentation.pipeline import cost_attributes
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import PricingEngine
-from aimon_otel.usage import Usage
 
 Attribution = Callable[[Context | None], dict[str, str]]
 
@@ -105,18 +106,14 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
     @property
     def engine(self) -> PricingEngine:
         if self._engine is None:
-            from aimon_otel.instrumentor import AimonInstrumentor
-
-            self._engine = AimonInstrumentor().pricing_engine()
+            self._engine = active.fallback_pipeline().engine
         return self._engine
 
     def attribution(self, context: Context | None) -> dict[str, str]:
         if self._attribution is not None:
             return self._attribution(context)
-        from aimon_otel.instrumentor import AimonInstrumentor
-
         # The instrumented calls' pipeline, else one from the environment: user ids hashed alike.
-        return AimonInstrumentor().fallback_pipeline().attribution(context)
+        return active.fallback_pipeline().attribution(context)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:

@@ -20,18 +20,18 @@ from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
 from aimon_otel.config import Settings
-from aimon_otel.content import field, to_json
-from aimon_otel.invocation import Invocation
-from aimon_otel.providers.base import Endpoint, Plan, StreamReader
-from aimon_otel.providers.openai import (
+from aimon_otel.instrumentation.content import field, to_json
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.providers.base import Endpoint, Plan, StreamReader
+from aimon_otel.instrumentation.providers.openai import (
     ChunkStreamReader,
     StreamUsagePlan,
     chat_message,
     embeddings_usage,
     record_choices,
 )
-from aimon_otel.providers.request import request_numbers, stop_sequences
-from aimon_otel.usage import CountReader, Usage
+from aimon_otel.instrumentation.providers.request import request_numbers, stop_sequences
+from aimon_otel.instrumentation.usage import CountReader, Usage
 
 COST_REPORTED = "aimon.cost.reported"
 PROVIDERS = {

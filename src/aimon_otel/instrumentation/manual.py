@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from aimon_otel import semconv
-from aimon_otel.instrumentor import AimonInstrumentor
-from aimon_otel.invocation import Invocation
+from aimon_otel.instrumentation.instrumentor import AimonInstrumentor
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import CostResult
-from aimon_otel.usage import Usage
 
 
 def cost(

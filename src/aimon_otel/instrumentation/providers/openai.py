@@ -3,7 +3,7 @@
 One endpoint type per API: chat completions (which alone asks streams for their usage),
 legacy completions (the same chunk shapes), responses, embeddings. Also used for every
 OpenAI-compatible provider the SDK is pointed at (Azure, OpenRouter, Groq, ...);
-:mod:`aimon_otel.providers.detect` tells them apart by base URL.
+:mod:`aimon_otel.instrumentation.providers.detect` tells them apart by base URL.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
 from aimon_otel.config import Settings
-from aimon_otel.content import cut, field, text_part, to_json
-from aimon_otel.invocation import Invocation
-from aimon_otel.providers.base import Endpoint, Plan, Target
-from aimon_otel.providers.detect import base_url_of, detect_server
-from aimon_otel.providers.request import request_numbers, stop_sequences
-from aimon_otel.usage import CountReader, Usage
+from aimon_otel.instrumentation.content import cut, field, text_part, to_json
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.providers.base import Endpoint, Plan, Target
+from aimon_otel.instrumentation.providers.detect import base_url_of, detect_server
+from aimon_otel.instrumentation.providers.request import request_numbers, stop_sequences
+from aimon_otel.instrumentation.usage import CountReader, Usage
 
 _REQUEST_NUMBERS = (
     ("max_tokens", semconv.REQUEST_MAX_TOKENS),

@@ -19,12 +19,12 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
-from aimon_otel.content import cut, field, text_part, to_json
-from aimon_otel.invocation import Invocation
-from aimon_otel.providers.base import Endpoint, Plan, Target
-from aimon_otel.providers.detect import detect_server
-from aimon_otel.providers.request import stop_sequences
-from aimon_otel.usage import CountReader, Usage
+from aimon_otel.instrumentation.content import cut, field, text_part, to_json
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.providers.base import Endpoint, Plan, Target
+from aimon_otel.instrumentation.providers.detect import detect_server
+from aimon_otel.instrumentation.providers.request import stop_sequences
+from aimon_otel.instrumentation.usage import CountReader, Usage
 
 GEMINI = "gcp.gemini"
 VERTEX = "gcp.vertex_ai"

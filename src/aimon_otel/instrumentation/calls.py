@@ -1,9 +1,9 @@
 """Thin wrappers around SDK methods: plan the call, start it, call through, hand the result on.
 
-A provider endpoint says *what* to read (:mod:`aimon_otel.providers.base`); this module does the
+A provider endpoint says *what* to read (:mod:`aimon_otel.instrumentation.providers.base`); this module does the
 *how* once for every provider: the "one span per call" guard for SDK methods that call each
 other, suppression, fault isolation, the fallback when an endpoint rejects what we added, and
-the raw-response and stream cases. Telemetry itself is the pipeline's (:mod:`aimon_otel.pipeline`).
+the raw-response and stream cases. Telemetry itself is the pipeline's (:mod:`aimon_otel.instrumentation.pipeline`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,14 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from aimon_otel import semconv
 from aimon_otel.budgets.guard import BudgetExceeded
 from aimon_otel.faults import report_fault
-from aimon_otel.pipeline import Call, Pipeline
-from aimon_otel.providers.base import Endpoint, Plan
-from aimon_otel.streams import AsyncIterableStreamProxy, AsyncStreamProxy, IterableStreamProxy, SyncStreamProxy
+from aimon_otel.instrumentation.pipeline import Call, Pipeline
+from aimon_otel.instrumentation.providers.base import Endpoint, Plan
+from aimon_otel.instrumentation.streams import (
+    AsyncIterableStreamProxy,
+    AsyncStreamProxy,
+    IterableStreamProxy,
+    SyncStreamProxy,
+)
 
 _inside_call: contextvars.ContextVar[bool] = contextvars.ContextVar("aimon_inside_call", default=False)
 

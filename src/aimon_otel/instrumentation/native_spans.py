@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import NonRecordingSpan
 from opentelemetry.util.types import AttributeValue
 
-from aimon_otel.usage import Usage
+from aimon_otel.instrumentation.usage import Usage
 
 # The call under way in this context whose SDK traces itself (a key, like every ContextVar: no state).
 current_link: contextvars.ContextVar[NativeLink | None] = contextvars.ContextVar("aimon_native_link", default=None)

@@ -117,7 +117,7 @@ class Links:
         """Links from command-line values; a Grafana URL that is not http(s)://host raises AimonConfigError."""
         from urllib.parse import urlsplit
 
-        from aimon_otel.config import AimonConfigError
+        from aimon_otel.errors import AimonConfigError
 
         links = cls()
         if grafana is not None:

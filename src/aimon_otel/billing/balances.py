@@ -31,7 +31,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from aimon_otel import semconv
 from aimon_otel.faults import report_fault
 
-logger = logging.getLogger("aimon_otel.balances")
+logger = logging.getLogger("aimon_otel.billing.balances")
 PROVIDERS = ("openrouter", "deepseek")
 DEFAULT_URLS = {"openrouter": "https://openrouter.ai", "deepseek": "https://api.deepseek.com"}
 KEY_VARIABLES = {"openrouter": "OPENROUTER_API_KEY", "deepseek": "DEEPSEEK_API_KEY"}

@@ -18,8 +18,8 @@ from aimon_otel import semconv
 from aimon_otel.faults import report_fault
 
 if TYPE_CHECKING:
-    from aimon_otel.pipeline import Call
-    from aimon_otel.providers.base import StreamReader
+    from aimon_otel.instrumentation.pipeline import Call
+    from aimon_otel.instrumentation.providers.base import StreamReader
 
 
 def _finish(call: Call, reader: StreamReader, outcome: str, exc: BaseException | None) -> None:

@@ -16,17 +16,17 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
-from aimon_otel.content import field, to_json
-from aimon_otel.invocation import Invocation
-from aimon_otel.providers.base import Endpoint, Plan, StreamReader, Target
-from aimon_otel.providers.detect import detect_server
-from aimon_otel.providers.openai import (
+from aimon_otel.instrumentation.content import field, to_json
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.providers.base import Endpoint, Plan, StreamReader, Target
+from aimon_otel.instrumentation.providers.detect import detect_server
+from aimon_otel.instrumentation.providers.openai import (
     ChunkStreamReader,
     chat_message,
     embeddings_usage,
     record_choices,
 )
-from aimon_otel.providers.request import request_numbers, stop_sequences
+from aimon_otel.instrumentation.providers.request import request_numbers, stop_sequences
 
 PROVIDER = "mistral_ai"
 DEFAULT_SERVER = "https://api.mistral.ai"

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.util.types import AttributeValue
 
-from aimon_otel.redaction import redact
-from aimon_otel.usage import Usage
+from aimon_otel.instrumentation.redaction import redact
+from aimon_otel.instrumentation.usage import Usage
 
 if TYPE_CHECKING:
     from aimon_otel.budgets.ledger import Release

@@ -1,6 +1,6 @@
 """Bedrock Runtime through aiobotocore (and aioboto3, built on it): the same four operations, awaited.
 
-The responses are read as the sync ones are (:mod:`aimon_otel.providers.bedrock`); what differs is
+The responses are read as the sync ones are (:mod:`aimon_otel.instrumentation.providers.bedrock`); what differs is
 I/O. Event streams are async-iterable, and an ``invoke_model`` body must be awaited: it is read once
 before the response is recorded, and the app gets a proxy of its own body that serves those bytes
 through the SDK's own iteration methods, so ``read``, ``iter_chunks``, ``iter_lines``, ``async for``
@@ -15,7 +15,13 @@ from typing import Any
 
 import wrapt
 
-from aimon_otel.providers.bedrock import BedrockEndpoint, Converse, ConverseStream, InvokeModel, InvokeModelStream
+from aimon_otel.instrumentation.providers.bedrock import (
+    BedrockEndpoint,
+    Converse,
+    ConverseStream,
+    InvokeModel,
+    InvokeModelStream,
+)
 
 
 class ReplayedBody(wrapt.ObjectProxy):  # type: ignore[type-arg]

@@ -2,7 +2,7 @@
 
 A :class:`Pipeline` belongs to one ``instrument()``: its tracer, instruments, pricing engine,
 settings and tenant resolver. :meth:`Pipeline.start` opens a :class:`Call` for an
-:class:`~aimon_otel.invocation.Invocation` (attribution is read then, in the caller's
+:class:`~aimon_otel.instrumentation.invocation.Invocation` (attribution is read then, in the caller's
 context, and the CLIENT span starts); :meth:`Call.end` is the one door out: it prices the
 call once, writes the span's attributes in one go, records the metrics and hands the result
 to the sinks (the budget ledger, when there is one). Metrics are recorded here, not derived
@@ -24,19 +24,19 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
+from aimon_otel.attribution.cardinality import ValueLimiter
+from aimon_otel.attribution.context import Resolver, current_attributes
+from aimon_otel.attribution.privacy import key_fingerprinter, user_id_hasher
 from aimon_otel.budgets.gauges import BudgetGauges
 from aimon_otel.budgets.guard import BudgetExceeded, Guard
-from aimon_otel.cardinality import ValueLimiter
 from aimon_otel.config import Settings
-from aimon_otel.context import Resolver, current_attributes
 from aimon_otel.faults import report_fault
-from aimon_otel.invocation import Invocation
-from aimon_otel.native_spans import NativeLink, current_link, join_enclosing, restated
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.native_spans import NativeLink, current_link, join_enclosing, restated
+from aimon_otel.instrumentation.tallies import Tally, readings_for, tally_for
+from aimon_otel.instrumentation.usage import Usage
 from aimon_otel.pricing import CostResult, PricingEngine, PricingStatus
 from aimon_otel.pricing.freshness import price_data_readings
-from aimon_otel.privacy import key_fingerprinter, user_id_hasher
-from aimon_otel.tallies import Tally, readings_for, tally_for
-from aimon_otel.usage import Usage
 
 Sink = Callable[[Invocation, CostResult, dict[str, str]], None]
 """Told of every ended call with its cost and attribution (the budget ledger is one)."""

@@ -21,32 +21,34 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from aimon_otel import semconv
+from aimon_otel.attribution.context import load_resolver
+from aimon_otel.attribution.privacy import key_fingerprinter
 from aimon_otel.budgets.guard import BudgetEvents
 from aimon_otel.budgets.setup import open_guard
-from aimon_otel.calls import async_wrapper, function_wrapper, sync_wrapper
-from aimon_otel.config import AimonConfigError, Settings, report
-from aimon_otel.context import load_resolver
+from aimon_otel.config import Settings, report
+from aimon_otel.errors import AimonConfigError
 from aimon_otel.faults import logger, report_fault
-from aimon_otel.package import _instruments_any
-from aimon_otel.pipeline import Pipeline
+from aimon_otel.instrumentation import active
+from aimon_otel.instrumentation.calls import async_wrapper, function_wrapper, sync_wrapper
+from aimon_otel.instrumentation.package import _instruments_any
+from aimon_otel.instrumentation.pipeline import Pipeline
+from aimon_otel.instrumentation.processor import wrap_provider_processors
+from aimon_otel.instrumentation.providers import anthropic as anthropic_adapter
+from aimon_otel.instrumentation.providers import bedrock as bedrock_adapter
+from aimon_otel.instrumentation.providers import bedrock_aio as bedrock_aio_adapter
+from aimon_otel.instrumentation.providers import cohere as cohere_adapter
+from aimon_otel.instrumentation.providers import gemini as gemini_adapter
+from aimon_otel.instrumentation.providers import groq as groq_adapter
+from aimon_otel.instrumentation.providers import litellm as litellm_adapter
+from aimon_otel.instrumentation.providers import mistral as mistral_adapter
+from aimon_otel.instrumentation.providers import ollama as ollama_adapter
+from aimon_otel.instrumentation.providers import openai as openai_adapter
+from aimon_otel.instrumentation.providers.base import Endpoint
 from aimon_otel.pricing import PricingEngine, load_overrides
-from aimon_otel.privacy import key_fingerprinter
-from aimon_otel.processor import wrap_provider_processors
-from aimon_otel.providers import anthropic as anthropic_adapter
-from aimon_otel.providers import bedrock as bedrock_adapter
-from aimon_otel.providers import bedrock_aio as bedrock_aio_adapter
-from aimon_otel.providers import cohere as cohere_adapter
-from aimon_otel.providers import gemini as gemini_adapter
-from aimon_otel.providers import groq as groq_adapter
-from aimon_otel.providers import litellm as litellm_adapter
-from aimon_otel.providers import mistral as mistral_adapter
-from aimon_otel.providers import ollama as ollama_adapter
-from aimon_otel.providers import openai as openai_adapter
-from aimon_otel.providers.base import Endpoint
 from aimon_otel.version import __version__
 
 if TYPE_CHECKING:  # imported when asked for: an app that bills nothing loads none of it
-    from aimon_otel.balances import BalancePoller
+    from aimon_otel.billing.balances import BalancePoller
     from aimon_otel.billing.sender import BillingSink
     from aimon_otel.pricing.updates import PriceUpdater
 
@@ -156,7 +158,7 @@ class AimonInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 engine.catalog, settings.prices_update, settings.prices_url, pipeline.meter
             )
         if settings.provider_balances:
-            from aimon_otel.balances import BalancePoller
+            from aimon_otel.billing.balances import BalancePoller
 
             self.balances = BalancePoller(
                 settings.provider_balances,
@@ -414,3 +416,6 @@ def _is_async_client(client_class: type) -> bool:
 def _is_ours(method: Any) -> bool:
     """A method aimon-otel wrapped (not another instrumentation's wrapt wrapper)."""
     return isinstance(method, wrapt.FunctionWrapper) and bool(getattr(method._self_wrapper, _OURS, False))
+
+
+active.register(lambda: AimonInstrumentor().fallback_pipeline())

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aimon_otel.invocation import Invocation
-from aimon_otel.providers.base import Plan, Target
-from aimon_otel.providers.openai import ChatCompletions, ChunkStreamReader
+from aimon_otel.instrumentation.invocation import Invocation
+from aimon_otel.instrumentation.providers.base import Plan, Target
+from aimon_otel.instrumentation.providers.openai import ChatCompletions, ChunkStreamReader
 
 PROVIDER = "groq"
 

@@ -22,7 +22,7 @@ from opentelemetry import baggage
 from opentelemetry import context as otel_context
 
 from aimon_otel import semconv
-from aimon_otel.config import AimonConfigError
+from aimon_otel.errors import AimonConfigError
 from aimon_otel.faults import report_fault, warn_once
 
 MAX_VALUE_CHARS = 128
