@@ -116,6 +116,10 @@ class LinkRegistry:
             if len(self._links) > self.MAX_LINKS:
                 self._links.popitem(last=False)
 
+    def __bool__(self) -> bool:
+        """Whether any link waits for its span (read without the lock: a dict's size is one read)."""
+        return bool(self._links)
+
     def get(self, span: ReadableSpan) -> NativeLink | None:
         context = span.context
         return self._links.get(context.span_id) if context is not None else None

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -69,6 +70,9 @@ class Pipeline:
         self.guard: Guard | None = None
         """The budget guard, asked before each call is sent (its ledger is also one of the sinks)."""
         self.limiter = ValueLimiter(settings.metrics_max_values)
+        self.metric_sets: dict[tuple[object, ...], MetricSets] = {}
+        """The attribute sets a call's metric points carry, by what they are made of: the few that a service's
+        calls share are built once (their values admitted by the limiter once), not on every call."""
         self.active = True
         """False once ``uninstrument()`` ran: a wrapper an SDK kept (cohere binds its methods to each client
         it makes; an app may hold ``litellm.completion``) then calls straight through."""
@@ -368,6 +372,22 @@ def cost_attributes(cost: CostResult) -> dict[str, AttributeValue]:
     return attributes
 
 
+class MetricSets(NamedTuple):
+    """The attribute sets of one kind of call's metric points (never changed once made: the SDK may keep them)."""
+
+    base: dict[str, AttributeValue]
+    on_duration: dict[str, AttributeValue]
+    on_cost: dict[str, AttributeValue]
+    """With the cost's source, or the pricing status when unpriced."""
+    token_input: dict[str, AttributeValue]
+    token_output: dict[str, AttributeValue]
+    priced_apart: dict[str, dict[str, AttributeValue]]
+    """By ``aimon.token.type``."""
+
+
+MAX_METRIC_SETS = 4096
+
+
 def record_metrics(
     pipeline: Pipeline,
     invocation: Invocation,
@@ -376,6 +396,48 @@ def record_metrics(
     now: float,
     context: otel_context.Context | None,
 ) -> None:
+    total = cost.total
+    priced = total is not None
+    get = attribution.get
+    key = (
+        invocation.operation, invocation.provider, invocation.request_model, invocation.response_model,
+        invocation.server_address, invocation.error_type, cost.source if priced else cost.status,
+        get(semconv.TENANT_ID), get(semconv.FEATURE), get(semconv.AGENT_NAME), get(semconv.API_KEY_ID),
+        get(semconv.USER_ID) if pipeline.settings.metrics_include_user else None,
+    )  # fmt: skip
+    sets = pipeline.metric_sets.get(key)
+    if sets is None:
+        sets = _metric_sets(pipeline, invocation, attribution, cost)
+        if len(pipeline.metric_sets) >= MAX_METRIC_SETS:
+            pipeline.metric_sets.clear()
+        pipeline.metric_sets[key] = sets
+    if not invocation.billable:
+        pass
+    elif total is not None:
+        pipeline.cost.record(float(total), sets.on_cost, context=context)
+        if cost.cache_savings > 0:
+            pipeline.cache_savings.add(float(cost.cache_savings), sets.on_cost)
+    elif cost.status is not PricingStatus.NO_USAGE or invocation.error_type is None:
+        pipeline.unpriced_calls.add(1, sets.on_cost, context=context)
+    pipeline.duration.record(now - invocation.started, sets.on_duration, context=context)
+    if invocation.first_chunk_at is not None:
+        pipeline.time_to_first_chunk.record(invocation.first_chunk_at - invocation.started, sets.base, context=context)
+    usage = invocation.usage
+    if usage is None:
+        return
+    # gen_ai.client.token.usage carries input and output only (as the conventions define them), so
+    # any GenAI dashboard's sum over it is right; the parts priced apart go to aimon.usage.tokens.
+    if usage.input_tokens is not None:
+        pipeline.token_usage.record(usage.input_tokens, sets.token_input, context=_NO_EXEMPLAR)
+    if usage.output_tokens is not None:
+        pipeline.token_usage.record(usage.output_tokens, sets.token_output, context=_NO_EXEMPLAR)
+    for token_type, count in _priced_apart(usage):
+        pipeline.usage_tokens.add(count, sets.priced_apart[token_type])
+
+
+def _metric_sets(
+    pipeline: Pipeline, invocation: Invocation, attribution: dict[str, str], cost: CostResult
+) -> MetricSets:
     admit = pipeline.limiter.admit
     attributes: dict[str, AttributeValue] = {
         semconv.OPERATION_NAME: invocation.operation,
@@ -393,38 +455,25 @@ def record_metrics(
                 attributes[key] = admit(key, attribution[key])
         if pipeline.settings.metrics_include_user and semconv.USER_ID in attribution:
             attributes[semconv.USER_ID] = admit(semconv.USER_ID, attribution[semconv.USER_ID])
-    if not invocation.billable:
-        pass
-    elif cost.total is not None:
-        on_cost = {key: value for key, value in attributes.items() if key not in _NOT_ON_COST}
+    on_cost = {key: value for key, value in attributes.items() if key not in _NOT_ON_COST}
+    if cost.total is not None:
         on_cost[semconv.COST_SOURCE] = cost.source
-        pipeline.cost.record(float(cost.total), on_cost, context=context)
-        if cost.cache_savings > 0:
-            pipeline.cache_savings.add(float(cost.cache_savings), on_cost)
-    elif cost.status is not PricingStatus.NO_USAGE or invocation.error_type is None:
-        on_unpriced = {key: value for key, value in attributes.items() if key not in _NOT_ON_COST}
-        on_unpriced[semconv.PRICING_STATUS] = cost.status.value
-        pipeline.unpriced_calls.add(1, on_unpriced, context=context)
+    else:
+        on_cost[semconv.PRICING_STATUS] = cost.status.value
     on_duration = attributes
     if invocation.error_type:
         on_duration = {**attributes, semconv.ERROR_TYPE: invocation.error_type}
-    pipeline.duration.record(now - invocation.started, on_duration, context=context)
-    if invocation.first_chunk_at is not None:
-        pipeline.time_to_first_chunk.record(invocation.first_chunk_at - invocation.started, attributes, context=context)
-    usage = invocation.usage
-    if usage is None:
-        return
-    # gen_ai.client.token.usage carries input and output only (as the conventions define them), so
-    # any GenAI dashboard's sum over it is right; the parts priced apart go to aimon.usage.tokens.
-    if usage.input_tokens is not None:
-        token_attributes = {**attributes, semconv.TOKEN_TYPE: semconv.TOKEN_INPUT}
-        pipeline.token_usage.record(usage.input_tokens, token_attributes, context=_NO_EXEMPLAR)
-    if usage.output_tokens is not None:
-        token_attributes = {**attributes, semconv.TOKEN_TYPE: semconv.TOKEN_OUTPUT}
-        pipeline.token_usage.record(usage.output_tokens, token_attributes, context=_NO_EXEMPLAR)
-    for token_type, count in _priced_apart(usage):
-        token_attributes = {**attributes, semconv.AIMON_TOKEN_TYPE: token_type}
-        pipeline.usage_tokens.add(count, token_attributes)
+    return MetricSets(
+        attributes,
+        on_duration,
+        on_cost,
+        {**attributes, semconv.TOKEN_TYPE: semconv.TOKEN_INPUT},
+        {**attributes, semconv.TOKEN_TYPE: semconv.TOKEN_OUTPUT},
+        {
+            token_type: {**attributes, semconv.AIMON_TOKEN_TYPE: token_type}
+            for token_type in (semconv.TOKEN_CACHE_READ, semconv.TOKEN_CACHE_WRITE, semconv.TOKEN_REASONING)
+        },
+    )
 
 
 def _priced_apart(usage: Usage) -> Iterable[tuple[str, int]]:

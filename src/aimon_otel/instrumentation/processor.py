@@ -57,6 +57,16 @@ def is_genai(attributes: Mapping[str, Any] | None) -> bool:
     )
 
 
+def attributes_of(span: ReadableSpan) -> Mapping[str, Any]:
+    """A span's attributes as a plain dict where the SDK keeps one: its ``BoundedAttributes`` answers ``in`` and
+    ``get`` through a raised ``KeyError`` for an absent key, microseconds a check, and this processor asks
+    about absent keys on every span the app makes. Falls back to the public mapping."""
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    return span.attributes or {}
+
+
 def usage_from_attributes(attributes: Mapping[str, Any]) -> Usage | None:
     """Token usage of a span, current names first, then the older ``prompt``/``completion`` ones."""
 
@@ -117,13 +127,14 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            attributes = span.attributes
-            scope = span.instrumentation_scope
-            if is_genai(attributes) and (scope is None or scope.name != semconv.INSTRUMENTATION_SCOPE):
+            attributes = attributes_of(span)
+            if is_genai(attributes) and (
+                (scope := span.instrumentation_scope) is None or scope.name != semconv.INSTRUMENTATION_SCOPE
+            ):
                 link = current_link.get()
                 if link is not None:  # the SDK's own span for a call we are following
                     link.adopt(span, self.links)
-                stamped = {k: v for k, v in self.attribution(parent_context).items() if k not in attributes}  # type: ignore[operator]
+                stamped = {k: v for k, v in self.attribution(parent_context).items() if k not in attributes}
                 if stamped:
                     span.set_attributes(stamped)
         except Exception as fault:
@@ -132,13 +143,15 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
             self.inner.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self.inner is None:
+        inner = self.inner
+        if inner is None:
             return
-        link = self.links.get(span) or enclosing.get(span)
-        if link is not None:
-            link.deliver(self._forward_with, span)
-            return
-        self.inner.on_end(self.enriched(span))
+        if self.links or enclosing:  # calls joined to another span are in flight: is this one of those spans?
+            link = self.links.get(span) or enclosing.get(span)
+            if link is not None:
+                link.deliver(self._forward_with, span)
+                return
+        inner.on_end(self.enriched(span))
 
     def _forward_with(self, span: ReadableSpan, ours: Mapping[str, Any], restated: Mapping[str, Any]) -> None:
         """Send on the SDK's (or an enclosing instrumentation's) span with what our call learnt; our
@@ -154,7 +167,7 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
     def enriched(self, span: ReadableSpan) -> ReadableSpan:
         """The span, or a copy with its price if it is an unpriced GenAI span with token usage."""
         try:
-            attributes = span.attributes or {}
+            attributes = attributes_of(span)
             if semconv.PRICING_STATUS in attributes or not is_genai(attributes):
                 return span
             usage = usage_from_attributes(attributes)
