@@ -112,12 +112,15 @@ def each_call_us(guard: Guard, calls: int, rounds: int, gap: float = 0.001) -> l
     return samples
 
 
-def each_ping_us(client: object, calls: int, rounds: int) -> list[float]:
+def each_ping_us(client: object, calls: int, rounds: int, gap: float = 0.001) -> list[float]:
+    """One ``PING`` round trip on the guard's connection, after the same idle ``gap`` as each guarded call
+    (a round trip after an idle millisecond costs more than one in a tight loop: both wake up)."""
     samples: list[float] = []
     clock = time.perf_counter
     ping = client.ping  # type: ignore[attr-defined]
     for _ in range(rounds):
         for _ in range(calls):
+            time.sleep(gap)
             start = clock()
             ping()
             samples.append((clock() - start) * 1e6)
