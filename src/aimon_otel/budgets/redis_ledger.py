@@ -74,6 +74,8 @@ ESTIMATE_SECONDS = 40 * 86400
 """A budget's running estimate is forgotten after this long without a guarded call."""
 HOLD_RECORD_SECONDS = 40 * 86400
 """How long a hold record of credit budgets alone (which never expire) is kept if its call never settles."""
+MAX_PARTS = 4096
+"""Holds whose part of the check's command is kept (one per budget and key in use)."""
 EXACT_QUEUE = 64
 """Up to this many queued adds, a check asks Redis which of them are in (exact); past it, counts them all."""
 
@@ -290,6 +292,7 @@ class RedisLedger:
         self._change = client.register_script(_CHANGE)
         self._top_up = client.register_script(_TOP_UP)
         self._lock = threading.Condition()
+        self._parts: dict[int, tuple[Hold, list[str], list[Any], int]] = {}
         self._known: dict[str, int] = {}
         """Each slot's value as last read: the check's view while Redis is away."""
         self._queue: deque[_Add] = deque()
@@ -372,15 +375,11 @@ class RedisLedger:
         """Where each hold's ``past`` is in ``args``."""
         latest = 0
         for hold in holds:
-            keys += [PREFIX + slot for slot in hold.spend]
-            keys += [PREFIX + slot for slot in hold.settings]
-            keys.append(PREFIX + hold.estimate)
-            expires = int(hold.expires_at) if hold.expires_at != math.inf else 0
+            hold_keys, hold_args, expires = self._command_part(hold)
+            keys += hold_keys
+            positions.append(len(args) + 2)
+            args += hold_args
             latest = max(latest, expires)
-            plans = hold.plans if len(hold.settings) > 1 else {}
-            args += [len(hold.spend), len(hold.settings), hold.past, hold.limit, int(hold.credit), hold.least]
-            args += [int(hold.fits), expires, len(plans), *itertools.chain.from_iterable(plans.items())]
-            positions.append(len(args) - 7 - 2 * len(plans))
         args[2] = latest or int(time.time()) + HOLD_RECORD_SECONDS
         if self._unwritten:
             self._add_queued(holds, keys, args, positions)
@@ -393,6 +392,23 @@ class RedisLedger:
         if index:
             return Verdict(index - 1, int(answer[1]), int(answer[2]), ())
         return Verdict(-1, 0, 0, tuple(int(amount) for amount in answer[1:]))
+
+    def _command_part(self, hold: Hold) -> tuple[list[str], list[Any], int]:
+        """A hold's keys and arguments in the check script, made once per hold: the guard hands the same hold
+        again while its window, past spend and ``max_tokens`` floor stay the same."""
+        known = self._parts.get(id(hold))
+        if known is not None and known[0] is hold:
+            return known[1], known[2], known[3]
+        keys = [PREFIX + slot for slot in hold.spend] + [PREFIX + slot for slot in hold.settings]
+        keys.append(PREFIX + hold.estimate)
+        expires = int(hold.expires_at) if hold.expires_at != math.inf else 0
+        plans = hold.plans if len(hold.settings) > 1 else {}
+        args: list[Any] = [len(hold.spend), len(hold.settings), hold.past, hold.limit, int(hold.credit), hold.least]
+        args += [int(hold.fits), expires, len(plans), *itertools.chain.from_iterable(plans.items())]
+        if len(self._parts) >= MAX_PARTS:
+            self._parts.clear()
+        self._parts[id(hold)] = (hold, keys, args, expires)  # the hold kept with its id: the id cannot be reused
+        return keys, args, expires
 
     def _add_queued(self, holds: Sequence[Hold], keys: list[Any], args: list[Any], positions: list[int]) -> None:
         """This process's settles not yet in Redis, counted in the check: each, in the same atomic step, only if
