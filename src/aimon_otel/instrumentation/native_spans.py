@@ -108,6 +108,9 @@ class LinkRegistry:
 
     def __init__(self) -> None:
         self._links: OrderedDict[int, NativeLink] = OrderedDict()
+        self.pending = self._links
+        """The links waiting for their span, by span id: read without the lock (an empty dict is falsy) by the
+        span processor on every span, so a span with no link pending costs no lookup."""
         self._lock = threading.Lock()
 
     def add(self, span_id: int, link: NativeLink) -> None:
@@ -115,10 +118,6 @@ class LinkRegistry:
             self._links[span_id] = link
             if len(self._links) > self.MAX_LINKS:
                 self._links.popitem(last=False)
-
-    def __bool__(self) -> bool:
-        """Whether any link waits for its span (read without the lock: a dict's size is one read)."""
-        return bool(self._links)
 
     def get(self, span: ReadableSpan) -> NativeLink | None:
         context = span.context

@@ -49,6 +49,11 @@ _SYSTEM_TO_PROVIDER = {
 }
 
 
+_OPERATION, _PROVIDER, _SYSTEM, _PRICED = (
+    semconv.OPERATION_NAME, semconv.PROVIDER_NAME, "gen_ai.system", semconv.PRICING_STATUS
+)  # fmt: skip
+
+
 def is_genai(attributes: Mapping[str, Any] | None) -> bool:
     return bool(attributes) and (
         semconv.OPERATION_NAME in attributes  # type: ignore[operator]
@@ -126,9 +131,10 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
         return active.fallback_pipeline().attribution(context)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        # Runs on every span the app makes: is_genai inlined, links looked for only while some are pending.
         try:
             attributes = attributes_of(span)
-            if is_genai(attributes) and (
+            if (_OPERATION in attributes or _PROVIDER in attributes or _SYSTEM in attributes) and (
                 (scope := span.instrumentation_scope) is None or scope.name != semconv.INSTRUMENTATION_SCOPE
             ):
                 link = current_link.get()
@@ -146,11 +152,20 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
         inner = self.inner
         if inner is None:
             return
-        if self.links or enclosing:  # calls joined to another span are in flight: is this one of those spans?
+        if self.links.pending or enclosing.pending:  # calls joined to another span are in flight: one of those?
             link = self.links.get(span) or enclosing.get(span)
             if link is not None:
                 link.deliver(self._forward_with, span)
                 return
+        try:
+            attributes = attributes_of(span)
+            if _PRICED in attributes or not (
+                _OPERATION in attributes or _PROVIDER in attributes or _SYSTEM in attributes
+            ):
+                inner.on_end(span)  # not a GenAI span, or priced already (ours): handed on as it is
+                return
+        except Exception as fault:
+            report_fault("span processor end", fault)
         inner.on_end(self.enriched(span))
 
     def _forward_with(self, span: ReadableSpan, ours: Mapping[str, Any], restated: Mapping[str, Any]) -> None:
