@@ -56,9 +56,7 @@ _OPERATION, _PROVIDER, _SYSTEM, _PRICED = (
 
 def is_genai(attributes: Mapping[str, Any] | None) -> bool:
     return bool(attributes) and (
-        semconv.OPERATION_NAME in attributes  # type: ignore[operator]
-        or semconv.PROVIDER_NAME in attributes  # type: ignore[operator]
-        or "gen_ai.system" in attributes  # type: ignore[operator]
+        _OPERATION in attributes or _PROVIDER in attributes or _SYSTEM in attributes  # type: ignore[operator]
     )
 
 
@@ -131,10 +129,9 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
         return active.fallback_pipeline().attribution(context)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        # Runs on every span the app makes: is_genai inlined, links looked for only while some are pending.
         try:
-            attributes = attributes_of(span)
-            if (_OPERATION in attributes or _PROVIDER in attributes or _SYSTEM in attributes) and (
+            attributes = attributes_of(span)  # runs on every span the app makes: a plain dict, no KeyError raised
+            if is_genai(attributes) and (
                 (scope := span.instrumentation_scope) is None or scope.name != semconv.INSTRUMENTATION_SCOPE
             ):
                 link = current_link.get()
@@ -157,15 +154,6 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
             if link is not None:
                 link.deliver(self._forward_with, span)
                 return
-        try:
-            attributes = attributes_of(span)
-            if _PRICED in attributes or not (
-                _OPERATION in attributes or _PROVIDER in attributes or _SYSTEM in attributes
-            ):
-                inner.on_end(span)  # not a GenAI span, or priced already (ours): handed on as it is
-                return
-        except Exception as fault:
-            report_fault("span processor end", fault)
         inner.on_end(self.enriched(span))
 
     def _forward_with(self, span: ReadableSpan, ours: Mapping[str, Any], restated: Mapping[str, Any]) -> None:
@@ -183,8 +171,8 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
         """The span, or a copy with its price if it is an unpriced GenAI span with token usage."""
         try:
             attributes = attributes_of(span)
-            if semconv.PRICING_STATUS in attributes or not is_genai(attributes):
-                return span
+            if _PRICED in attributes or not is_genai(attributes):
+                return span  # not a GenAI span, or one priced already (ours): handed on as it is
             usage = usage_from_attributes(attributes)
             if usage is None:
                 return span
