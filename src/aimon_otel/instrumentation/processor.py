@@ -154,7 +154,13 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
             if link is not None:
                 link.deliver(self._forward_with, span)
                 return
-        inner.on_end(self.enriched(span))
+        try:
+            attributes = attributes_of(span)
+            unpriced_genai = _PRICED not in attributes and is_genai(attributes)  # ours are priced already
+        except Exception as fault:
+            report_fault("span processor end", fault)
+            unpriced_genai = False
+        inner.on_end(self.enriched(span, attributes) if unpriced_genai else span)
 
     def _forward_with(self, span: ReadableSpan, ours: Mapping[str, Any], restated: Mapping[str, Any]) -> None:
         """Send on the SDK's (or an enclosing instrumentation's) span with what our call learnt; our
@@ -167,12 +173,9 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
             enriched = span
         self.inner.on_end(enriched)
 
-    def enriched(self, span: ReadableSpan) -> ReadableSpan:
-        """The span, or a copy with its price if it is an unpriced GenAI span with token usage."""
+    def enriched(self, span: ReadableSpan, attributes: Mapping[str, Any]) -> ReadableSpan:
+        """An unpriced GenAI span's copy with its price when it carries token usage, else the span itself."""
         try:
-            attributes = attributes_of(span)
-            if _PRICED in attributes or not is_genai(attributes):
-                return span  # not a GenAI span, or one priced already (ours): handed on as it is
             usage = usage_from_attributes(attributes)
             if usage is None:
                 return span
