@@ -285,6 +285,43 @@ def test_a_call_whose_process_died_stays_counted_at_its_estimate(tmp_path: Path)
             survivor.ledger.close()
 
 
+def test_a_balance_hold_record_outlives_each_call_not_the_first(tmp_path: Path) -> None:
+    """A prepaid balance never resets, so the guard keeps its check's holds (and the ledger their command) for
+    good; the record of what a call held must still be kept ``HOLD_RECORD_SECONDS`` past *that* call, not
+    past the first check's: a record gone before its settle would let a lost answer count the call twice."""
+    import time_machine
+
+    from aimon_otel.budgets.credits import Credits
+    from aimon_otel.budgets.redis_ledger import HOLD_RECORD_SECONDS
+
+    budgets = parse_budgets(
+        {
+            "timezone": "UTC",
+            "budgets": [
+                {"name": "acme-credits", "match": {"tenant_id": "acme"}, "for_each": "tenant_id", "credits": True}
+                | {"action": "block"},
+            ],
+        },
+        "test",
+    )
+    with RedisServer(tmp_path) as server:
+        ledger = RedisLedger.from_url(server.url)
+        guard = Guard(budgets, ledger, engine=ENGINE)
+        direct = redis.Redis.from_url(server.url)
+        try:
+            Credits(guard).add("acme-credits", "acme", usd=10, reference="pack-1", by="test")
+            first = invocation(max_tokens=100)
+            assert guard.check(first, ACME) is None
+            settle(guard, first)
+            with time_machine.travel(time.time() + 60 * 86400, tick=True):
+                later = invocation(max_tokens=100)
+                assert guard.check(later, ACME) is None  # the same holds as 60 days ago
+                expires_at = direct.expiretime(PREFIX + "hold:" + str(later.call_id))
+                assert expires_at >= time.time() + HOLD_RECORD_SECONDS - 60
+        finally:
+            ledger.close()
+
+
 @pytest.mark.parametrize("queued", [3, 70])
 def test_a_process_counts_its_own_settles_not_yet_written(tmp_path: Path, queued: int) -> None:
     """Settles this process queued and Redis has not yet confirmed count in its next check: each by its marker

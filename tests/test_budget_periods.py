@@ -123,8 +123,10 @@ class _PastNotFinal(MemoryLedger):
 
 
 def test_a_rolling_window_read_once_per_bucket_decides_as_one_read_in_full() -> None:
-    """In memory the guard sums a rolling window's past buckets once per bucket: the same refusals, spend and
-    events as summing all 25 on every call, over three days of calls at random times."""
+    """In memory the guard sums a rolling window's past buckets once per bucket, and keeps each kind of call's
+    holds and settle while its windows hold: the same refusals, spend and events as summing all 25 on every
+    call, and as a guard that works everything out afresh for every call, over three days of calls at random
+    times."""
     import random
 
     budgets = parse_budgets(
@@ -141,7 +143,9 @@ def test_a_rolling_window_read_once_per_bucket_decides_as_one_read_in_full() -> 
     now = [at("2026-11-27 00:00")]
     engine = PricingEngine()
     outcomes = []
-    for ledger in (MemoryLedger(clock=lambda: now[0]), _PastNotFinal(clock=lambda: now[0])):
+    runs = [(MemoryLedger(clock=lambda: now[0]), False), (_PastNotFinal(clock=lambda: now[0]), False)]
+    runs.append((MemoryLedger(clock=lambda: now[0]), True))
+    for ledger, afresh in runs:
         events: list[tuple[str, str, str, float]] = []
         guard = Guard(budgets, ledger, engine=engine, clock=lambda: now[0])
         guard.events.subscribe(lambda e, kept=events: kept.append((e.kind, e.budget, e.key, e.spent)))
@@ -153,13 +157,17 @@ def test_a_rolling_window_read_once_per_bucket_decides_as_one_read_in_full() -> 
             invocation = Invocation("chat", "openai", "gpt-4o-mini")
             invocation.usage = Usage(input_tokens=randomness.randint(1, 400), output_tokens=randomness.randint(1, 200))
             attribution = {"user.id": f"u-{randomness.randint(1, 3)}"}
+            if afresh:  # no plan, counter, hold or settle kept from the call before
+                guard._plans.clear()
+                guard._counters.clear()
             refusal = guard.check(invocation, attribution)
             decisions.append(None if refusal is None else (refusal.budget, refusal.key, str(refusal)))
             if refusal is None:
                 guard.record(invocation, engine.price("openai", "gpt-4o-mini", invocation.usage), attribution)
         statuses = [(s.budget, s.key, s.spent) for s in guard.status(user_id="u-1")]
         outcomes.append((decisions, events, statuses))
-    (decisions, events, statuses), reference = outcomes
-    assert decisions == reference[0] and events == reference[1] and statuses == reference[2]
+    (decisions, events, statuses), *references = outcomes
+    for reference in references:
+        assert decisions == reference[0] and events == reference[1] and statuses == reference[2]
     assert sum(decision is not None for decision in decisions) > 50  # the limits were reached, again and again
     assert {kind for kind, *_ in events} == {"warning", "reached", "blocked"}

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from aimon_otel import semconv
 from aimon_otel.budgets.ledger import Hold, Increment, Ledger, LedgerUnavailableError, Release
@@ -240,7 +240,7 @@ class Guard:
         self.events = events or BudgetEvents()
         self.engine = engine
         self.clock = clock
-        self._plans: dict[Subject, tuple[tuple[_Counter, ...], tuple[_Counter, ...]]] = {}
+        self._plans: dict[Subject, _Plan] = {}
         self._counters: dict[tuple[str, str], _Counter] = {}
         self._blocked_logged: dict[tuple[str, str], float] = {}
         self._keys_seen: dict[tuple[str, str], float] = {}
@@ -265,9 +265,9 @@ class Guard:
         )
 
     def matching(self, subject: Subject) -> tuple[Budget, ...]:
-        return tuple(counter.budget for counter in self._plan(subject)[0])
+        return tuple(counter.budget for counter in self._plan(subject).counters)
 
-    def _plan(self, subject: Subject) -> tuple[tuple[_Counter, ...], tuple[_Counter, ...]]:
+    def _plan(self, subject: Subject) -> _Plan:
         """The counters (budget and key) a call with these values counts against, and those that block."""
         plan = self._plans.get(subject)
         if plan is None:
@@ -283,7 +283,7 @@ class Guard:
                         counter = _Counter(budget, key, self.ledger.past_slots_final)
                         self._counters[(budget.name, key)] = counter
                     counters.append(counter)
-            plan = (tuple(counters), tuple(c for c in counters if c.block))
+            plan = _Plan(tuple(counters))
             self._plans[subject] = plan
         return plan
 
@@ -291,7 +291,9 @@ class Guard:
 
     def check(self, invocation: Invocation, attribution: dict[str, str]) -> BudgetExceeded | None:
         """The refusal for this call, or None to let it go, holding its estimate in every ``block`` budget."""
-        blocking = self._plan(self.subject(invocation, attribution))[1]
+        plan = self._plan(self.subject(invocation, attribution))
+        invocation.budget_plan = (attribution, plan)  # for record: the same call, the same attribution
+        blocking = plan.blocking
         if not blocking:
             return None
         now = self.clock()
@@ -301,27 +303,16 @@ class Guard:
         if isinstance(max_tokens, int) and max_tokens > 0:
             least_tokens = max_tokens
             least_usd = self._output_cost(invocation, max_tokens)
-        holds: list[Hold] = []
-        for counter in blocking:
-            window, names, expires_at, spend, _ = counter.at(now)
-            past = self._past_spend(counter, window, names) if len(spend) < len(names) else 0
-            least = least_usd if counter.usd else least_tokens
-            reads = counter.settings if settings else ()
-            hold = counter.hold
-            if (
-                hold is None
-                or hold.spend is not spend
-                or hold.settings is not reads
-                or hold.past != past
-                or (hold.least != least)
-            ):
-                hold = counter.hold = Hold(
-                    spend, reads, past, counter.limit, counter.plans, counter.credit, least, counter.fits, expires_at,
-                    counter.estimate,
-                )  # fmt: skip
-            holds.append(hold)
-            if counter.seen_from < window.slots[0] and counter.budget.for_each is not None:
-                self._seen(counter, window)
+        prepared = plan.check
+        if (
+            prepared is None
+            or not prepared.start <= now < prepared.until
+            or prepared.settings is not settings
+            or prepared.least_usd != least_usd
+            or prepared.least_tokens != least_tokens
+        ):
+            prepared = plan.check = self._prepare(plan, now, settings, least_usd, least_tokens)
+        holds = prepared.holds
         call_id = invocation.call_id
         if call_id is None:
             call_id = invocation.call_id = f"{self._process}-{next(self._calls)}"
@@ -334,7 +325,7 @@ class Guard:
                 counter.budget.period.text, self._time(window.start), self._time(window.resets_at),
             )  # fmt: skip
         if verdict.refused < 0:
-            invocation.held = Release(call_id, tuple([hold.spend[0] for hold in holds]), verdict.held)
+            invocation.held = Release(call_id, prepared.slots, verdict.held)
             return None
         counter, hold = blocking[verdict.refused], holds[verdict.refused]
         budget, key, spent, limit = counter.budget, counter.key, verdict.spent, verdict.limit
@@ -356,6 +347,33 @@ class Guard:
         )
         self._blocked(budget, key, spent, window, refusal, limit)
         return refusal
+
+    def _prepare(self, plan: _Plan, now: float, settings: bool, least_usd: int, least_tokens: int) -> _Check:
+        """The holds of a check against ``plan`` for the windows ``now`` is in (kept while they hold)."""
+        holds: list[Hold] = []
+        start, until = -math.inf, math.inf
+        for counter in plan.blocking:
+            window, names, expires_at, spend, _ = counter.at(now)
+            past = self._past_spend(counter, window, names) if len(spend) < len(names) else 0
+            holds.append(
+                Hold(
+                    spend,
+                    counter.settings if settings else (),
+                    past,
+                    counter.limit,
+                    counter.plans,
+                    counter.credit,
+                    least_usd if counter.usd else least_tokens,
+                    counter.fits,
+                    expires_at,
+                    counter.estimate,
+                )
+            )
+            if counter.seen_from < window.slots[0] and counter.budget.for_each is not None:
+                self._seen(counter, window)
+            start, until = max(start, window.slots[0]), min(until, window.resets_at)
+        slots = tuple(hold.spend[0] for hold in holds)
+        return _Check(start, until, settings, least_usd, least_tokens, tuple(holds), slots)
 
     def _past_spend(self, counter: _Counter, window: Window, names: tuple[str, ...]) -> int:
         """A rolling window's spend in its past buckets, read once per bucket (ledgers whose past is final)."""
@@ -398,52 +416,59 @@ class Guard:
 
     def record(self, invocation: Invocation, cost: CostResult, attribution: dict[str, str]) -> None:
         """Add the call's cost (or tokens) to every matching budget's current period (a pipeline sink)."""
-        counters = self._plan(self.subject(invocation, attribution))[0]
-        if not counters:
+        known = invocation.budget_plan
+        plan = (
+            known[1]
+            if known is not None and known[0] is attribution
+            else self._plan(self.subject(invocation, attribution))
+        )
+        if not plan.counters:
             return
+        priced = cost.total is not None
         nano = _nano(cost.total) if cost.total is not None else 0
         usage = invocation.usage
         tokens = (
             (usage.input_tokens or 0) + (usage.output_tokens or 0) if usage is not None and not usage.problems else 0
         )
         now = self.clock()
+        settings = self.ledger.settings_in_use
+        settle = plan.settle
+        if settle is None or not settle.start <= now < settle.until or settle.settings is not settings:
+            settle = plan.settle = self._settle(plan, now, settings)
         increments: list[Increment] = []
-        totals_of: list[str] = []
-        counted: list[tuple[_Counter, int, Window, int, int]] = []
+        counted: list[tuple[_Row, int]] = []
         estimates: list[tuple[str, int]] = []
         held = invocation.held
-        settings = self.ledger.settings_in_use
-        for counter in counters:
-            amount = (-nano if counter.credit else nano) if counter.usd else tokens
-            if held is not None and counter.block and (cost.total is not None if counter.usd else tokens):
+        for row in settle.rows:
+            counter, slot, expires_at, kind = row[0], row[1], row[2], row[3]
+            amount = nano if kind == _USD else tokens if kind == _TOKENS else -nano
+            if held is not None and counter.block and (priced if kind != _TOKENS else tokens):
                 estimates.append((counter.estimate, abs(amount)))  # what a call costs here, for the next holds
-            if amount == 0 or (amount < 0 and not counter.credit):
+            if amount == 0 or (amount < 0 and kind != _CREDIT):
                 continue
-            window, names, expires_at, spend, reads = counter.at(now)
-            increments.append(Increment(names[0], amount, expires_at))
-            totals_of += reads if settings else spend  # with the limit in force, read in the same step
-            past = self._past_spend(counter, window, names) if len(spend) < len(names) else 0
-            counted.append((counter, amount, window, len(spend), past))
-            if counter.seen_from < window.slots[0] and counter.budget.for_each is not None:
-                self._seen(counter, window)
+            increments.append(Increment(slot, amount, expires_at))
+            counted.append((row, amount))
         if not counted and held is None:
             return
+        if len(counted) == len(settle.rows):
+            totals_of = settle.totals_of
+        else:  # some counted nothing (an unpriced call in a USD budget): read only those that did
+            totals_of = tuple(slot for row, _ in counted for slot in row[6])
 
         def added(totals: list[int]) -> None:
             """Told the totals after the add (at once in memory; from the writer thread with Redis)."""
             offset = 0
-            for counter, amount, window, size, past in counted:
+            for (counter, _, _, kind, size, past, reads, window), amount in counted:
                 after = past + (totals[offset] if size == 1 else sum(totals[offset : offset + size]))
-                offset += size
                 limit = counter.limit
-                if settings and counter.n_settings:  # the limit in force, as in check
-                    if totals[offset]:
-                        limit = totals[offset] - 1
-                    elif counter.n_settings > 1 and totals[offset + 1]:
-                        limit = counter.budget.plan_limits.get(totals[offset + 1], limit)
-                    offset += counter.n_settings
+                if len(reads) > size:  # the limit in force, as in check
+                    if own := totals[offset + size]:
+                        limit = own - 1
+                    elif counter.n_settings > 1 and (code := totals[offset + size + 1]):
+                        limit = counter.plans.get(code, limit)
+                offset += len(reads)
                 before = after - amount
-                if counter.credit:
+                if kind == _CREDIT:
                     self._credit_crossings(counter.budget, counter.key, before, after, window)
                     continue
                 marks = counter.marks if limit == counter.limit else counter.marks_for(limit)  # ascending
@@ -454,6 +479,21 @@ class Guard:
         call_id = invocation.call_id or f"{self._process}-{next(self._calls)}"
         # The settle never waits: the check's hold already counted the call for every other check.
         self.ledger.add(call_id, increments, totals_of, added if counted else None, held, estimates)
+
+    def _settle(self, plan: _Plan, now: float, settings: bool) -> _Settle:
+        """What settling a call against ``plan`` takes besides its amounts, for the windows ``now`` is in."""
+        rows: list[_Row] = []
+        start, until = -math.inf, math.inf
+        for counter in plan.counters:
+            window, names, expires_at, spend, reads = counter.at(now)
+            past = self._past_spend(counter, window, names) if len(spend) < len(names) else 0
+            kind = _TOKENS if not counter.usd else _CREDIT if counter.credit else _USD
+            read = reads if settings else spend  # with the limit in force, read in the same step as the add
+            rows.append((counter, names[0], expires_at, kind, len(spend), past, read, window))
+            if counter.seen_from < window.slots[0] and counter.budget.for_each is not None:
+                self._seen(counter, window)
+            start, until = max(start, window.slots[0]), min(until, window.resets_at)
+        return _Settle(start, until, settings, tuple(rows), tuple(slot for row in rows for slot in row[6]))
 
     def _crossings(self, budget: Budget, key: str, before: int, after: int, window: Window, limit: int) -> None:
         if limit <= 0:
@@ -635,13 +675,59 @@ class Guard:
 
 _State = tuple[Window, tuple[str, ...], float, tuple[str, ...], tuple[str, ...]]
 
+_USD, _CREDIT, _TOKENS = 0, 1, 2
+"""What a counter adds per call: the cost, the cost off a balance, the tokens."""
+
+_Row = tuple["_Counter", str, float, int, int, int, tuple[str, ...], Window]
+"""One counter in a settle: counter, slot added to, its expiry, kind, spend slots read, past spend, slots read
+(spend, then settings), window."""
+
+
+class _Settle(NamedTuple):
+    """The fixed part of settling a call against a plan's counters, kept while none of their windows (or rolling
+    buckets) moves on: the slots, expiries, kinds and past spend are the same call after call."""
+
+    start: float
+    until: float
+    settings: bool
+    rows: tuple[_Row, ...]
+    totals_of: tuple[str, ...]
+    """Every row's slots read, in order."""
+
+
+class _Check(NamedTuple):
+    """A check's holds against a plan's ``block`` counters, kept while their windows hold and the request's
+    ``max_tokens`` floor is the same."""
+
+    start: float
+    until: float
+    settings: bool
+    least_usd: int
+    least_tokens: int
+    holds: tuple[Hold, ...]
+    slots: tuple[str, ...]
+    """Where each hold goes (its budget's current slot), for the settle's release."""
+
+
+class _Plan:
+    """The counters a kind of call (tenant, user, feature, agent, provider, model) counts against, those that
+    block, and its settle while the windows hold."""
+
+    __slots__ = ("blocking", "check", "counters", "settle")
+
+    def __init__(self, counters: tuple[_Counter, ...]) -> None:
+        self.counters = counters
+        self.blocking = tuple(counter for counter in counters if counter.block)
+        self.settle: _Settle | None = None
+        self.check: _Check | None = None
+
 
 class _Counter:
     """One budget and key: its current window, the window's ledger slots and their expiry, renewed when
     the window moves on (named once per window: a rolling budget has 25 slots)."""
 
     __slots__ = (
-        "_other_marks", "block", "budget", "credit", "estimate", "fits", "hold", "key", "limit", "marks",
+        "_other_marks", "block", "budget", "credit", "estimate", "fits", "key", "limit", "marks",
         "n_settings", "past", "past_final", "plans", "seen_from", "settings", "state", "usd",
     )  # fmt: skip
 
@@ -655,8 +741,6 @@ class _Counter:
         """A credit budget's floor: the balance at or below which calls are refused."""
         self.fits = budget.reserve
         self.plans = budget.plan_limits
-        self.hold: Hold | None = None
-        """The last call's hold, used again while the window, past spend and ``max_tokens`` floor are the same."""
         self.estimate = f"est|{budget.name}"
         """The budget's running estimate of a call's cost (or tokens): what a call without ``max_tokens`` holds."""
         self.settings = setting_slots(budget, key)

@@ -331,7 +331,7 @@ class MemoryLedger:
                 estimate = known.get(slot, 0)
                 if amount != estimate:
                     known[slot] = next_estimate(estimate, amount)
-            totals = [values.get(slot, 0) for slot in totals_of]
+            totals = list(map(values.get, totals_of, ZEROS))
             self._adds += 1
             if self._adds % self.SWEEP_EVERY == 0:
                 self._sweep()

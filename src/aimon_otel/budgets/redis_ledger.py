@@ -74,8 +74,8 @@ ESTIMATE_SECONDS = 40 * 86400
 """A budget's running estimate is forgotten after this long without a guarded call."""
 HOLD_RECORD_SECONDS = 40 * 86400
 """How long a hold record of credit budgets alone (which never expire) is kept if its call never settles."""
-MAX_PARTS = 4096
-"""Holds whose part of the check's command is kept (one per budget and key in use)."""
+MAX_COMMANDS = 4096
+"""Checks whose command is kept (one per kind of call in use: its budgets, keys and ``max_tokens`` floor)."""
 EXACT_QUEUE = 64
 """Up to this many queued adds, a check asks Redis which of them are in (exact); past it, counts them all."""
 
@@ -292,7 +292,7 @@ class RedisLedger:
         self._change = client.register_script(_CHANGE)
         self._top_up = client.register_script(_TOP_UP)
         self._lock = threading.Condition()
-        self._parts: dict[int, tuple[Hold, list[str], list[Any], int]] = {}
+        self._commands: dict[int, tuple[Sequence[Hold], list[str], list[Any], list[int]]] = {}
         self._known: dict[str, int] = {}
         """Each slot's value as last read: the check's view while Redis is away."""
         self._queue: deque[_Add] = deque()
@@ -369,18 +369,14 @@ class RedisLedger:
         return Verdict(-1, 0, 0, (0,) * len(holds))
 
     def _reserve_in_redis(self, call_id: str, holds: Sequence[Hold]) -> Verdict:
-        keys = [PREFIX + "hold:" + call_id]
-        args: list[Any] = [len(holds), 0, 0]
-        positions: list[int] = []
-        """Where each hold's ``past`` is in ``args``."""
-        latest = 0
-        for hold in holds:
-            hold_keys, hold_args, expires = self._command_part(hold)
-            keys += hold_keys
-            positions.append(len(args) + 2)
-            args += hold_args
-            latest = max(latest, expires)
-        args[2] = latest or int(time.time()) + HOLD_RECORD_SECONDS
+        known = self._commands.get(id(holds))
+        if known is None or known[0] is not holds:
+            known = self._command(holds)
+        _, hold_keys, hold_args, positions = known
+        keys = [PREFIX + "hold:" + call_id, *hold_keys]
+        args = list(hold_args)
+        if not args[2]:  # credit budgets alone never expire: their hold record goes some time after this call
+            args[2] = int(time.time()) + HOLD_RECORD_SECONDS
         if self._unwritten:
             self._add_queued(holds, keys, args, positions)
         try:
@@ -393,22 +389,29 @@ class RedisLedger:
             return Verdict(index - 1, int(answer[1]), int(answer[2]), ())
         return Verdict(-1, 0, 0, tuple(int(amount) for amount in answer[1:]))
 
-    def _command_part(self, hold: Hold) -> tuple[list[str], list[Any], int]:
-        """A hold's keys and arguments in the check script, made once per hold: the guard hands the same hold
-        again while its window, past spend and ``max_tokens`` floor stay the same."""
-        known = self._parts.get(id(hold))
-        if known is not None and known[0] is hold:
-            return known[1], known[2], known[3]
-        keys = [PREFIX + slot for slot in hold.spend] + [PREFIX + slot for slot in hold.settings]
-        keys.append(PREFIX + hold.estimate)
-        expires = int(hold.expires_at) if hold.expires_at != math.inf else 0
-        plans = hold.plans if len(hold.settings) > 1 else {}
-        args: list[Any] = [len(hold.spend), len(hold.settings), hold.past, hold.limit, int(hold.credit), hold.least]
-        args += [int(hold.fits), expires, len(plans), *itertools.chain.from_iterable(plans.items())]
-        if len(self._parts) >= MAX_PARTS:
-            self._parts.clear()
-        self._parts[id(hold)] = (hold, keys, args, expires)  # the hold kept with its id: the id cannot be reused
-        return keys, args, expires
+    def _command(self, holds: Sequence[Hold]) -> tuple[Sequence[Hold], list[str], list[Any], list[int]]:
+        """The check script's keys (after the hold record's) and arguments for these holds, made once: the guard
+        hands the same holds again while their windows, past spend and ``max_tokens`` floor stay the same."""
+        keys: list[str] = []
+        args: list[Any] = [len(holds), 0, 0]
+        positions: list[int] = []
+        """Where each hold's ``past`` is in ``args``."""
+        latest = 0
+        for hold in holds:
+            keys += [PREFIX + slot for slot in hold.spend] + [PREFIX + slot for slot in hold.settings]
+            keys.append(PREFIX + hold.estimate)
+            expires = int(hold.expires_at) if hold.expires_at != math.inf else 0
+            plans = hold.plans if len(hold.settings) > 1 else {}
+            positions.append(len(args) + 2)
+            args += [len(hold.spend), len(hold.settings), hold.past, hold.limit, int(hold.credit), hold.least]
+            args += [int(hold.fits), expires, len(plans), *itertools.chain.from_iterable(plans.items())]
+            latest = max(latest, expires)
+        args[2] = latest  # 0: set per call
+        if len(self._commands) >= MAX_COMMANDS:
+            self._commands.clear()
+        known = (holds, keys, args, positions)
+        self._commands[id(holds)] = known  # the holds kept with their id: the id cannot be reused meanwhile
+        return known
 
     def _add_queued(self, holds: Sequence[Hold], keys: list[Any], args: list[Any], positions: list[int]) -> None:
         """This process's settles not yet in Redis, counted in the check: each, in the same atomic step, only if

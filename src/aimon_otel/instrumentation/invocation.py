@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
 
@@ -63,6 +63,8 @@ class Invocation:
     under (once) and the billing system deduplicates it on."""
     held: Release | None = None
     """What the budget check held in the ledger for this call, given back when the call is settled."""
+    budget_plan: tuple[dict[str, str], Any] | None = None
+    """The attribution the budget check read and the budgets it found for it, reused when the call is settled."""
 
     @property
     def model(self) -> str | None:
