@@ -123,3 +123,46 @@ def test_a_fault_recording_metrics_still_ends_the_span(
     assert completion.choices[0].message.content == wire.REPLY_TEXT
     span = telemetry.span()  # ended and exported, with what was known before the fault
     assert span.attributes["gen_ai.usage.cost"] == pytest.approx(0.000033, abs=1e-12)
+
+
+def test_a_field_of_an_sdk_model_reads_as_getattr_does() -> None:
+    """``field`` reads a pydantic model's fields, extras and properties from where pydantic keeps them (an absent
+    one through pydantic's ``__getattr__`` costs an exception per read): each answer equals ``getattr``'s."""
+    from collections.abc import Mapping
+
+    import anthropic.types
+    from openai.types import CompletionUsage
+
+    from aimon_otel.instrumentation.content import field
+
+    usage = CompletionUsage.model_validate(
+        {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "cost": 0.5, "prompt_tokens_details": None}
+    )
+    message = anthropic.types.Usage(input_tokens=3, output_tokens=4)
+    for model, name in [
+        (usage, "prompt_tokens"),  # a field
+        (usage, "cost"),  # an extra the provider sent (OpenRouter)
+        (usage, "prompt_tokens_details"),  # a field that is None
+        (usage, "prompt_cache_hit_tokens"),  # absent
+        (usage, "model_fields_set"),  # on the class
+        (message, "iterations"),
+        (message, "input_tokens"),
+    ]:
+        assert field(model, name) == getattr(model, name, None), name
+
+    class Plain:
+        def __init__(self) -> None:
+            self.here = 1
+
+    class Pairs(Mapping[str, int]):
+        def __getitem__(self, key: str) -> int:
+            return {"a": 1}[key]
+
+        def __iter__(self) -> Any:
+            return iter(["a"])
+
+        def __len__(self) -> int:
+            return 1
+
+    assert (field(Plain(), "here"), field(Plain(), "gone")) == (1, None)
+    assert (field({"a": 2}, "a"), field(Pairs(), "a"), field(None, "a")) == (2, 1, None)
