@@ -166,3 +166,43 @@ def test_a_field_of_an_sdk_model_reads_as_getattr_does() -> None:
 
     assert (field(Plain(), "here"), field(Plain(), "gone")) == (1, None)
     assert (field({"a": 2}, "a"), field(Pairs(), "a"), field(None, "a")) == (2, 1, None)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "before", "after"),
+    [
+        # a start-date price: the new one from UTC midnight (genai-prices: gemini-3.6-flash from 2027-01-01)
+        (
+            "gcp.gemini",
+            "gemini-3.6-flash",
+            datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
+            datetime(2027, 1, 1, tzinfo=UTC),
+        ),
+        # a time-of-day price: DeepSeek's off-peak hours start on the minute
+        (
+            "deepseek",
+            "deepseek-chat",
+            datetime(2026, 12, 3, 16, 29, 59, tzinfo=UTC),
+            datetime(2026, 12, 3, 16, 30, tzinfo=UTC),
+        ),
+    ],
+)
+def test_a_call_priced_now_gets_the_price_in_force_across_a_change(
+    provider: str, model: str, before: datetime, after: datetime
+) -> None:
+    """Calls priced now keep their model's price between calls (no date maths per call); the kept price must
+    still give way at the moment a dated or time-of-day price changes, to the one asked for with ``at``."""
+    import time_machine
+
+    from aimon_otel.instrumentation.usage import Usage
+
+    engine = PricingEngine()
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    expected = [engine.price(provider, model, usage, at=moment).total for moment in (before, after)]
+    assert expected[0] != expected[1]  # the premise: the price changes between the two moments
+    got = []
+    for moment in (before, after):
+        with time_machine.travel(moment, tick=False):
+            engine.price(provider, model, usage)  # kept from here
+            got.append(engine.price(provider, model, usage).total)
+    assert got == expected

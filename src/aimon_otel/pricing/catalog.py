@@ -127,6 +127,11 @@ class Catalog:
         return generation if generation is not None else self._load()
 
     @property
+    def in_force(self) -> object:
+        """The price data in force (an opaque token: a new one each time prices are installed)."""
+        return self._generation
+
+    @property
     def providers(self) -> list[Any]:
         """The genai-prices providers of the prices in force."""
         return list(self._current().snapshot.providers)

@@ -89,6 +89,10 @@ class CompiledPrice:
 
         ``request_fee=False`` leaves a per-request fee out: a call's extra model passes pay tokens only.
         """
+        return Parts(*self._sums(usage, request_fee))
+
+    def _sums(self, usage: Mapping[str, int], request_fee: bool) -> tuple[Decimal, ...]:
+        """``parts`` as a plain tuple (what ``cost`` unpacks on every call)."""
         total_input = 0
         if self.tiered:
             total_input = _count(usage, "input_tokens", self.ambiguous_input_if)
@@ -124,7 +128,7 @@ class CompiledPrice:
                 amount = price * leaf / per
             total += amount
             sums[part] += amount
-        return Parts(total, sums[1], sums[2], sums[3], sums[4], sums[5])
+        return total, sums[1], sums[2], sums[3], sums[4], sums[5]
 
     @cached_property
     def steps(self) -> tuple[_Step, ...]:
@@ -158,7 +162,7 @@ class CompiledPrice:
         request_fee: bool = True,
     ) -> CostResult:
         try:
-            total, uncached, output, cache_read, cache_write, requests = self.parts(usage, request_fee)
+            total, uncached, output, cache_read, cache_write, requests = self._sums(usage, request_fee)
         except InvalidUsageError as error:
             return CostResult(PricingStatus.INVALID_USAGE, model=model, provider=provider, detail=str(error))
         savings = self.cache_savings(usage, cache_read)

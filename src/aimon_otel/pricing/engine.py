@@ -7,13 +7,16 @@ An unknown model is never priced at $0: it is reported as ``unknown_model``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from aimon_otel.faults import logger
 from aimon_otel.instrumentation.usage import Usage
-from aimon_otel.pricing.catalog import PROVIDER_IDS, Catalog, utc_now
+from aimon_otel.pricing.catalog import MAX_CACHED_LOOKUPS, PROVIDER_IDS, Catalog, utc_now
+from aimon_otel.pricing.compiled import CompiledPrice
 from aimon_otel.pricing.overrides import Overrides
 from aimon_otel.pricing.result import CostResult, PricingStatus
 
@@ -44,11 +47,23 @@ def usage_counts(usage: Usage) -> dict[str, int]:
 MAX_WARNED_MODELS = 1000
 
 
+class _InForce(NamedTuple):
+    """A model's compiled price for calls priced now, while ``start <= now < end`` and ``prices`` are in force."""
+
+    prices: object
+    start: float
+    end: float
+    compiled: CompiledPrice
+    model_id: str
+    provider_id: str
+
+
 class PricingEngine:
     def __init__(self, overrides: Overrides | None = None, catalog: Catalog | None = None) -> None:
         self.overrides = overrides or Overrides()
         self.catalog = catalog or Catalog()
         self._warned: set[tuple[str, ...]] = set()
+        self._in_force: dict[tuple[str, str], _InForce] = {}
 
     def price(
         self,
@@ -126,8 +141,16 @@ class PricingEngine:
         request_fee: bool = True,
     ) -> CostResult:
         """Price usage given in genai-prices' unit names (``input_tokens``, ``cache_read_tokens``...)."""
-        when = at or utc_now()
         overrides = self.overrides
+        now = None
+        if at is None and not service_tier and overrides.empty:  # a call priced now: what nearly every call is
+            now = time.time()
+            known = self._in_force.get((provider, model))
+            if known is not None and known.start <= now < known.end and known.prices is self.catalog.in_force:
+                return known.compiled.cost(counts, known.model_id, known.provider_id, None, request_fee)
+            when = datetime.fromtimestamp(now, UTC)
+        else:
+            when = at or utc_now()
         name, factor = model, None
         if not overrides.empty:
             name = overrides.resolve_alias(provider, model)
@@ -142,7 +165,21 @@ class PricingEngine:
         if factor is None and name != found.info.id and not overrides.empty:
             factor = overrides.factor(provider, found.info.id)
         context = (("service_tier", service_tier),) if service_tier else ()
-        return found.price_at(when, context).cost(counts, found.info.id, found.provider_id, factor, request_fee)
+        compiled = found.price_at(when, context)
+        if now is not None:
+            self._keep_in_force(provider, model, found, compiled, now)
+        return compiled.cost(counts, found.info.id, found.provider_id, factor, request_fee)
+
+    def _keep_in_force(self, provider: str, model: str, found: Any, compiled: CompiledPrice, now: float) -> None:
+        """Remember a model's price until it may change: UTC midnight (start dates), the next minute (time-of-day
+        prices), or new price data landing."""
+        span = 86400 if found.daily else 60
+        start = now // span * span
+        if len(self._in_force) >= MAX_CACHED_LOOKUPS:
+            self._in_force.clear()
+        self._in_force[(provider, model)] = _InForce(
+            self.catalog.in_force, start, start + span, compiled, found.info.id, found.provider_id
+        )
 
     def _warn_invalid(self, provider: str, model: str, problems: tuple[str, ...]) -> None:
         key = ("invalid_usage", provider, model)

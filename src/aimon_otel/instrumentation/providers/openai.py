@@ -315,8 +315,8 @@ def chat_usage(usage: Any) -> Usage | None:
     )
 
 
-def _first_present(*values: Any) -> Any:
-    return next((value for value in values if value is not None), None)
+def _first_present(first: Any, second: Any) -> Any:
+    return first if first is not None else second
 
 
 def _number(value: Any) -> float | None:
