@@ -206,3 +206,6 @@ def test_a_call_priced_now_gets_the_price_in_force_across_a_change(
             engine.price(provider, model, usage)  # kept from here
             got.append(engine.price(provider, model, usage).total)
     assert got == expected
+    # A call's start in epoch seconds (what the instrumentation passes), the kept price reused and given way
+    starts = [before.timestamp(), after.timestamp(), before.timestamp()]
+    assert [engine.price(provider, model, usage, at=start).total for start in starts] == [*expected, expected[0]]

@@ -8,6 +8,7 @@ import copy
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -133,6 +134,9 @@ def test_an_update_gives_exact_notices_and_prices_calls_that_start_after_it(
         # a call that started before the new prices landed keeps the old ones; the next one gets the new
         assert price(engine, "gpt-4o-mini", "openai", at=started_before) == Decimal("0.75")
         assert price(engine, "gpt-4o-mini", "openai") == Decimal("0.7")
+        # the same by epoch seconds, as the instrumentation asks: the new price kept is not used for an earlier start
+        assert price(engine, "gpt-4o-mini", "openai", at=time.time()) == Decimal("0.7")
+        assert price(engine, "gpt-4o-mini", "openai", at=started_before.timestamp()) == Decimal("0.75")
         assert price(engine, "gpt-9-preview", "openai") == Decimal("28")
         points = gauge(reader)
         assert points == {

@@ -23,37 +23,37 @@ def field(obj: Any, name: str) -> Any:
     if obj is None:
         return None
     kind = type(obj)
-    names = _PYDANTIC_CLASS_NAMES.get(kind)
+    names = _PYDANTIC_NAMES.get(kind)
     if names is None:
-        names = _pydantic_class_names(kind)
-    if names is not _NOT_PYDANTIC:  # a pydantic v2 model: read where it keeps fields, never through its __getattr__
-        values = obj.__dict__
-        if name in values:
-            return values[name]
-        extra = obj.__pydantic_extra__
-        if extra and name in extra:
-            return extra[name]
-        return getattr(obj, name, None) if name in names else None
-    value = getattr(obj, name, None)
-    if value is None and _is_mapping(kind):
-        return obj.get(name)
-    return value
+        names = _pydantic_names(kind)
+    if names is _NOT_PYDANTIC:
+        value = getattr(obj, name, None)
+        if value is None and _is_mapping(kind):
+            return obj.get(name)
+        return value
+    if name in names:  # a field or a name on the class: found without pydantic's __getattr__
+        return getattr(obj, name, None)
+    extra = obj.__pydantic_extra__  # anything else is an extra the provider sent, or absent
+    return extra.get(name) if extra else None
 
 
 _NOT_PYDANTIC: frozenset[str] = frozenset()
-_PYDANTIC_CLASS_NAMES: dict[type, frozenset[str]] = {}
+_PYDANTIC_NAMES: dict[type, frozenset[str]] = {}
 
 
-def _pydantic_class_names(kind: type) -> frozenset[str]:
-    """For a pydantic v2 model class, every name its classes define (properties, methods); else ``_NOT_PYDANTIC``.
+def _pydantic_names(kind: type) -> frozenset[str]:
+    """For a pydantic v2 model class, its fields and every name its classes define; else ``_NOT_PYDANTIC``.
 
     An absent field read through pydantic's ``__getattr__`` raises and catches an AttributeError: ~4 us, paid on
     every call for the optional fields we look for (``usage.cost``, ``usage.iterations``). Its fields live in
-    the instance ``__dict__`` and ``__pydantic_extra__``; anything else is on the class or absent."""
+    the instance ``__dict__``, extras in ``__pydantic_extra__``; any other name is on the class or absent."""
     pydantic = any("__pydantic_extra__" in vars(base).get("__slots__", ()) for base in kind.__mro__)
-    names = frozenset[str]().union(*(vars(base) for base in kind.__mro__)) if pydantic else _NOT_PYDANTIC
-    if len(_PYDANTIC_CLASS_NAMES) < 4096:  # SDK classes are few; a runaway of generated classes is not kept
-        _PYDANTIC_CLASS_NAMES[kind] = names
+    names = _NOT_PYDANTIC
+    if pydantic:
+        fields = getattr(kind, "__pydantic_fields__", None) or {}
+        names = frozenset[str](fields).union(*(vars(base) for base in kind.__mro__))
+    if len(_PYDANTIC_NAMES) < 4096:  # SDK classes are few; a runaway of generated classes is not kept
+        _PYDANTIC_NAMES[kind] = names
     return names
 
 

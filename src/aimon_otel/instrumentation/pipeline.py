@@ -15,7 +15,6 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import NamedTuple
 
 from opentelemetry import context as otel_context
@@ -193,7 +192,7 @@ class Pipeline:
                 invocation.provider,
                 invocation.model,
                 usage,
-                at=datetime.fromtimestamp(invocation.started_wall, UTC),
+                at=invocation.started_wall,
                 service_tier=invocation.service_tier,
                 provider_cost=usage.provider_cost if usage is not None else None,
             )

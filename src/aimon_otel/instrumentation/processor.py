@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.context import Context
@@ -180,7 +179,7 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
             if usage is None:
                 return span
             model = attributes.get(semconv.RESPONSE_MODEL) or attributes.get(semconv.REQUEST_MODEL)
-            at = datetime.fromtimestamp((span.start_time or 0) / 1e9, UTC) if span.start_time else None
+            at = span.start_time / 1e9 if span.start_time else None  # epoch seconds: the engine's fast path
             cost = self.engine.price(provider_of(attributes), str(model) if model else None, usage, at=at)
             return _copy_with(span, {**attributes, **cost_attributes(cost)})
         except Exception as fault:

@@ -9,6 +9,7 @@ at ``instrument()``; the first call waits for it only if it is not done yet.
 from __future__ import annotations
 
 import atexit
+import math
 import threading
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -130,6 +131,14 @@ class Catalog:
     def in_force(self) -> object:
         """The price data in force (an opaque token: a new one each time prices are installed)."""
         return self._generation
+
+    @property
+    def in_force_since(self) -> float:
+        """When the data in force landed (epoch seconds); -inf for the bundled data, in force from the start."""
+        generation = self._generation
+        if generation is None or generation.since is None:
+            return -math.inf
+        return generation.since.timestamp()
 
     @property
     def providers(self) -> list[Any]:

@@ -48,7 +48,7 @@ MAX_WARNED_MODELS = 1000
 
 
 class _InForce(NamedTuple):
-    """A model's compiled price for calls priced now, while ``start <= now < end`` and ``prices`` are in force."""
+    """A model's compiled price for calls that start in ``[start, end)`` while ``prices`` are in force."""
 
     prices: object
     start: float
@@ -71,7 +71,7 @@ class PricingEngine:
         model: str | None,
         usage: Usage | None,
         *,
-        at: datetime | None = None,
+        at: datetime | float | None = None,
         service_tier: str | None = None,
         provider_cost: float | None = None,
     ) -> CostResult:
@@ -103,7 +103,7 @@ class PricingEngine:
         return CostResult(PricingStatus.PRICED, total, output=total, model=name, provider=provider)
 
     def _price_passes(
-        self, provider: str, model: str, usage: Usage, *, at: datetime | None, service_tier: str | None
+        self, provider: str, model: str, usage: Usage, *, at: datetime | float | None, service_tier: str | None
     ) -> CostResult:
         """A call of several model passes: each pass's tokens at its model's price, fees once."""
         results = [
@@ -136,21 +136,24 @@ class PricingEngine:
         model: str,
         counts: Mapping[str, int],
         *,
-        at: datetime | None = None,
+        at: datetime | float | None = None,
         service_tier: str | None = None,
         request_fee: bool = True,
     ) -> CostResult:
-        """Price usage given in genai-prices' unit names (``input_tokens``, ``cache_read_tokens``...)."""
+        """Price usage given in genai-prices' unit names (``input_tokens``, ``cache_read_tokens``...) at the
+        prices in force ``at`` (the call's start: a datetime or epoch seconds; None: now)."""
         overrides = self.overrides
-        now = None
-        if at is None and not service_tier and overrides.empty:  # a call priced now: what nearly every call is
-            now = time.time()
+        moment = None
+        if not isinstance(at, datetime) and not service_tier and overrides.empty:  # what nearly every call is
+            moment = time.time() if at is None else at
             known = self._in_force.get((provider, model))
-            if known is not None and known.start <= now < known.end and known.prices is self.catalog.in_force:
+            if known is not None and known.start <= moment < known.end and known.prices is self.catalog.in_force:
                 return known.compiled.cost(counts, known.model_id, known.provider_id, None, request_fee)
-            when = datetime.fromtimestamp(now, UTC)
+            when = datetime.fromtimestamp(moment, UTC)
+        elif at is None:
+            when = utc_now()
         else:
-            when = at or utc_now()
+            when = at if isinstance(at, datetime) else datetime.fromtimestamp(at, UTC)
         name, factor = model, None
         if not overrides.empty:
             name = overrides.resolve_alias(provider, model)
@@ -166,15 +169,18 @@ class PricingEngine:
             factor = overrides.factor(provider, found.info.id)
         context = (("service_tier", service_tier),) if service_tier else ()
         compiled = found.price_at(when, context)
-        if now is not None:
-            self._keep_in_force(provider, model, found, compiled, now)
+        if moment is not None:
+            self._keep_in_force(provider, model, found, compiled, moment)
         return compiled.cost(counts, found.info.id, found.provider_id, factor, request_fee)
 
-    def _keep_in_force(self, provider: str, model: str, found: Any, compiled: CompiledPrice, now: float) -> None:
-        """Remember a model's price until it may change: UTC midnight (start dates), the next minute (time-of-day
-        prices), or new price data landing."""
+    def _keep_in_force(self, provider: str, model: str, found: Any, compiled: CompiledPrice, moment: float) -> None:
+        """Remember a model's price for calls that start in the same span: the UTC day (start dates), the minute
+        (time-of-day prices), while the same price data is in force and the call started after it landed."""
+        since = self.catalog.in_force_since
+        if moment < since:  # priced with the data in force before (the call started before these prices)
+            return
         span = 86400 if found.daily else 60
-        start = now // span * span
+        start = max(moment // span * span, since)
         if len(self._in_force) >= MAX_CACHED_LOOKUPS:
             self._in_force.clear()
         self._in_force[(provider, model)] = _InForce(
