@@ -146,3 +146,17 @@ def test_attribution_follows_tasks_and_copied_contexts_only(telemetry: Telemetry
     tenants = [s.attributes.get("tenant.id") for s in telemetry.spans()]
     # task, to_thread and a thread running a copied context carry the tenant; a plain thread or pool does not
     assert tenants == ["acme", "acme", "acme", None, None]
+
+
+def test_request_numbers_read_only_numbers_and_the_first_name_wins() -> None:
+    """The arguments given are looked up by name; where two name one attribute the first in the provider's
+    list wins, whatever order the caller gave them in; ``extra_body`` is read when an SDK dropped the option."""
+    from aimon_otel.instrumentation.providers.request import request_numbers
+
+    names = (("max_tokens", "max"), ("max_completion_tokens", "max"), ("temperature", "t"), ("seed", "s"))
+    given = {"max_completion_tokens": 200, "model": "m", "seed": True, "max_tokens": 100, "temperature": 0.5}
+    assert request_numbers(given, names) == {"max": 100, "t": 0.5}  # a bool is no seed
+    assert request_numbers({"max_tokens": None, "max_completion_tokens": 7}, names) == {"max": 7}
+    assert request_numbers({"model": "m", "extra_body": {"temperature": 0.2}}, names) == {"t": 0.2}
+    assert request_numbers({"temperature": 1, "extra_body": {"temperature": 0.2}}, names) == {"t": 1}
+    assert request_numbers({"model": "m"}, names) == {}

@@ -87,3 +87,32 @@ def test_delta_temporality_reports_what_each_interval_added(client: openai.OpenA
         assert sums(reader, "aimon.usage.tokens")["cache_read"] == 2 * CACHED_TOKENS
     finally:
         instrumentor.uninstrument()
+
+
+def test_a_tally_sums_equal_sets_as_one_series_and_keeps_no_set_past_a_collection() -> None:
+    """Adds are found by the attribute dict's identity (no frozenset per call); a collection folds them by
+    content: equal sets made as two dicts are one series, totals stay cumulative, and no dict is kept."""
+    import gc
+    import weakref
+
+    from opentelemetry.metrics import CallbackOptions
+
+    from aimon_otel.instrumentation.tallies import Tally
+
+    class Attributes(dict[str, str]):  # a dict that can be weakly referenced
+        pass
+
+    tally = Tally()
+    first, second = Attributes({"k": "v"}), {"k": "v"}
+    tally.add(1, first)
+    tally.add(2, second)
+    tally.add(3, first)
+    assert [(o.value, o.attributes) for o in tally.observe(CallbackOptions())] == [(6, {"k": "v"})]
+    gone = weakref.ref(first)
+    del first
+    gc.collect()
+    assert gone() is None
+    tally.add(4, second)
+    tally.add(0.5, {"k": "w"})
+    observed = {o.attributes["k"]: o.value for o in tally.observe(CallbackOptions())}
+    assert observed == {"v": 10, "w": 0.5}

@@ -26,23 +26,38 @@ Key = frozenset[tuple[str, AttributeValue]]
 
 
 class Tally:
-    """Monotonic sums by attribute set, read by one observable counter."""
+    """Monotonic sums by attribute set, read by one observable counter.
 
-    __slots__ = ("__weakref__", "_lock", "_sums")
+    A call adds under its attribute set's dict (the pipeline's ``MetricSets``, made once per kind of call and
+    never changed), found by identity: no frozenset of its items is built per call. Collection folds those sums
+    into sums by the sets' contents, so equal sets made as different dicts are one series, and no dict is kept
+    past a collection."""
+
+    __slots__ = ("__weakref__", "_lock", "_pending", "_sums")
 
     def __init__(self) -> None:
         self._sums: dict[Key, float] = {}
+        self._pending: dict[int, list[Any]] = {}
+        """By the attribute dict's id: [the dict (kept, so its id is not reused meanwhile), its sum]."""
         self._lock = threading.Lock()
 
     def add(self, amount: float, attributes: Mapping[str, AttributeValue]) -> None:
-        key: Key = frozenset(attributes.items())
         with self._lock:
-            self._sums[key] = self._sums.get(key, 0) + amount
+            entry = self._pending.get(id(attributes))
+            if entry is None:
+                self._pending[id(attributes)] = [attributes, amount]
+            else:
+                entry[1] += amount
 
     def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
-            sums = list(self._sums.items())
-        return [Observation(total, dict(key)) for key, total in sums]
+            pending, self._pending = self._pending, {}
+            sums = self._sums
+            for attributes, amount in pending.values():
+                key: Key = frozenset(attributes.items())
+                sums[key] = sums.get(key, 0) + amount
+            totals = list(sums.items())
+        return [Observation(total, dict(key)) for key, total in totals]
 
 
 _callbacks: weakref.WeakKeyDictionary[Meter, dict[str, Tally | Readings]] = weakref.WeakKeyDictionary()

@@ -15,7 +15,7 @@ from aimon_otel.config import Settings
 from aimon_otel.instrumentation.invocation import Invocation
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Plan:
     """How a request will be sent: what we read from it, and the keyword arguments to send."""
 

@@ -83,7 +83,7 @@ class OpenAIEndpoint(Endpoint):
         return {}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StreamUsagePlan(Plan):
     """A chat stream sent with ``stream_options.include_usage`` added by us."""
 
