@@ -76,6 +76,8 @@ class CountReader:
         self.problems: list[str] = []
 
     def count(self, value: Any, name: str, *, required: bool = False) -> int | None:
+        if type(value) is int and value >= 0:  # what providers send: checked first (a bool's type is bool)
+            return value
         if value is None:
             if required:
                 self.problems.append(f"{name} is missing")
