@@ -209,3 +209,18 @@ def test_a_call_priced_now_gets_the_price_in_force_across_a_change(
     # A call's start in epoch seconds (what the instrumentation passes), the kept price reused and given way
     starts = [before.timestamp(), after.timestamp(), before.timestamp()]
     assert [engine.price(provider, model, usage, at=start).total for start in starts] == [*expected, expected[0]]
+
+
+def test_a_kept_price_is_kept_per_service_tier() -> None:
+    """The price kept for calls priced by their start is kept per service tier: a priority call right after a
+    default one (and back) pays its own tier's price, as priced afresh with a datetime."""
+    from aimon_otel.instrumentation.usage import Usage
+
+    engine = PricingEngine()
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    start = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    tiers = [None, "default", "priority", "flex", None, "priority"]
+    expected = [engine.price("openai", "gpt-4o-mini", usage, at=start, service_tier=tier).total for tier in tiers]
+    assert len(set(expected)) == 2  # the premise: priority differs from the default price
+    got = [engine.price("openai", "gpt-4o-mini", usage, at=start.timestamp(), service_tier=t).total for t in tiers]
+    assert got == expected

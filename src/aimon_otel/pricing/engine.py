@@ -63,7 +63,8 @@ class PricingEngine:
         self.overrides = overrides or Overrides()
         self.catalog = catalog or Catalog()
         self._warned: set[tuple[str, ...]] = set()
-        self._in_force: dict[tuple[str, str], _InForce] = {}
+        self._in_force: dict[tuple[str, str, str | None], _InForce] = {}
+        """By provider, model and service tier (what the call's compiled price depends on besides the time)."""
 
     def price(
         self,
@@ -144,9 +145,9 @@ class PricingEngine:
         prices in force ``at`` (the call's start: a datetime or epoch seconds; None: now)."""
         overrides = self.overrides
         moment = None
-        if not isinstance(at, datetime) and not service_tier and overrides.empty:  # what nearly every call is
+        if not isinstance(at, datetime) and overrides.empty:  # what nearly every call is
             moment = time.time() if at is None else at
-            known = self._in_force.get((provider, model))
+            known = self._in_force.get((provider, model, service_tier))
             if known is not None and known.start <= moment < known.end and known.prices is self.catalog.in_force:
                 return known.compiled.cost(counts, known.model_id, known.provider_id, None, request_fee)
             when = datetime.fromtimestamp(moment, UTC)
@@ -170,10 +171,12 @@ class PricingEngine:
         context = (("service_tier", service_tier),) if service_tier else ()
         compiled = found.price_at(when, context)
         if moment is not None:
-            self._keep_in_force(provider, model, found, compiled, moment)
+            self._keep_in_force((provider, model, service_tier), found, compiled, moment)
         return compiled.cost(counts, found.info.id, found.provider_id, factor, request_fee)
 
-    def _keep_in_force(self, provider: str, model: str, found: Any, compiled: CompiledPrice, moment: float) -> None:
+    def _keep_in_force(
+        self, key: tuple[str, str, str | None], found: Any, compiled: CompiledPrice, moment: float
+    ) -> None:
         """Remember a model's price for calls that start in the same span: the UTC day (start dates), the minute
         (time-of-day prices), while the same price data is in force and the call started after it landed."""
         since = self.catalog.in_force_since
@@ -183,7 +186,7 @@ class PricingEngine:
         start = max(moment // span * span, since)
         if len(self._in_force) >= MAX_CACHED_LOOKUPS:
             self._in_force.clear()
-        self._in_force[(provider, model)] = _InForce(
+        self._in_force[key] = _InForce(
             self.catalog.in_force, start, start + span, compiled, found.info.id, found.provider_id
         )
 
