@@ -133,7 +133,7 @@ def test_a_field_of_an_sdk_model_reads_as_getattr_does() -> None:
     import anthropic.types
     from openai.types import CompletionUsage
 
-    from aimon_otel.instrumentation.content import field
+    from aimon_otel.instrumentation.content import field, fields
 
     usage = CompletionUsage.model_validate(
         {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "cost": 0.5, "prompt_tokens_details": None}
@@ -149,6 +149,7 @@ def test_a_field_of_an_sdk_model_reads_as_getattr_does() -> None:
         (message, "input_tokens"),
     ]:
         assert field(model, name) == getattr(model, name, None), name
+        assert fields(model, (name, "absent", name)) == [getattr(model, name, None), None, field(model, name)]
 
     class Plain:
         def __init__(self) -> None:
@@ -166,6 +167,12 @@ def test_a_field_of_an_sdk_model_reads_as_getattr_does() -> None:
 
     assert (field(Plain(), "here"), field(Plain(), "gone")) == (1, None)
     assert (field({"a": 2}, "a"), field(Pairs(), "a"), field(None, "a")) == (2, 1, None)
+    assert (fields({"a": 2}, ("a", "b")), fields(Pairs(), ("a",)), fields(None, ("a", "b"))) == (
+        [2, None],
+        [1],
+        [None] * 2,
+    )
+    assert fields(Plain(), ("here", "gone")) == [1, None]
 
 
 @pytest.mark.parametrize(

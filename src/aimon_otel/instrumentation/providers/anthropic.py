@@ -23,7 +23,7 @@ from aimon_otel import semconv
 from aimon_otel.config import Settings
 from aimon_otel.faults import report_fault
 from aimon_otel.instrumentation.calls import Wrapper, inside_call, run_async, run_sync
-from aimon_otel.instrumentation.content import cut, field, text_part, to_json
+from aimon_otel.instrumentation.content import cut, field, fields, text_part, to_json
 from aimon_otel.instrumentation.invocation import Invocation
 from aimon_otel.instrumentation.pipeline import Pipeline
 from aimon_otel.instrumentation.providers.base import Endpoint, Plan, Target
@@ -223,8 +223,8 @@ def messages_usage(usage: Any, output_tokens: Any = None) -> Usage | None:
         return None
     read = CountReader()
     top = _pass_counts(usage, read, output_tokens)
-    web_searches = read.count(field(field(usage, "server_tool_use"), "web_search_requests"), "web_search_requests")
-    iterations = field(usage, "iterations")
+    tools, iterations = fields(usage, _TOOLS_AND_PASSES)
+    web_searches = read.count(field(tools, "web_search_requests"), "web_search_requests")
     if not isinstance(iterations, (list, tuple)) or not iterations:
         return Usage(**top, web_searches=web_searches or None, problems=read.result())
     passes = [(_model_name(field(entry, "model")), Usage(**_pass_counts(entry, read))) for entry in iterations]
@@ -254,28 +254,35 @@ class _PassCounts(TypedDict):
 
 def _pass_counts(usage: Any, read: CountReader, output_tokens: Any = None) -> _PassCounts:
     """One pass's counts as ``Usage`` fields; ``input_tokens`` includes the cache, as the conventions count it."""
-    uncached = read.count(field(usage, "input_tokens"), "input_tokens", required=True)
-    cache_read = read.count(field(usage, "cache_read_input_tokens"), "cache_read_input_tokens")
-    cache_write = read.count(field(usage, "cache_creation_input_tokens"), "cache_creation_input_tokens")
-    creation = field(usage, "cache_creation")
-    output = read.count(
-        output_tokens if output_tokens is not None else field(usage, "output_tokens"), "output_tokens", required=True
-    )
+    uncached, cache_read, cache_write, creation, output, details = fields(usage, _PASS_COUNTS)
+    uncached = read.count(uncached, "input_tokens", required=True)
+    cache_read = read.count(cache_read, "cache_read_input_tokens")
+    cache_write = read.count(cache_write, "cache_creation_input_tokens")
+    output = read.count(output_tokens if output_tokens is not None else output, "output_tokens", required=True)
+    write_5m, write_1h = fields(creation, _CACHE_WRITES)
     return {
         "input_tokens": None if uncached is None else uncached + (cache_read or 0) + (cache_write or 0),
         "output_tokens": output,
         "cache_read_input_tokens": cache_read,
         "cache_creation_input_tokens": cache_write,
-        "cache_creation_5m_input_tokens": read.count(
-            field(creation, "ephemeral_5m_input_tokens"), "cache_creation.ephemeral_5m_input_tokens"
-        ),
-        "cache_creation_1h_input_tokens": read.count(
-            field(creation, "ephemeral_1h_input_tokens"), "cache_creation.ephemeral_1h_input_tokens"
-        ),
+        "cache_creation_5m_input_tokens": read.count(write_5m, "cache_creation.ephemeral_5m_input_tokens"),
+        "cache_creation_1h_input_tokens": read.count(write_1h, "cache_creation.ephemeral_1h_input_tokens"),
         "reasoning_output_tokens": read.count(
-            field(field(usage, "output_tokens_details"), "thinking_tokens"), "output_tokens_details.thinking_tokens"
+            field(details, "thinking_tokens"), "output_tokens_details.thinking_tokens"
         ),
     }
+
+
+_PASS_COUNTS = (
+    "input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "cache_creation",
+    "output_tokens",
+    "output_tokens_details",
+)
+_CACHE_WRITES = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
+_TOOLS_AND_PASSES = ("server_tool_use", "iterations")
 
 
 def _sum(values: Iterable[int | None]) -> int | None:

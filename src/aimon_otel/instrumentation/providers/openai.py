@@ -16,7 +16,7 @@ from opentelemetry.util.types import AttributeValue
 
 from aimon_otel import semconv
 from aimon_otel.config import Settings
-from aimon_otel.instrumentation.content import cut, field, text_part, to_json
+from aimon_otel.instrumentation.content import cut, field, fields, text_part, to_json
 from aimon_otel.instrumentation.invocation import Invocation
 from aimon_otel.instrumentation.providers.base import Endpoint, Plan, Target
 from aimon_otel.instrumentation.providers.detect import base_url_of, detect_server
@@ -297,22 +297,32 @@ def chat_usage(usage: Any) -> Usage | None:
     if usage is None:
         return None
     read = CountReader()
-    prompt_details = field(usage, "prompt_tokens_details")
-    completion_details = field(usage, "completion_tokens_details")
+    prompt, completion, prompt_details, completion_details, cache_hits, cost = fields(usage, _CHAT_USAGE)
+    cached, audio_in = fields(prompt_details, _PROMPT_DETAILS)
+    reasoning, audio_out = fields(completion_details, _COMPLETION_DETAILS)
     return Usage(
-        input_tokens=read.count(field(usage, "prompt_tokens"), "prompt_tokens", required=True),
-        output_tokens=read.count(field(usage, "completion_tokens"), "completion_tokens", required=True),
+        input_tokens=read.count(prompt, "prompt_tokens", required=True),
+        output_tokens=read.count(completion, "completion_tokens", required=True),
         # DeepSeek reports its cache hits as ``prompt_cache_hit_tokens`` (part of ``prompt_tokens``)
-        cache_read_input_tokens=read.count(
-            _first_present(field(prompt_details, "cached_tokens"), field(usage, "prompt_cache_hit_tokens")),
-            "cached_tokens",
-        ),
-        reasoning_output_tokens=read.count(field(completion_details, "reasoning_tokens"), "reasoning_tokens"),
-        audio_input_tokens=read.count(field(prompt_details, "audio_tokens"), "audio_tokens") or None,
-        audio_output_tokens=read.count(field(completion_details, "audio_tokens"), "audio_tokens") or None,
-        provider_cost=_number(field(usage, "cost")),
+        cache_read_input_tokens=read.count(_first_present(cached, cache_hits), "cached_tokens"),
+        reasoning_output_tokens=read.count(reasoning, "reasoning_tokens"),
+        audio_input_tokens=read.count(audio_in, "audio_tokens") or None,
+        audio_output_tokens=read.count(audio_out, "audio_tokens") or None,
+        provider_cost=_number(cost),
         problems=read.result(),
     )
+
+
+_CHAT_USAGE = (
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_tokens_details",
+    "completion_tokens_details",
+    "prompt_cache_hit_tokens",
+    "cost",
+)
+_PROMPT_DETAILS = ("cached_tokens", "audio_tokens")
+_COMPLETION_DETAILS = ("reasoning_tokens", "audio_tokens")
 
 
 def _first_present(first: Any, second: Any) -> Any:
@@ -376,14 +386,18 @@ def record_choices(invocation: Invocation, response: Any, settings: Settings) ->
                 for c in choices
             ]
         )
+    model, response_id, usage, tier = fields(response, _CHAT_RESPONSE)
     invocation.answered(
-        model=field(response, "model"),
-        response_id=field(response, "id"),
+        model=model,
+        response_id=response_id,
         finish_reasons=[r for r in (field(c, "finish_reason") for c in choices) if isinstance(r, str)],
-        usage=chat_usage(field(response, "usage")),
-        service_tier=_service_tier(response),
+        usage=chat_usage(usage),
+        service_tier=tier if isinstance(tier, str) else None,
         attributes=extra,
     )
+
+
+_CHAT_RESPONSE = ("model", "id", "usage", "service_tier")
 
 
 def _record_embeddings(invocation: Invocation, response: Any) -> None:
