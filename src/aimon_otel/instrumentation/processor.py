@@ -166,7 +166,7 @@ class CostEnrichmentSpanProcessor(SpanProcessor):
         figures win where both set one (``native_spans.merged``)."""
         assert self.inner is not None
         try:
-            enriched = _copy_with(span, merged(span.attributes or {}, ours, restated))
+            enriched = _copy_with(span, merged(attributes_of(span), ours, restated))
         except Exception as fault:
             report_fault("span processor forward", fault)
             enriched = span
