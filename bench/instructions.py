@@ -57,18 +57,23 @@ for _ in range({calls}):
 
 
 def instructions(variant: str, workload: str, instrumented: bool, calls: int, noop_sdk: bool = False) -> int:
+    return instructions_of_script(
+        WORKER.format(
+            here=str(HERE),
+            variant=variant,
+            workload=workload,
+            instrumented=instrumented,
+            calls=calls,
+            noop_sdk=noop_sdk,
+        )
+    )
+
+
+def instructions_of_script(source: str) -> int:
+    """Instructions callgrind counts running ``source`` in a fresh interpreter (PYTHONHASHSEED=0)."""
     with tempfile.TemporaryDirectory() as directory:
         script = Path(directory) / "worker.py"
-        script.write_text(
-            WORKER.format(
-                here=str(HERE),
-                variant=variant,
-                workload=workload,
-                instrumented=instrumented,
-                calls=calls,
-                noop_sdk=noop_sdk,
-            )
-        )
+        script.write_text(source)
         out = Path(directory) / "callgrind.out"
         result = subprocess.run(
             [
