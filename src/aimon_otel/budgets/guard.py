@@ -353,8 +353,7 @@ class Guard:
         holds: list[Hold] = []
         start, until = -math.inf, math.inf
         for counter in plan.blocking:
-            window, names, expires_at, spend, _ = counter.at(now)
-            past = self._past_spend(counter, window, names) if len(spend) < len(names) else 0
+            (window, _, expires_at, spend, _), past = self._current(counter, now)
             holds.append(
                 Hold(
                     spend,
@@ -369,11 +368,19 @@ class Guard:
                     counter.estimate,
                 )
             )
-            if counter.seen_from < window.slots[0] and counter.budget.for_each is not None:
-                self._seen(counter, window)
             start, until = max(start, window.slots[0]), min(until, window.resets_at)
         slots = tuple(hold.spend[0] for hold in holds)
         return _Check(start, until, settings, least_usd, least_tokens, tuple(holds), slots)
+
+    def _current(self, counter: _Counter, now: float) -> tuple[_State, int]:
+        """A counter's window for ``now`` with its past spend, its ``for_each`` key noted for the gauges: what a
+        check's holds and a settle are both made from (once per window, not per call)."""
+        state = counter.at(now)
+        window, names, _, spend, _ = state
+        past = self._past_spend(counter, window, names) if len(spend) < len(names) else 0
+        if counter.seen_from < window.slots[0] and counter.budget.for_each is not None:
+            self._seen(counter, window)
+        return state, past
 
     def _past_spend(self, counter: _Counter, window: Window, names: tuple[str, ...]) -> int:
         """A rolling window's spend in its past buckets, read once per bucket (ledgers whose past is final)."""
@@ -485,13 +492,10 @@ class Guard:
         rows: list[_Row] = []
         start, until = -math.inf, math.inf
         for counter in plan.counters:
-            window, names, expires_at, spend, reads = counter.at(now)
-            past = self._past_spend(counter, window, names) if len(spend) < len(names) else 0
+            (window, names, expires_at, spend, reads), past = self._current(counter, now)
             kind = _TOKENS if not counter.usd else _CREDIT if counter.credit else _USD
             read = reads if settings else spend  # with the limit in force, read in the same step as the add
             rows.append((counter, names[0], expires_at, kind, len(spend), past, read, window))
-            if counter.seen_from < window.slots[0] and counter.budget.for_each is not None:
-                self._seen(counter, window)
             start, until = max(start, window.slots[0]), min(until, window.resets_at)
         return _Settle(start, until, settings, tuple(rows), tuple(slot for row in rows for slot in row[6]))
 
