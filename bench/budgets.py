@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aimon_otel.budgets.guard import Guard
-from aimon_otel.budgets.ledger import Increment, MemoryLedger
+from aimon_otel.budgets.ledger import Increment, MemoryLedger, Settlement
 from aimon_otel.budgets.spec import parse_budgets
 from aimon_otel.instrumentation.invocation import Invocation
 from aimon_otel.instrumentation.usage import Usage
@@ -145,11 +145,12 @@ def redis_memory(redis_url: str, keys: int) -> tuple[float, float]:
         increments = [
             Increment(f"acme-monthly|1793574000|tenant-{i:06d}", 33_000, expires) for i in range(start, start + 500)
         ]
-        ledger.add(f"bench-{start}", increments, [])
+        ledger.add(f"bench-{start}", Settlement.of(increments), [item.amount for item in increments])
     ledger.flush()
     middle = int(client.info("memory")["used_memory"])
+    one = Settlement.of([Increment("acme-monthly|1793574000|tenant-000000", 1, expires)])
     for call in range(keys):  # one small add per call: its marker, and the same key again
-        ledger.add(f"{'0' * 16}-{call}", [Increment("acme-monthly|1793574000|tenant-000000", 1, expires)], [])
+        ledger.add(f"{'0' * 16}-{call}", one, [1])
     ledger.flush()
     after = int(client.info("memory")["used_memory"])
     ledger.close()

@@ -20,7 +20,7 @@ import redis
 import aimon_otel
 from aimon_otel import BudgetExceeded
 from aimon_otel.budgets.guard import BudgetLedgerUnavailable, Guard
-from aimon_otel.budgets.ledger import Hold, Ledger, MemoryLedger, Verdict
+from aimon_otel.budgets.ledger import Hold, Ledger, MemoryLedger
 from aimon_otel.budgets.redis_ledger import PREFIX, RedisLedger
 from aimon_otel.budgets.spec import BudgetsFile, parse_budgets
 from aimon_otel.instrumentation.invocation import Invocation
@@ -200,12 +200,12 @@ class _AnswerLost(RedisLedger):
 
     lose = True
 
-    def _reserve_in_redis(self, call_id: str, holds: Sequence[Hold]) -> Verdict:
-        verdict = super()._reserve_in_redis(call_id, holds)
+    def _reserve_in_redis(self, call_id: str, holds: Sequence[Hold]) -> tuple[int, ...]:
+        held = super()._reserve_in_redis(call_id, holds)
         if self.lose:
             self.lose = False
             raise redis.exceptions.TimeoutError("Timeout reading from socket")
-        return verdict
+        return held
 
 
 @pytest.mark.parametrize("fail", ["open", "closed"])

@@ -19,7 +19,7 @@ import redis
 import aimon_otel
 from aimon_otel import BudgetExceeded
 from aimon_otel.budgets.guard import BudgetLedgerUnavailable
-from aimon_otel.budgets.ledger import Increment
+from aimon_otel.budgets.ledger import Increment, Settlement
 from aimon_otel.budgets.redis_ledger import PREFIX, RETRY_SECONDS, RedisLedger
 from aimon_otel.cli import main as cli
 from aimon_otel.testing import FakeProvider
@@ -99,11 +99,11 @@ def test_spend_lands_in_redis_exactly_with_a_ttl_and_status_reads_it(
 def test_a_retried_add_counts_once(server: RedisServer) -> None:
     ledger = RedisLedger.from_url(server.url)
     slot = "b|0|k"
-    increments = [Increment(slot, 7, time.time() + 3600)]
+    settlement = Settlement.of([Increment(slot, 7, time.time() + 3600)], [slot])
     totals: list[list[int]] = []
-    ledger.add("call-1", increments, [slot], totals.append)
-    ledger.add("call-1", increments, [slot], totals.append)  # the same call again (a retry after a timeout)
-    ledger.add("call-2", increments, [slot], totals.append)
+    ledger.add("call-1", settlement, [7], totals.append)
+    ledger.add("call-1", settlement, [7], totals.append)  # the same call again (a retry after a timeout)
+    ledger.add("call-2", settlement, [7], totals.append)
     assert ledger.flush()
     assert totals == [[7], [7], [14]]
     assert ledger.read([slot, "b|0|other"]) == [14, 0]

@@ -16,21 +16,21 @@ cost then crosses the limit, and the next one is refused. ``reserve: true`` refu
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import logging
 import math
+import operator
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, NamedTuple
 
 from aimon_otel import semconv
-from aimon_otel.budgets.ledger import Hold, Increment, Ledger, LedgerUnavailableError, Release
+from aimon_otel.budgets.ledger import Hold, Ledger, LedgerUnavailableError, Refused, Release, Settlement
 from aimon_otel.budgets.periods import Window
 from aimon_otel.budgets.spec import FIELDS, NANO, Budget, BudgetsFile, plan_code
 from aimon_otel.faults import warn_once
@@ -254,6 +254,7 @@ class Guard:
     # -- which budgets a call counts against ------------------------------------------------------
 
     def subject(self, invocation: Invocation, attribution: dict[str, str]) -> Subject:
+        """A call's values in FIELDS order (``check`` has its own copy of these lines, inlined)."""
         get = attribution.get
         return (
             get(semconv.TENANT_ID) or None,
@@ -291,13 +292,22 @@ class Guard:
 
     def check(self, invocation: Invocation, attribution: dict[str, str]) -> BudgetExceeded | None:
         """The refusal for this call, or None to let it go, holding its estimate in every ``block`` budget."""
-        plan = self._plan(self.subject(invocation, attribution))
+        get = attribution.get  # self.subject, inlined: this runs on every call
+        subject = (
+            get(semconv.TENANT_ID) or None,
+            get(semconv.USER_ID) or None,
+            get(semconv.FEATURE) or None,
+            get(semconv.AGENT_NAME) or None,
+            invocation.provider or None,
+            invocation.request_model or None,
+        )
+        plan = self._plans.get(subject) or self._plan(subject)
         invocation.budget_plan = (attribution, plan)  # for record: the same call, the same attribution
         blocking = plan.blocking
         if not blocking:
             return None
         now = self.clock()
-        settings = self.ledger.settings_in_use  # none set anywhere (memory): the spend alone, as before plans
+        version = self.ledger.settings_version
         least_usd = least_tokens = 0
         max_tokens = invocation.request_attributes.get(semconv.REQUEST_MAX_TOKENS)
         if isinstance(max_tokens, int) and max_tokens > 0:
@@ -307,28 +317,28 @@ class Guard:
         if (
             prepared is None
             or not prepared.start <= now < prepared.until
-            or prepared.settings is not settings
+            or prepared.version != version
             or prepared.least_usd != least_usd
             or prepared.least_tokens != least_tokens
         ):
-            prepared = plan.check = self._prepare(plan, now, settings, least_usd, least_tokens)
+            prepared = plan.check = self._prepare(plan, now, least_usd, least_tokens)
         holds = prepared.holds
         call_id = invocation.call_id
         if call_id is None:
             call_id = invocation.call_id = f"{self._process}-{next(self._calls)}"
         try:
-            verdict = self.ledger.reserve(call_id, holds)
+            invocation.held = Release(call_id, prepared.slots, self.ledger.reserve(call_id, holds))
+            return None
+        except Refused as refused:
+            index, spent, limit = refused.index, refused.spent, refused.limit
         except LedgerUnavailableError:
             counter, window = blocking[0], blocking[0].at(now)[0]
             return BudgetLedgerUnavailable(
                 counter.budget.name, counter.key, 0, counter.limit, counter.budget.unit,
                 counter.budget.period.text, self._time(window.start), self._time(window.resets_at),
             )  # fmt: skip
-        if verdict.refused < 0:
-            invocation.held = Release(call_id, prepared.slots, verdict.held)
-            return None
-        counter, hold = blocking[verdict.refused], holds[verdict.refused]
-        budget, key, spent, limit = counter.budget, counter.key, verdict.spent, verdict.limit
+        counter, hold = blocking[index], holds[index]
+        budget, key = counter.budget, counter.key
         window = counter.at(now)[0]
         if counter.credit:  # ``spent`` is the balance, ``limit`` the floor (minus the overdraft)
             exhausted = CreditsExhausted(budget.name, key, spent, limit, self._time(now))
@@ -348,18 +358,21 @@ class Guard:
         self._blocked(budget, key, spent, window, refusal, limit)
         return refusal
 
-    def _prepare(self, plan: _Plan, now: float, settings: bool, least_usd: int, least_tokens: int) -> _Check:
-        """The holds of a check against ``plan`` for the windows ``now`` is in (kept while they hold)."""
+    def _prepare(self, plan: _Plan, now: float, least_usd: int, least_tokens: int) -> _Check:
+        """The holds of a check against ``plan`` for the windows ``now`` is in and the settings' version (kept while
+        they hold): with a versioned ledger, each with the limit in force; else with the slots to read it from."""
+        version = self.ledger.settings_version  # before the settings are read: a change meanwhile is seen next call
+        limits = self._limits_in_force(plan.blocking) if version is not None else None
         holds: list[Hold] = []
-        start, until = -math.inf, math.inf
-        for counter in plan.blocking:
+        start, until = -math.inf, math.inf if version is None else self.ledger.settings_until
+        for index, counter in enumerate(plan.blocking):
             (window, _, expires_at, spend, _), past = self._current(counter, now)
             holds.append(
                 Hold(
                     spend,
-                    counter.settings if settings else (),
+                    counter.settings if limits is None else (),
                     past,
-                    counter.limit,
+                    counter.limit if limits is None else limits[index],
                     counter.plans,
                     counter.credit,
                     least_usd if counter.usd else least_tokens,
@@ -370,7 +383,17 @@ class Guard:
             )
             start, until = max(start, window.slots[0]), min(until, window.resets_at)
         slots = tuple(hold.spend[0] for hold in holds)
-        return _Check(start, until, settings, least_usd, least_tokens, tuple(holds), slots)
+        return _Check(start, until, version, least_usd, least_tokens, tuple(holds), slots)
+
+    def _limits_in_force(self, counters: tuple[_Counter, ...]) -> list[int]:
+        """Each counter's limit in force (a per-key limit, else its key's plan's, else the file's), in one read."""
+        values = self.ledger.read([slot for counter in counters for slot in counter.settings])
+        limits: list[int] = []
+        offset = 0
+        for counter in counters:
+            limits.append(counter.limit_in(values, offset) if counter.n_settings else counter.limit)
+            offset += counter.n_settings
+        return limits
 
     def _current(self, counter: _Counter, now: float) -> tuple[_State, int]:
         """A counter's window for ``now`` with its past spend, its ``for_each`` key noted for the gauges: what a
@@ -431,73 +454,93 @@ class Guard:
         )
         if not plan.counters:
             return
-        priced = cost.total is not None
-        nano = _nano(cost.total) if cost.total is not None else 0
+        total = cost.total
+        priced = total is not None
+        nano = int((total * NANO).to_integral_value(ROUND_HALF_EVEN)) if total is not None else 0  # _nano, inlined
         usage = invocation.usage
         tokens = (
             (usage.input_tokens or 0) + (usage.output_tokens or 0) if usage is not None and not usage.problems else 0
         )
         now = self.clock()
-        settings = self.ledger.settings_in_use
+        version = self.ledger.settings_version
         settle = plan.settle
-        if settle is None or not settle.start <= now < settle.until or settle.settings is not settings:
-            settle = plan.settle = self._settle(plan, now, settings)
-        increments: list[Increment] = []
-        counted: list[tuple[_Row, int]] = []
-        estimates: list[tuple[str, int]] = []
+        if settle is None or not settle.start <= now < settle.until or settle.version != version:
+            settle = plan.settle = self._settle(plan, now)
+        by_kind = (nano if nano > 0 else 0, -nano, tokens if tokens > 0 else 0)  # _USD, _CREDIT, _TOKENS
+        amounts = settle.amounts(by_kind)
+        counted = any(amounts)
         held = invocation.held
-        for row in settle.rows:
-            counter, slot, expires_at, kind = row[0], row[1], row[2], row[3]
-            amount = nano if kind == _USD else tokens if kind == _TOKENS else -nano
-            if held is not None and counter.block and (priced if kind != _TOKENS else tokens):
-                estimates.append((counter.estimate, abs(amount)))  # what a call costs here, for the next holds
-            if amount == 0 or (amount < 0 and kind != _CREDIT):
-                continue
-            increments.append(Increment(slot, amount, expires_at))
-            counted.append((row, amount))
-        if not counted and held is None:
+        teach: Sequence[int] = ()
+        if held is not None:  # what a call costs here, for the next holds (-1: nothing known to teach)
+            cost_taught = abs(nano) if priced else -1
+            teach = settle.teach((cost_taught, cost_taught, tokens if tokens > 0 else -1))
+        elif not counted:
             return
-        if len(counted) == len(settle.rows):
-            totals_of = settle.totals_of
-        else:  # some counted nothing (an unpriced call in a USD budget): read only those that did
-            totals_of = tuple(slot for row, _ in counted for slot in row[6])
 
         def added(totals: list[int]) -> None:
-            """Told the totals after the add (at once in memory; from the writer thread with Redis)."""
+            """Told the totals after the add (at once in memory; from the writer thread with Redis): an event for
+            each threshold the add crossed. A row whose limit is known is looked at only past its first mark."""
             offset = 0
-            for (counter, _, _, kind, size, past, reads, window), amount in counted:
-                after = past + (totals[offset] if size == 1 else sum(totals[offset : offset + size]))
-                limit = counter.limit
-                if len(reads) > size:  # the limit in force, as in check
-                    if own := totals[offset + size]:
-                        limit = own - 1
-                    elif counter.n_settings > 1 and (code := totals[offset + size + 1]):
-                        limit = counter.plans.get(code, limit)
-                offset += len(reads)
-                before = after - amount
-                if kind == _CREDIT:
-                    self._credit_crossings(counter.budget, counter.key, before, after, window)
-                    continue
-                marks = counter.marks if limit == counter.limit else counter.marks_for(limit)  # ascending
-                due = bisect.bisect_right(marks, before)
-                if due < len(marks) and marks[due] <= after:
-                    self._crossings(counter.budget, counter.key, before, after, window, limit)
+            rows = settle.rows
+            for (counter, kind, size, width, past, window, limit, first), amount in zip(rows, amounts, strict=False):
+                if amount:
+                    after = past + (totals[offset] if size == 1 else sum(totals[offset : offset + size]))
+                    if width > size:  # the limit in force, read with the spend
+                        limit = counter.limit_in(totals, offset + size)
+                        self._crossed(counter, kind, after - amount, after, window, limit)
+                    elif (after < first) if kind == _CREDIT else (after >= first):
+                        self._crossed(counter, kind, after - amount, after, window, limit)
+                offset += width
 
         call_id = invocation.call_id or f"{self._process}-{next(self._calls)}"
         # The settle never waits: the check's hold already counted the call for every other check.
-        self.ledger.add(call_id, increments, totals_of, added if counted else None, held, estimates)
+        self.ledger.add(call_id, settle.settlement, amounts, added if counted else None, held, teach)
 
-    def _settle(self, plan: _Plan, now: float, settings: bool) -> _Settle:
-        """What settling a call against ``plan`` takes besides its amounts, for the windows ``now`` is in."""
+    def _settle(self, plan: _Plan, now: float) -> _Settle:
+        """What settling a call against ``plan`` takes besides its amounts, for the windows ``now`` is in and the
+        settings' version: with a versioned ledger each row's limit in force and first mark; else the slots to
+        read the limit from, read in the same step as the add."""
+        version = self.ledger.settings_version  # before the settings are read, as in _prepare
+        limits = self._limits_in_force(plan.counters) if version is not None else None
         rows: list[_Row] = []
-        start, until = -math.inf, math.inf
-        for counter in plan.counters:
+        slots: list[str] = []
+        expiries: list[float] = []
+        totals_of: list[str] = []
+        kinds: list[int] = []
+        estimates: list[str] = []
+        start, until = -math.inf, math.inf if version is None else self.ledger.settings_until
+        blocking_first = [*plan.blocking, *(counter for counter in plan.counters if not counter.block)]
+        for counter in blocking_first:  # the check's holds' order: the settle gives them back row by row
+            index = plan.counters.index(counter)
             (window, names, expires_at, spend, reads), past = self._current(counter, now)
             kind = _TOKENS if not counter.usd else _CREDIT if counter.credit else _USD
-            read = reads if settings else spend  # with the limit in force, read in the same step as the add
-            rows.append((counter, names[0], expires_at, kind, len(spend), past, read, window))
+            read = reads if limits is None else spend
+            limit = counter.limit if limits is None else limits[index]
+            rows.append((counter, kind, len(spend), len(read), past, window, limit, counter.first_mark(limit)))
+            slots.append(names[0])
+            expiries.append(expires_at)
+            totals_of += read
+            kinds.append(kind)
+            if counter.block:
+                estimates.append(counter.estimate)
             start, until = max(start, window.slots[0]), min(until, window.resets_at)
-        return _Settle(start, until, settings, tuple(rows), tuple(slot for row in rows for slot in row[6]))
+        quiet = None
+        if limits is not None and len(totals_of) == len(slots):  # each row's total is its slot's: bands apply
+            quiet = tuple(
+                (math.ceil(first) - past, math.inf) if kind == _CREDIT else (-math.inf, math.ceil(first) - past)
+                for _, kind, _, _, past, _, _, first in rows
+            )
+        blocks = len(estimates)
+        settlement = Settlement(
+            tuple(slots), tuple(expiries), tuple(totals_of), quiet, tuple(estimates), tuple(slots[:blocks])
+        )
+        return _Settle(start, until, version, tuple(rows), settlement, _picker(kinds), _picker(kinds[:blocks]))
+
+    def _crossed(self, counter: _Counter, kind: int, before: int, after: int, window: Window, limit: int) -> None:
+        if kind == _CREDIT:
+            self._credit_crossings(counter.budget, counter.key, before, after, window)
+        else:
+            self._crossings(counter.budget, counter.key, before, after, window, limit)
 
     def _crossings(self, budget: Budget, key: str, before: int, after: int, window: Window, limit: int) -> None:
         if limit <= 0:
@@ -682,9 +725,10 @@ _State = tuple[Window, tuple[str, ...], float, tuple[str, ...], tuple[str, ...]]
 _USD, _CREDIT, _TOKENS = 0, 1, 2
 """What a counter adds per call: the cost, the cost off a balance, the tokens."""
 
-_Row = tuple["_Counter", str, float, int, int, int, tuple[str, ...], Window]
-"""One counter in a settle: counter, slot added to, its expiry, kind, spend slots read, past spend, slots read
-(spend, then settings), window."""
+_Row = tuple["_Counter", int, int, int, int, Window, int, float]
+"""One counter in a settle: counter, kind, spend slots read, slots read (spend, then settings), past spend,
+window, limit in force (a versioned ledger), first mark (past which the add may have crossed a threshold; a
+balance: below which)."""
 
 
 class _Settle(NamedTuple):
@@ -693,10 +737,15 @@ class _Settle(NamedTuple):
 
     start: float
     until: float
-    settings: bool
+    version: int | None
     rows: tuple[_Row, ...]
-    totals_of: tuple[str, ...]
-    """Every row's slots read, in order."""
+    settlement: Settlement
+    """Each row's slot and expiry, and every row's slots read back, in order."""
+    amounts: Callable[[tuple[int, int, int]], Sequence[int]]
+    """Each row's amount from the call's (cost, balance, tokens) amounts, by the row's kind (in C: this runs on
+    every call)."""
+    teach: Callable[[tuple[int, int, int]], Sequence[int]]
+    """What a guarded call teaches each ``block`` row's running estimate, from (cost, cost, tokens)."""
 
 
 class _Check(NamedTuple):
@@ -705,7 +754,7 @@ class _Check(NamedTuple):
 
     start: float
     until: float
-    settings: bool
+    version: int | None
     least_usd: int
     least_tokens: int
     holds: tuple[Hold, ...]
@@ -762,6 +811,21 @@ class _Counter:
         self.seen_from = -math.inf
         """The window (or rolling bucket) start at which the guard last noted this key for the gauges."""
 
+    def limit_in(self, values: list[int], offset: int) -> int:
+        """The limit in force from this counter's settings read at ``offset``: a per-key limit (stored + 1), else
+        its key's plan's, else the file's."""
+        if own := values[offset]:
+            return own - 1
+        if self.n_settings > 1 and (code := values[offset + 1]):
+            return self.plans.get(code, self.limit)
+        return self.limit
+
+    def first_mark(self, limit: int) -> float:
+        """The spend at which an add may first cross a threshold; for a balance, the one below which it may."""
+        if self.credit:
+            return max((*self.budget.warn_below, limit + 1))
+        return self.marks_for(limit)[0]
+
     def marks_for(self, limit: int) -> tuple[float, ...]:
         if limit == self.limit:
             return self.marks
@@ -785,6 +849,16 @@ class _Counter:
 
 
 MAX_KEYS_EXPORTED = 10_000
+
+
+def _picker(kinds: list[int]) -> Callable[[tuple[int, int, int]], Sequence[int]]:
+    """``amounts -> [amounts[kind] for kind in kinds]``, done by ``operator.itemgetter`` (one item: a 1-tuple)."""
+    if not kinds:
+        return lambda amounts: ()
+    if len(kinds) == 1:
+        (kind,) = kinds
+        return lambda amounts: (amounts[kind],)
+    return operator.itemgetter(*kinds)
 
 
 def _marks(budget: Budget, limit: int) -> tuple[float, ...]:

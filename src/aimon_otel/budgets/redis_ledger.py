@@ -50,9 +50,10 @@ from aimon_otel.budgets.ledger import (
     Hold,
     Increment,
     LedgerUnavailableError,
+    Refused,
     Release,
     Setting,
-    Verdict,
+    Settlement,
     limit_in_force,
     refuses,
 )
@@ -277,8 +278,10 @@ return {'', balance}
 
 
 class RedisLedger:
-    settings_in_use = True
-    """Another process may have set a plan or limit: always read them (in the same MGET, so no round trip)."""
+    settings_version = None
+    """Another process may set a plan or limit at any moment: the guard reads them with the spend on every call
+    (in the same script, so no round trip)."""
+    settings_until = math.inf
     past_slots_final = False
     """Other processes, on other clocks, may still add to a bucket this one has left."""
 
@@ -348,7 +351,7 @@ class RedisLedger:
         with self._lock:
             return [self._known.get(slot, 0) + self._unwritten.get(slot, 0) for slot in slots]
 
-    def reserve(self, call_id: str, holds: Sequence[Hold]) -> Verdict:
+    def reserve(self, call_id: str, holds: Sequence[Hold]) -> tuple[int, ...]:
         if time.monotonic() >= self._down_until:
             try:
                 return self._reserve_in_redis(call_id, holds)
@@ -365,10 +368,10 @@ class RedisLedger:
                 settings = [known.get(slot, 0) for slot in hold.settings]
                 limit = limit_in_force(hold, settings) if settings else hold.limit
                 if refuses(hold, spent, limit):
-                    return Verdict(index, spent, limit, ())
-        return Verdict(-1, 0, 0, (0,) * len(holds))
+                    raise Refused(index, spent, limit)
+        return (0,) * len(holds)
 
-    def _reserve_in_redis(self, call_id: str, holds: Sequence[Hold]) -> Verdict:
+    def _reserve_in_redis(self, call_id: str, holds: Sequence[Hold]) -> tuple[int, ...]:
         known = self._commands.get(id(holds))
         if known is None or known[0] is not holds:
             known = self._command(holds)
@@ -386,8 +389,8 @@ class RedisLedger:
             answer = self.client.evalsha(self._reserve.sha, len(keys), *keys, *args)
         index = int(answer[0])
         if index:
-            return Verdict(index - 1, int(answer[1]), int(answer[2]), ())
-        return Verdict(-1, 0, 0, tuple(int(amount) for amount in answer[1:]))
+            raise Refused(index - 1, int(answer[1]), int(answer[2]))
+        return tuple(int(amount) for amount in answer[1:])
 
     def _command(self, holds: Sequence[Hold]) -> tuple[Sequence[Hold], list[str], list[Any], list[int]]:
         """The check script's keys (after the hold record's) and arguments for these holds, made once: the guard
@@ -444,14 +447,23 @@ class RedisLedger:
     def add(
         self,
         call_id: str,
-        increments: Sequence[Increment],
-        totals_of: Sequence[str],
+        settlement: Settlement,
+        amounts: Sequence[int],
         done: Done | None = None,
         release: Release | None = None,
-        estimates: Sequence[tuple[str, int]] = (),
+        teach: Sequence[int] = (),
     ) -> None:
+        increments = tuple(
+            Increment(slot, amount, expires_at)
+            for slot, amount, expires_at in zip(settlement.slots, amounts, settlement.expiries, strict=True)
+            if amount
+        )
         releases = (release,) if release is not None else ()
-        self._enqueue(_Add(call_id, tuple(increments), tuple(totals_of), done, releases, tuple(estimates)))
+        totals_of = settlement.totals_of if done is not None else ()
+        estimates = tuple(
+            (slot, amount) for slot, amount in zip(settlement.estimates, teach, strict=False) if amount >= 0
+        )
+        self._enqueue(_Add(call_id, increments, totals_of, done, releases, estimates))
 
     def _enqueue(self, item: _Add) -> None:
         with self._lock:
