@@ -453,17 +453,19 @@ class RedisLedger:
         release: Release | None = None,
         teach: Sequence[int] = (),
     ) -> None:
-        increments = tuple(
+        increments = [
             Increment(slot, amount, expires_at)
-            for slot, amount, expires_at in zip(settlement.slots, amounts, settlement.expiries, strict=True)
+            for slot, amount, expires_at in zip(settlement.slots, amounts, settlement.expiries, strict=False)
             if amount
-        )
+        ]
         releases = (release,) if release is not None else ()
         totals_of = settlement.totals_of if done is not None else ()
-        estimates = tuple(
-            (slot, amount) for slot, amount in zip(settlement.estimates, teach, strict=False) if amount >= 0
+        estimates = (
+            tuple((slot, amount) for slot, amount in zip(settlement.estimates, teach, strict=False) if amount >= 0)
+            if teach
+            else ()
         )
-        self._enqueue(_Add(call_id, increments, totals_of, done, releases, estimates))
+        self._enqueue(_Add(call_id, tuple(increments), totals_of, done, releases, estimates))
 
     def _enqueue(self, item: _Add) -> None:
         with self._lock:
