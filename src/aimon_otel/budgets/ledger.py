@@ -246,6 +246,7 @@ class MemoryLedger:
         self._adds = 0
         self._clock = clock or time.time
         self._estimates: dict[str, int] = {}
+        self._bounds: dict[int, tuple[Sequence[Hold], tuple[_Bound, ...] | None]] = {}
 
     def read(self, slots: Sequence[str]) -> list[int]:
         values = self._values
@@ -321,19 +322,65 @@ class MemoryLedger:
             return list(self._trails.get(name, [])[:count])
 
     def reserve(self, call_id: str, holds: Sequence[Hold]) -> tuple[int, ...]:
+        known = self._bounds.get(id(holds))
+        if known is None or known[0] is not holds:
+            known = self._bounds_of(holds)
+        bounds = known[1]
+        if bounds is None:
+            return self._reserve_reading_all(holds)
         values = self._values
         get = values.get
         with self._lock:
-            # One pass that checks each budget and holds in it, undone if a later one refuses; inlined (unpacked,
-            # the refusal test written out): this runs on every guarded call.
+            # One pass that checks each budget against its bound and holds in it, undone if a later one refuses;
+            # inlined: this runs on every guarded call.
+            held: list[int] = []
+            estimates = self._estimates
+            expiry = self._expiry
+            for slot, bound, credit, least, expires_at, estimate_slot in bounds:
+                current = get(slot, 0)
+                if (current <= bound) if credit else (current >= bound):
+                    self._undo(holds, held)
+                    refusing = holds[len(held)]
+                    raise Refused(len(held), refusing.past + current, refusing.limit)
+                amount = estimates.get(estimate_slot, 0)
+                if least > amount:
+                    amount = least
+                if amount:
+                    if credit:
+                        amount = -amount
+                    values[slot] = current + amount
+                    expiry[slot] = expires_at
+                held.append(amount)
+        return tuple(held)
+
+    def _bounds_of(self, holds: Sequence[Hold]) -> tuple[Sequence[Hold], tuple[_Bound, ...] | None]:
+        """Each hold's slot and the value of it at which its budget refuses (at or below, for a balance), made
+        once for the holds the guard hands again call after call: for holds of one slot and a known limit
+        (None when any hold has more slots or settings to read: those are read on every call)."""
+        bounds: tuple[_Bound, ...] | None = None
+        if all(len(hold.spend) == 1 and not hold.settings for hold in holds):
+            bounds = tuple(
+                (hold.spend[0], _bound(hold), hold.credit, hold.least, hold.expires_at, hold.estimate) for hold in holds
+            )
+        if len(self._bounds) >= 4096:
+            self._bounds.clear()
+        known = (holds, bounds)
+        self._bounds[id(holds)] = known  # the holds kept with their id: the id cannot be reused meanwhile
+        return known
+
+    def _reserve_reading_all(self, holds: Sequence[Hold]) -> tuple[int, ...]:
+        """``reserve`` for holds whose spend spans slots or whose limit is read with it."""
+        values = self._values
+        get = values.get
+        with self._lock:
             held: list[int] = []
             estimates = self._estimates
             expiry = self._expiry
             for spend, settings, past, limit, plans, credit, least, fits, expires_at, estimate_slot in holds:
                 slot = spend[0]
                 current = get(slot, 0)
-                spent = past + (current if len(spend) == 1 else sum(map(get, spend, ZEROS)))
-                if settings:  # the limit in force (a guard that holds none reads settings itself, at their version)
+                spent = past + sum(map(get, spend, ZEROS))
+                if settings:  # the limit in force
                     if self._next_expiry <= self._clock():
                         self._expire_settings()
                     if own := get(settings[0]):
@@ -341,12 +388,7 @@ class MemoryLedger:
                     elif len(settings) > 1 and (plan := get(settings[1])):
                         limit = plans.get(plan, limit)
                 if (spent <= limit) if credit else (spent >= limit or (fits and spent + least > limit)):
-                    for (earlier, *_), amount in zip(holds, held, strict=False):
-                        if amount:  # as it was (a slot the hold made is gone again)
-                            if left := values[earlier[0]] - amount:
-                                values[earlier[0]] = left
-                            else:
-                                del values[earlier[0]]
+                    self._undo(holds, held)
                     raise Refused(len(held), spent, limit)
                 amount = estimates.get(estimate_slot, 0)
                 if least > amount:
@@ -358,6 +400,17 @@ class MemoryLedger:
                     expiry[slot] = expires_at
                 held.append(amount)
         return tuple(held)
+
+    def _undo(self, holds: Sequence[Hold], held: list[int]) -> None:
+        """Give back the holds made before a later budget refused (a slot a hold made is gone again)."""
+        values = self._values
+        for hold, amount in zip(holds, held, strict=False):
+            if amount:
+                slot = hold.spend[0]
+                if left := values[slot] - amount:
+                    values[slot] = left
+                else:
+                    del values[slot]
 
     def add(
         self,
@@ -430,6 +483,20 @@ class MemoryLedger:
 
 
 ZEROS = itertools.repeat(0)
+
+_Bound = tuple[str, int, bool, int, float, str]
+"""A hold in memory: its slot, the slot's value at which its budget refuses, whether it is a balance, the hold's
+lower bound, its expiry, its running estimate's slot."""
+
+
+def _bound(hold: Hold) -> int:
+    """The value of a hold's one slot at which its budget refuses the call: a balance at or below its floor
+    (``bound`` = floor - past), a spend at or over its limit or, with ``reserve: true``, one that ``least`` would
+    take past it (refused from ``limit - least + 1`` on)."""
+    if hold.credit:
+        return hold.limit - hold.past
+    refused_from = min(hold.limit, hold.limit - hold.least + 1) if hold.fits else hold.limit
+    return refused_from - hold.past
 
 
 def limit_in_force(hold: Hold, settings: Sequence[int]) -> int:
