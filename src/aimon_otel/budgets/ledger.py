@@ -246,7 +246,7 @@ class MemoryLedger:
         self._adds = 0
         self._clock = clock or time.time
         self._estimates: dict[str, int] = {}
-        self._bounds: dict[int, tuple[Sequence[Hold], tuple[_Bound, ...] | None]] = {}
+        self._bounds: dict[int, tuple[Sequence[Hold], tuple[_Bound, ...]]] = {}
 
     def read(self, slots: Sequence[str]) -> list[int]:
         values = self._values
@@ -322,73 +322,27 @@ class MemoryLedger:
             return list(self._trails.get(name, [])[:count])
 
     def reserve(self, call_id: str, holds: Sequence[Hold]) -> tuple[int, ...]:
-        known = self._bounds.get(id(holds))
-        if known is None or known[0] is not holds:
-            known = self._bounds_of(holds)
-        bounds = known[1]
-        if bounds is None:
-            return self._reserve_reading_all(holds)
+        bounds = self._bounds.get(id(holds))
+        if bounds is None or bounds[0] is not holds:
+            bounds = self._bounds_of(holds)
         values = self._values
         get = values.get
         with self._lock:
-            # One pass that checks each budget against its bound and holds in it, undone if a later one refuses;
-            # inlined: this runs on every guarded call.
+            # One pass that checks each budget and holds in it, undone if a later one refuses; inlined: this runs on
+            # every guarded call.
             held: list[int] = []
             estimates = self._estimates
             expiry = self._expiry
-            for slot, bound, credit, least, expires_at, estimate_slot in bounds:
+            for slot, bound, credit, least, expires_at, estimate_slot, read_in_full in bounds[1]:
                 current = get(slot, 0)
-                if (current <= bound) if credit else (current >= bound):
+                if read_in_full is None:
+                    refused = (current <= bound) if credit else (current >= bound)
+                else:
+                    refused = self._refuses_read_in_full(read_in_full)
+                if refused:
                     self._undo(holds, held)
-                    refusing = holds[len(held)]
-                    raise Refused(len(held), refusing.past + current, refusing.limit)
-                amount = estimates.get(estimate_slot, 0)
-                if least > amount:
-                    amount = least
-                if amount:
-                    if credit:
-                        amount = -amount
-                    values[slot] = current + amount
-                    expiry[slot] = expires_at
-                held.append(amount)
-        return tuple(held)
-
-    def _bounds_of(self, holds: Sequence[Hold]) -> tuple[Sequence[Hold], tuple[_Bound, ...] | None]:
-        """Each hold's slot and the value of it at which its budget refuses (at or below, for a balance), made
-        once for the holds the guard hands again call after call: for holds of one slot and a known limit
-        (None when any hold has more slots or settings to read: those are read on every call)."""
-        bounds: tuple[_Bound, ...] | None = None
-        if all(len(hold.spend) == 1 and not hold.settings for hold in holds):
-            bounds = tuple(
-                (hold.spend[0], _bound(hold), hold.credit, hold.least, hold.expires_at, hold.estimate) for hold in holds
-            )
-        if len(self._bounds) >= 4096:
-            self._bounds.clear()
-        known = (holds, bounds)
-        self._bounds[id(holds)] = known  # the holds kept with their id: the id cannot be reused meanwhile
-        return known
-
-    def _reserve_reading_all(self, holds: Sequence[Hold]) -> tuple[int, ...]:
-        """``reserve`` for holds whose spend spans slots or whose limit is read with it."""
-        values = self._values
-        get = values.get
-        with self._lock:
-            held: list[int] = []
-            estimates = self._estimates
-            expiry = self._expiry
-            for spend, settings, past, limit, plans, credit, least, fits, expires_at, estimate_slot in holds:
-                slot = spend[0]
-                current = get(slot, 0)
-                spent = past + sum(map(get, spend, ZEROS))
-                if settings:  # the limit in force
-                    if self._next_expiry <= self._clock():
-                        self._expire_settings()
-                    if own := get(settings[0]):
-                        limit = own - 1
-                    elif len(settings) > 1 and (plan := get(settings[1])):
-                        limit = plans.get(plan, limit)
-                if (spent <= limit) if credit else (spent >= limit or (fits and spent + least > limit)):
-                    self._undo(holds, held)
+                    hold = holds[len(held)]
+                    spent, limit = self._spent_and_limit(hold)
                     raise Refused(len(held), spent, limit)
                 amount = estimates.get(estimate_slot, 0)
                 if least > amount:
@@ -400,6 +354,30 @@ class MemoryLedger:
                     expiry[slot] = expires_at
                 held.append(amount)
         return tuple(held)
+
+    def _bounds_of(self, holds: Sequence[Hold]) -> tuple[Sequence[Hold], tuple[_Bound, ...]]:
+        """Each hold's slot and the value of it at which its budget refuses (at or below, for a balance), made
+        once for the holds the guard hands again call after call; a hold whose spend spans slots or whose limit is
+        read with it is marked to be read in full on every call."""
+        bounds: tuple[_Bound, ...] = tuple(_bound_of(hold) for hold in holds)
+        if len(self._bounds) >= 4096:
+            self._bounds.clear()
+        known = (holds, bounds)
+        self._bounds[id(holds)] = known  # the holds kept with their id: the id cannot be reused meanwhile
+        return known
+
+    def _spent_and_limit(self, hold: Hold) -> tuple[int, int]:
+        """A hold's spend (its past and every slot) and the limit in force (its settings read, when it has any)."""
+        get = self._values.get
+        spent = hold.past + sum(map(get, hold.spend, ZEROS))
+        if not hold.settings:
+            return spent, hold.limit
+        if self._next_expiry <= self._clock():
+            self._expire_settings()
+        return spent, limit_in_force(hold, list(map(get, hold.settings, ZEROS)))
+
+    def _refuses_read_in_full(self, hold: Hold) -> bool:
+        return refuses(hold, *self._spent_and_limit(hold))
 
     def _undo(self, holds: Sequence[Hold], held: list[int]) -> None:
         """Give back the holds made before a later budget refused (a slot a hold made is gone again)."""
@@ -484,9 +462,15 @@ class MemoryLedger:
 
 ZEROS = itertools.repeat(0)
 
-_Bound = tuple[str, int, bool, int, float, str]
+_Bound = tuple[str, int, bool, int, float, str, Hold | None]
 """A hold in memory: its slot, the slot's value at which its budget refuses, whether it is a balance, the hold's
-lower bound, its expiry, its running estimate's slot."""
+lower bound, its expiry, its running estimate's slot, and the hold itself when it is read in full on every call
+(more slots, or its limit read with its spend)."""
+
+
+def _bound_of(hold: Hold) -> _Bound:
+    read_in_full = None if len(hold.spend) == 1 and not hold.settings else hold
+    return (hold.spend[0], _bound(hold), hold.credit, hold.least, hold.expires_at, hold.estimate, read_in_full)
 
 
 def _bound(hold: Hold) -> int:
